@@ -1,0 +1,32 @@
+/*  json.h: JSON text to and from MessagePack bytes.
+
+    For people and for systems that speak JSON: the adapters (files and
+    SQL rows), the CLI's `publish`, and the tests. Objects become maps
+    with string keys, integers become int or uint, other numbers float64.
+    Going back, msgpack timestamps become RFC 3339 strings; bin and other
+    extension values have no JSON form and are refused.
+
+    Both directions refuse duplicate object keys and nesting deeper than
+    MLG_MAX_DEPTH. Output buffers are malloc'd; the caller frees them. */
+
+#ifndef MAILLAGE_JSON_H
+#define MAILLAGE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maillage/export.h"
+#include "maillage/rc.h"
+
+/* Converts `len` bytes of JSON text (one value, any type) to msgpack.
+   On failure returns MLG_ERR_JSON with a sentence in err (if errlen). */
+MLG_EXPORT mlg_rc_t mlg_json_to_msgpack(const char *text, size_t len, uint8_t **out,
+                                        size_t *out_len, char *err, size_t errlen);
+
+/* Converts one msgpack object to compact JSON text (NUL-terminated).
+   MLG_MALFORMED for bytes that are not one msgpack object,
+   MLG_ERR_JSON for a value JSON cannot hold. */
+MLG_EXPORT mlg_rc_t mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out,
+                                        char *err, size_t errlen);
+
+#endif

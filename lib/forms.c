@@ -1,0 +1,240 @@
+/*  forms.c: recognisers for identifiers, dates and addresses.
+
+    Each function looks only at the `len` bytes it is given and never
+    past them. Called by the codec (envelope keys) and the validator
+    (`format`). */
+
+#include <stdint.h>
+#include <string.h>
+
+#include "maillage/forms.h"
+#include "maillage/limits.h"
+
+bool
+mlg_utf8_check(const char *s, size_t len, size_t *chars)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t need;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            n++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+            cp = c & 0x1F;
+        }
+        else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            cp = c & 0x0F;
+        }
+        else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            cp = c & 0x07;
+        }
+        else
+            return false;
+        if (len - i - 1 < need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            unsigned cc = p[i + k];
+            if ((cc & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF. */
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000)
+            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return false;
+        i += need + 1;
+        n++;
+    }
+    if (chars)
+        *chars = n;
+    return true;
+}
+
+static bool
+s_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool
+s_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+bool
+mlg_is_agency_id(const char *s, size_t len)
+{
+    if (len < 1 || len > MLG_AGENCY_ID_MAX || !s_lower(s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!s_lower(s[i]) && !s_digit(s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+static bool
+s_uuid(const char *s, size_t len, bool lower_only)
+{
+    if (len != MLG_UUID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        }
+        else if (!s_digit(c) && !(c >= 'a' && c <= 'f')
+                 && (lower_only || !(c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+bool
+mlg_is_message_id(const char *s, size_t len)
+{
+    return s_uuid(s, len, true);
+}
+
+bool
+mlg_is_uuid(const char *s, size_t len)
+{
+    return s_uuid(s, len, false);
+}
+
+bool
+mlg_is_event_type(const char *s, size_t len)
+{
+    if (len < 1 || len > MLG_TYPE_MAX)
+        return false;
+    bool word_start = true;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (word_start)
+                return false; /* empty word */
+            word_start = true;
+        }
+        else if (s_lower(s[i]))
+            word_start = false;
+        else
+            return false;
+    }
+    return !word_start;
+}
+
+bool
+mlg_is_subject(const char *s, size_t len)
+{
+    size_t chars;
+    if (len < 1 || !mlg_utf8_check(s, len, &chars) || chars > MLG_SUBJECT_MAX)
+        return false;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7F)
+            return false;
+        /* C1 controls U+0080..U+009F are encoded C2 80..C2 9F. */
+        if (p[i] == 0xC2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F)
+            return false;
+    }
+    return true;
+}
+
+/* Reads exactly n digits at s; -1 if any is not a digit. */
+static int
+s_num(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!s_digit(s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static bool
+s_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+bool
+mlg_is_date(const char *s, size_t len)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (len != 10 || s[4] != '-' || s[7] != '-')
+        return false;
+    int y = s_num(s, 4), m = s_num(s + 5, 2), d = s_num(s + 8, 2);
+    if (y < 0 || m < 1 || m > 12 || d < 1)
+        return false;
+    int max = days[m - 1] + (m == 2 && s_leap(y) ? 1 : 0);
+    return d <= max;
+}
+
+bool
+mlg_is_date_time(const char *s, size_t len)
+{
+    /* 2025-01-31T10:20:30Z is the shortest form: 20 bytes. */
+    if (len < 20 || len > 64 || !mlg_is_date(s, 10))
+        return false;
+    if (s[10] != 'T' && s[10] != 't')
+        return false;
+    const char *t = s + 11;
+    if (t[2] != ':' || t[5] != ':')
+        return false;
+    int hh = s_num(t, 2), mm = s_num(t + 3, 2), ss = s_num(t + 6, 2);
+    /* RFC 3339 allows a leap second, 60. */
+    if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
+        return false;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (i < len && s_digit(s[i]))
+            i++;
+        if (i == start)
+            return false;
+    }
+    if (i >= len)
+        return false;
+    if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len)
+        return true;
+    if ((s[i] != '+' && s[i] != '-') || len - i != 6 || s[i + 3] != ':')
+        return false;
+    int oh = s_num(s + i + 1, 2), om = s_num(s + i + 4, 2);
+    return oh >= 0 && oh <= 23 && om >= 0 && om <= 59;
+}
+
+bool
+mlg_is_email(const char *s, size_t len)
+{
+    if (len < 3 || len > 254)
+        return false;
+    const char *at = memchr(s, '@', len);
+    if (!at || at == s || memchr(at + 1, '@', len - (size_t)(at - s) - 1))
+        return false;
+    size_t local = (size_t)(at - s), dlen = len - local - 1;
+    if (local > 64 || dlen < 3)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7F || c == '<' || c == '>' || c == ',' || c == ';'
+            || c == '"' || c == '\\' || c == '(' || c == ')' || c == '[' || c == ']')
+            return false;
+    }
+    const char *d = at + 1;
+    if (d[0] == '.' || d[dlen - 1] == '.' || !memchr(d, '.', dlen))
+        return false;
+    for (size_t i = 0; i + 1 < dlen; i++)
+        if (d[i] == '.' && d[i + 1] == '.')
+            return false;
+    return mlg_utf8_check(s, len, NULL);
+}

@@ -1,0 +1,241 @@
+/*  json.c: JSON <-> MessagePack conversion with jansson and msgpack-c.
+
+    Both walks are recursive and bounded by MLG_MAX_DEPTH; input in
+    either direction is untrusted. Called by the adapters, the CLI and
+    the tests; no I/O. */
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "maillage/forms.h"
+#include "maillage/json.h"
+#include "maillage/limits.h"
+#include "mp.h"
+
+static mlg_rc_t
+s_err(mlg_rc_t rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* ---- JSON -> msgpack ---------------------------------------------- */
+
+static int
+s_write(void *data, const char *buf, size_t len)
+{
+    return msgpack_sbuffer_write(data, buf, len);
+}
+
+static int
+s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
+{
+    if (depth > MLG_MAX_DEPTH)
+        return -2;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *val;
+        if (msgpack_pack_map(pk, json_object_size(v)))
+            return -1;
+        json_object_foreach((json_t *)v, key, val) {
+            if (msgpack_pack_str_with_body(pk, key, strlen(key)))
+                return -1;
+            int rc = s_pack_json(pk, val, depth + 1);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *val;
+        if (msgpack_pack_array(pk, json_array_size(v)))
+            return -1;
+        json_array_foreach(v, i, val) {
+            int rc = s_pack_json(pk, val, depth + 1);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    case JSON_STRING:
+        return msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        json_int_t n = json_integer_value(v);
+        return n >= 0 ? msgpack_pack_uint64(pk, (uint64_t)n) : msgpack_pack_int64(pk, n);
+    }
+    case JSON_REAL: return msgpack_pack_double(pk, json_real_value(v));
+    case JSON_TRUE: return msgpack_pack_true(pk);
+    case JSON_FALSE: return msgpack_pack_false(pk);
+    case JSON_NULL: return msgpack_pack_nil(pk);
+    }
+    return -1;
+}
+
+mlg_rc_t
+mlg_json_to_msgpack(const char *text, size_t len, uint8_t **out, size_t *out_len,
+                    char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root)
+        return s_err(MLG_ERR_JSON, err, errlen, "line %d, column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, s_write);
+    int rc = s_pack_json(&pk, root, 1);
+    json_decref(root);
+    if (rc) {
+        msgpack_sbuffer_destroy(&sb);
+        if (rc == -2)
+            return s_err(MLG_ERR_JSON, err, errlen, "nested deeper than %d levels",
+                         MLG_MAX_DEPTH);
+        return s_err(MLG_ERR_NOMEM, err, errlen, "could not allocate");
+    }
+    *out_len = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+    return MLG_OK;
+}
+
+/* ---- msgpack -> JSON ---------------------------------------------- */
+
+/* RFC 3339 in UTC with microseconds, the precision maillage keeps. */
+static json_t *
+s_timestamp(const msgpack_object *o)
+{
+    msgpack_timestamp ts;
+    if (!msgpack_object_to_timestamp(o, &ts) || ts.tv_nsec >= 1000000000u)
+        return NULL;
+    time_t sec = (time_t)ts.tv_sec;
+    struct tm tm;
+    if (!gmtime_r(&sec, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+        return NULL;
+    char buf[40];
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(ts.tv_nsec / 1000));
+    return json_string(buf);
+}
+
+static json_t *
+s_to_json(const msgpack_object *o, const char **why)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return json_null();
+    case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > (uint64_t)INT64_MAX) {
+            *why = "an integer above 2^63-1 has no JSON form here";
+            return NULL;
+        }
+        return json_integer((json_int_t)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64)) {
+            *why = "NaN and infinity have no JSON form";
+            return NULL;
+        }
+        return json_real(o->via.f64);
+    case MSGPACK_OBJECT_STR: {
+        json_t *s = json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+        /* jansson checks UTF-8 only in json_stringn; do it ourselves. */
+        if (s && !mlg_utf8_check(o->via.str.ptr, o->via.str.size, NULL)) {
+            json_decref(s);
+            *why = "a string is not valid UTF-8";
+            return NULL;
+        }
+        return s;
+    }
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+            json_t *v = s_to_json(&o->via.array.ptr[i], why);
+            if (!v || json_array_append_new(a, v)) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
+                *why = "a map key is not a string";
+                json_decref(m);
+                return NULL;
+            }
+            const char *k = kv->key.via.str.ptr;
+            size_t klen = kv->key.via.str.size;
+            if (!mlg_utf8_check(k, klen, NULL) || memchr(k, '\0', klen)) {
+                *why = "a map key is not valid UTF-8 text";
+                json_decref(m);
+                return NULL;
+            }
+            if (json_object_getn(m, k, klen)) {
+                *why = "a map repeats a key";
+                json_decref(m);
+                return NULL;
+            }
+            json_t *v = s_to_json(&kv->val, why);
+            if (!v || json_object_setn_new_nocheck(m, k, klen, v)) {
+                json_decref(m);
+                return NULL;
+            }
+        }
+        return m;
+    }
+    case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type == -1) {
+            json_t *t = s_timestamp(o);
+            if (!t)
+                *why = "a timestamp is out of range";
+            return t;
+        }
+        *why = "an extension value has no JSON form";
+        return NULL;
+    case MSGPACK_OBJECT_BIN: *why = "binary data has no JSON form"; return NULL;
+    }
+    *why = "unknown msgpack type";
+    return NULL;
+}
+
+mlg_rc_t
+mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out, char *err,
+                    size_t errlen)
+{
+    msgpack_unpacked up;
+    const char *why = "could not allocate";
+    mlg_rc_t rc = mlg_mp_unpack(data, len, MLG_MAX_DEPTH, &up, &why);
+    if (rc != MLG_OK) {
+        msgpack_unpacked_destroy(&up);
+        return s_err(rc, err, errlen, "not one msgpack object: %s", why);
+    }
+    why = "could not allocate";
+    json_t *root = s_to_json(&up.data, &why);
+    msgpack_unpacked_destroy(&up);
+    if (!root)
+        return s_err(MLG_ERR_JSON, err, errlen, "%s", why);
+    *out = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!*out)
+        return s_err(MLG_ERR_NOMEM, err, errlen, "could not allocate");
+    return MLG_OK;
+}
