@@ -126,12 +126,15 @@ server_major() {
 
 # Run a server-side program as the user who owns the server.  The `cd /`
 # avoids "could not change directory" warnings when the current folder (for
-# example /root) is not readable by the postgres user.
+# example /root) is not readable by the postgres user.  Closing fd 9 (the
+# DIR/.pg.lock lock, see lock_dir) matters: otherwise the postmaster started
+# by pg_ctl inherits it and holds the lock for its whole life, and every
+# later pg.sh run on DIR (stop, destroy, start) blocks forever in flock.
 as_server() {
     if [[ $IS_ROOT -eq 1 ]]; then
-        (cd / && runuser -u "$ROOT_SERVER_USER" -- "$@")
+        (cd / && exec 9>&- && runuser -u "$ROOT_SERVER_USER" -- "$@")
     else
-        (cd / && "$@")
+        (cd / && exec 9>&- && "$@")
     fi
 }
 
@@ -149,11 +152,14 @@ init_identity() {
 }
 
 # Serialise pg.sh invocations on the same DIR (two concurrent "start"s would
-# otherwise race on initdb / port choice / CREATE DATABASE).
+# otherwise race on initdb / port choice / CREATE DATABASE).  The lock is
+# held on fd 9 until this script exits; child processes that may outlive it
+# must not inherit fd 9 (see as_server).
 lock_dir() {
     if command -v flock >/dev/null 2>&1; then
         exec 9>"$DIR/.pg.lock"
-        flock 9
+        flock -w 300 9 ||
+            die "another $PROG run holds $DIR/.pg.lock (waited 5 minutes)"
     fi
 }
 
@@ -271,7 +277,9 @@ start_server() {
         # Only a port clash is worth another try.
         if [[ -f $LOG ]] && tail -c +"$((before + 1))" "$LOG" |
             grep -qE 'could not bind|Address already in use|could not create any TCP/IP sockets'; then
-            warn "port $port was taken meanwhile, retrying with another one"
+            if ((attempt < START_ATTEMPTS)); then
+                warn "port $port was taken meanwhile, retrying with another one"
+            fi
             continue
         fi
         break
@@ -321,11 +329,11 @@ cmd_start() {
     local conn=(-X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$port" -U "$PGUSER_NAME" -d postgres)
 
     local exists
-    exists=$("$psql" "${conn[@]}" -At \
+    exists=$("$psql" "${conn[@]}" -At 9>&- \
         -c "SELECT 1 FROM pg_database WHERE datname = '$dbname'") ||
         die "cannot connect to the server on $SOCK port $port (see $LOG)"
     if [[ -z $exists ]]; then
-        "$psql" "${conn[@]}" -c "CREATE DATABASE \"$dbname\"" >/dev/null ||
+        "$psql" "${conn[@]}" -c "CREATE DATABASE \"$dbname\"" >/dev/null 9>&- ||
             die "could not create database $dbname"
     fi
 

@@ -84,4 +84,17 @@ MLG_EXPORT mlg_rc_t mlg_schema_validate_msg(const mlg_schema_t *self,
                                             const mlg_msg_t *msg, char *reason,
                                             size_t reasonlen);
 
+/* The envelope rules by basis, in the order of PROTOCOL.md §5:
+   ADDRESS_REQUIRED (a consent or legal_obligation event whose `to`
+   names no agency but the publisher), SUBJECT_REQUIRED (any personal
+   event without `subject`), PURPOSE_REQUIRED (a consent or
+   legal_obligation event without a purpose of the vocabulary).
+   `publisher` may be NULL when not known yet. MLG_OK or the code, with
+   a sentence in reason. UNKNOWN_RECIPIENT needs the agency registry:
+   it is the broker's. */
+MLG_EXPORT mlg_rc_t mlg_envelope_check(const mlg_registry_t *vocabulary,
+                                       const mlg_schema_t *schema, const mlg_msg_t *msg,
+                                       const char *publisher, char *reason,
+                                       size_t reasonlen);
+
 #endif

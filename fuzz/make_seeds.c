@@ -1,0 +1,144 @@
+/*  make_seeds.c: writes the seed corpora of fuzz/corpus/ from the
+    project's own data, so they can be made again when the codec or the
+    schemas change:  make_seeds SOURCE_DIR
+
+    decode/   one frame of every op, encoded by the codec
+    validate/ each body of tests/data/bodies.json, behind its schema's
+              index byte (registry order)
+    json/     the same bodies as JSON text */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "maillage/codec.h"
+#include "maillage/json.h"
+#include "maillage/schema.h"
+
+static void
+s_write(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        fprintf(stderr, "could not write %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+static void
+s_frame(const char *dir, mlg_msg_t *msg)
+{
+    uint8_t *data;
+    size_t len;
+    if (mlg_msg_encode(msg, &data, &len) != MLG_OK)
+        exit(1);
+    char name[64];
+    snprintf(name, sizeof(name), "%s.mp", mlg_op_name(msg->op));
+    s_write(dir, name, data, len);
+    free(data);
+    mlg_msg_destroy(&msg);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_seeds SOURCE_DIR\n");
+        return 2;
+    }
+    const char *src = argv[1];
+    char dir[4096], path[4096], err[512];
+    const uint8_t body[] = {0x81, 0xa1, 'n', 0x01};
+
+    snprintf(dir, sizeof(dir), "%s/fuzz/corpus/decode", src);
+    for (int op = MLG_OP_HELLO; op < MLG_OP_COUNT; op++) {
+        mlg_msg_t *m = mlg_msg_new((mlg_op_t)op);
+        strcpy(m->agency, "cd75");
+        strcpy(m->client, "adapter@host");
+        m->credit = 10;
+        strcpy(m->session, "s1");
+        m->heartbeat_ms = 1000;
+        m->max_message_bytes = 1048576;
+        strcpy(m->id, "6f1c2b7e-3d4a-4b8c-9e0f-1a2b3c4d5e6f");
+        strcpy(m->type, "referral.created");
+        m->version = 1;
+        strcpy(m->subject, "P-1");
+        strcpy(m->purpose, "orientation");
+        strcpy(m->correlation, "c-1");
+        m->has_occurred_at = true;
+        m->occurred_at = mlg_time_now();
+        mlg_msg_set_body(m, body, sizeof(body));
+        m->delivery = 12;
+        strcpy(m->reason, "reason");
+        m->seq = 3;
+        strcpy(m->code, "INVALID");
+        strcpy(m->from, "ccas-paris-13");
+        m->received_at = mlg_time_now();
+        m->attempt = 1;
+        if (op == MLG_OP_PUBLISH)
+            mlg_msg_add_to(m, "ehpad-les-tilleuls");
+        if (op == MLG_OP_CONFIRM) {
+            mlg_msg_add_routed(m, "cd75");
+            mlg_msg_add_denied(m, "ars-idf", "NO_CONSENT");
+        }
+        s_frame(dir, m);
+    }
+
+    snprintf(path, sizeof(path), "%s/schemas", src);
+    mlg_registry_t *reg = mlg_registry_load(path, err, sizeof(err));
+    if (!reg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/tests/data/bodies.json", src);
+    json_error_t jerr;
+    json_t *table = json_load_file(path, 0, &jerr);
+    if (!table) {
+        fprintf(stderr, "%s: %s\n", path, jerr.text);
+        return 1;
+    }
+    const char *key;
+    json_t *entry;
+    json_object_foreach(table, key, entry) {
+        size_t index = 0;
+        while (index < mlg_registry_size(reg)) {
+            const mlg_schema_t *s = mlg_registry_at(reg, index);
+            char name[128];
+            snprintf(name, sizeof(name), "%s.v%llu", mlg_schema_type(s),
+                     (unsigned long long)mlg_schema_version(s));
+            if (strcmp(name, key) == 0)
+                break;
+            index++;
+        }
+        size_t i;
+        json_t *b;
+        json_array_foreach(json_object_get(entry, "valid"), i, b) {
+            char *text = json_dumps(b, JSON_COMPACT);
+            uint8_t *mp;
+            size_t len;
+            if (mlg_json_to_msgpack(text, strlen(text), &mp, &len, err, sizeof(err)))
+                return 1;
+            uint8_t *seed = malloc(len + 1);
+            seed[0] = (uint8_t)index;
+            memcpy(seed + 1, mp, len);
+            char name[160];
+            snprintf(name, sizeof(name), "%s.%zu.mp", key, i);
+            snprintf(dir, sizeof(dir), "%s/fuzz/corpus/validate", src);
+            s_write(dir, name, seed, len + 1);
+            snprintf(name, sizeof(name), "%s.%zu.json", key, i);
+            snprintf(dir, sizeof(dir), "%s/fuzz/corpus/json", src);
+            s_write(dir, name, text, strlen(text));
+            free(seed);
+            free(mp);
+            free(text);
+        }
+    }
+    json_decref(table);
+    mlg_registry_destroy(&reg);
+    return 0;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# deps.sh - install, from Debian's packages, whatever maillage needs and
+# this machine lacks. Safe to run again: it installs only what is missing.
+#
+#   scripts/deps.sh          build, test, demo and fuzz dependencies
+#
+# Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config       # the build
+  libzmq3-dev libczmq-dev                 # ZeroMQ and czmq
+  libmsgpack-dev                          # msgpack-c
+  libpq-dev postgresql                    # libpq, and a server for tests and demo
+  libjansson-dev                          # JSON (schemas, adapters, CLI)
+  libcmocka-dev                           # unit tests
+  clang libclang-rt-14-dev                # libFuzzer and the sanitizer build
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    sudo=(sudo)
+  else
+    echo "deps.sh: missing packages (${missing[*]}) and not root: install them as root" >&2
+    exit 2
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
