@@ -4,6 +4,8 @@
     either direction is untrusted. Called by the adapters, the CLI and
     the tests; no I/O. */
 
+/* timegm() */
+#define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -238,4 +240,100 @@ mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out, char *err,
     if (!*out)
         return s_err(MLG_ERR_NOMEM, err, errlen, "could not allocate");
     return MLG_OK;
+}
+
+/* ---- a PUBLISH written as JSON ------------------------------------- */
+
+/* RFC 3339 text to a timestamp; false if it is not one. */
+static bool
+s_parse_rfc3339(const char *s, size_t len, mlg_time_t *t)
+{
+    if (!mlg_is_date_time(s, len))
+        return false;
+    struct tm tm = {0};
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    tm.tm_hour = atoi(s + 11);
+    tm.tm_min = atoi(s + 14);
+    tm.tm_sec = atoi(s + 17);
+    int64_t sec = (int64_t)timegm(&tm);
+    uint32_t nsec = 0;
+    size_t i = 19;
+    if (s[i] == '.') {
+        uint32_t scale = 100000000;
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            nsec += (uint32_t)(s[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (s[i] == '+' || s[i] == '-') {
+        int offset = atoi(s + i + 1) * 3600 + atoi(s + i + 4) * 60;
+        sec += s[i] == '+' ? -offset : offset;
+    }
+    t->sec = sec;
+    t->nsec = nsec;
+    return true;
+}
+
+mlg_rc_t
+mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p, mlg_error_t *err)
+{
+    *msg_p = NULL;
+    mlg_error_t dummy;
+    if (!err)
+        err = &dummy;
+    memset(err, 0, sizeof(*err));
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        err->rc = MLG_ERR_JSON;
+        snprintf(err->reason, sizeof(err->reason), "%s",
+                 root ? "the event is not a JSON object" : jerr.text);
+        json_decref(root);
+        return MLG_ERR_JSON;
+    }
+    /* occurred_at travels as a msgpack timestamp: take it out of the JSON
+       and put it back on the message after decoding. */
+    mlg_time_t occurred = {0, 0};
+    json_t *at = json_incref(json_object_get(root, "occurred_at"));
+    json_object_del(root, "occurred_at");
+    if (at && !(json_is_string(at)
+                && s_parse_rfc3339(json_string_value(at), json_string_length(at), &occurred))) {
+        json_decref(at);
+        json_decref(root);
+        err->rc = MLG_MALFORMED;
+        err->op = MLG_OP_PUBLISH;
+        snprintf(err->reason, sizeof(err->reason),
+                 "key 'occurred_at' is not an RFC 3339 date-time");
+        return MLG_MALFORMED;
+    }
+    if (!json_object_get(root, "op"))
+        json_object_set_new(root, "op", json_string("PUBLISH"));
+    char *flat = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    uint8_t *mp = NULL;
+    size_t mplen = 0;
+    mlg_rc_t rc = flat ? mlg_json_to_msgpack(flat, strlen(flat), &mp, &mplen, err->reason,
+                                             sizeof(err->reason))
+                       : MLG_ERR_NOMEM;
+    free(flat);
+    if (rc != MLG_OK) {
+        json_decref(at);
+        err->rc = rc;
+        return rc;
+    }
+    rc = mlg_msg_decode(mp, mplen, msg_p, err);
+    free(mp);
+    if (rc == MLG_OK && (*msg_p)->op != MLG_OP_PUBLISH) {
+        mlg_msg_destroy(msg_p);
+        err->rc = rc = MLG_MALFORMED;
+        snprintf(err->reason, sizeof(err->reason), "the event's op is not PUBLISH");
+    }
+    if (rc == MLG_OK && at) {
+        (*msg_p)->has_occurred_at = true;
+        (*msg_p)->occurred_at = occurred;
+    }
+    json_decref(at);
+    return rc;
 }

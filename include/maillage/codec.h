@@ -65,7 +65,7 @@ typedef struct {
 
 typedef struct mlg_msg_priv_t mlg_msg_priv_t;
 
-typedef struct {
+typedef struct mlg_msg_t {
     mlg_op_t op;
 
     uint64_t v;                               /* HELLO WELCOME: 1 */
@@ -111,7 +111,7 @@ typedef struct {
 } mlg_msg_t;
 
 /* What went wrong when a frame could not be decoded. */
-typedef struct {
+typedef struct mlg_error_t {
     mlg_rc_t rc;     /* MLG_MALFORMED, MLG_UNKNOWN_OP, MLG_UNSUPPORTED_VERSION,
                         or MLG_ERR_NOMEM */
     mlg_op_t op;     /* the op, when it could be read; MLG_OP_NONE otherwise */

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "maillage/codec.h"
 #include "maillage/export.h"
 #include "maillage/rc.h"
 
@@ -28,5 +29,16 @@ MLG_EXPORT mlg_rc_t mlg_json_to_msgpack(const char *text, size_t len, uint8_t **
    MLG_ERR_JSON for a value JSON cannot hold. */
 MLG_EXPORT mlg_rc_t mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out,
                                         char *err, size_t errlen);
+
+/* Reads a PUBLISH written as JSON, the form the file-drop adapter and
+   the tools use: an object with the envelope keys of PROTOCOL.md §3
+   (id, type, version, to, subject, purpose, correlation, occurred_at as
+   an RFC 3339 string) and `body` as an object; "op" may be left out.
+   The result went through mlg_msg_decode(), so it obeys exactly the
+   rules a broker applies. MLG_ERR_JSON (with err->reason) for text that
+   is not such an object, else as mlg_msg_decode(). */
+MLG_EXPORT mlg_rc_t mlg_publish_from_json(const char *text, size_t len,
+                                          mlg_msg_t **msg_p,
+                                          mlg_error_t *err);
 
 #endif
