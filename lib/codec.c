@@ -405,7 +405,7 @@ s_check_form(s_form_t form, const char *s, size_t len, size_t max)
     case F_NONE:
         if (!mlg_utf8_check(s, len, &chars))
             return "is not valid UTF-8";
-        if (memchr(s, '\0', len))
+        if (len && memchr(s, '\0', len))
             return "contains a NUL character";
         if (chars > max)
             return "is too long";
@@ -540,7 +540,8 @@ s_read_key(const s_key_t *k, const msgpack_object *o, mlg_msg_t *msg,
         /* Forms bound the bytes too; this holds for every table entry. */
         if (len >= k->bufsize)
             return s_fail(err, MLG_MALFORMED, "key '%s' is too long", k->key);
-        memcpy(base + k->offset, s, len);
+        if (len) /* an empty msgpack str may have a NULL ptr */
+            memcpy(base + k->offset, s, len);
         (base + k->offset)[len] = '\0';
         return MLG_OK;
     }

@@ -155,9 +155,10 @@ s_to_json(const msgpack_object *o, const char **why)
         }
         return json_real(o->via.f64);
     case MSGPACK_OBJECT_STR: {
-        json_t *s = json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+        const char *text = o->via.str.size ? o->via.str.ptr : "";
+        json_t *s = json_stringn_nocheck(text, o->via.str.size);
         /* jansson checks UTF-8 only in json_stringn; do it ourselves. */
-        if (s && !mlg_utf8_check(o->via.str.ptr, o->via.str.size, NULL)) {
+        if (s && !mlg_utf8_check(text, o->via.str.size, NULL)) {
             json_decref(s);
             *why = "a string is not valid UTF-8";
             return NULL;
@@ -184,9 +185,10 @@ s_to_json(const msgpack_object *o, const char **why)
                 json_decref(m);
                 return NULL;
             }
-            const char *k = kv->key.via.str.ptr;
+            /* msgpack-c leaves ptr NULL for an empty string */
+            const char *k = kv->key.via.str.size ? kv->key.via.str.ptr : "";
             size_t klen = kv->key.via.str.size;
-            if (!mlg_utf8_check(k, klen, NULL) || memchr(k, '\0', klen)) {
+            if (!mlg_utf8_check(k, klen, NULL) || (klen && memchr(k, '\0', klen))) {
                 *why = "a map key is not valid UTF-8 text";
                 json_decref(m);
                 return NULL;

@@ -145,5 +145,5 @@ mlg_mp_str_eq(const msgpack_object *o, const char *s)
 {
     size_t n = strlen(s);
     return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n
-           && memcmp(o->via.str.ptr, s, n) == 0;
+           && (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
 }

@@ -146,7 +146,8 @@ s_equal_json(const msgpack_object *o, const json_t *j)
     }
     case JSON_STRING:
         return o->type == MSGPACK_OBJECT_STR && o->via.str.size == json_string_length(j)
-               && memcmp(o->via.str.ptr, json_string_value(j), o->via.str.size) == 0;
+               && (o->via.str.size == 0
+                   || memcmp(o->via.str.ptr, json_string_value(j), o->via.str.size) == 0);
     case JSON_ARRAY:
         if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != json_array_size(j))
             return false;
@@ -184,7 +185,8 @@ s_equal(const msgpack_object *a, const msgpack_object *b)
     case MSGPACK_OBJECT_BOOLEAN: return a->via.boolean == b->via.boolean;
     case MSGPACK_OBJECT_STR:
         return a->via.str.size == b->via.str.size
-               && memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0;
+               && (a->via.str.size == 0
+                   || memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
     case MSGPACK_OBJECT_ARRAY:
         if (a->via.array.size != b->via.array.size)
             return false;
@@ -379,7 +381,7 @@ s_check_text(s_walk_t *w, const char *s, size_t len, size_t *chars)
 {
     if (!mlg_utf8_check(s, len, chars))
         return s_fail(w, "not valid UTF-8");
-    if (memchr(s, '\0', len))
+    if (len && memchr(s, '\0', len)) /* ptr may be NULL when len is 0 */
         return s_fail(w, "contains a NUL character");
     return true;
 }
@@ -581,7 +583,8 @@ s_check_string(s_walk_t *w, const mlg_node_t *node, const msgpack_object *o,
         char *copy = len < sizeof(small) ? small : malloc(len + 1);
         if (!copy)
             return s_fail(w, "could not allocate");
-        memcpy(copy, s, len);
+        if (len)
+            memcpy(copy, s, len);
         copy[len] = '\0';
         int rc = regexec(&node->pattern, copy, 0, NULL, 0);
         if (copy != small)

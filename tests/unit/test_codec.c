@@ -335,6 +335,26 @@ test_roundtrip_deliver(void **state)
     mlg_msg_destroy(&out);
 }
 
+/* Empty strings reach the codec with a NULL pointer from msgpack-c:
+   an empty optional string is "absent", an empty key is just unknown. */
+static void
+test_empty_strings(void **state)
+{
+    (void)state;
+    fb_t fb;
+    fb_init(&fb);
+    msgpack_pack_map(&fb.pk, 5);
+    fb_kv_str(&fb, "op", "HELLO");
+    fb_kv_uint(&fb, "v", 1);
+    fb_kv_str(&fb, "agency", "cd75");
+    fb_kv_str(&fb, "client", "");
+    fb_kv_str(&fb, "", "");
+    mlg_msg_t *msg = expect_ok(fb.sb.data, fb.sb.size);
+    assert_string_equal(msg->client, "");
+    mlg_msg_destroy(&msg);
+    fb_free(&fb);
+}
+
 static void
 test_unknown_keys_ignored(void **state)
 {
@@ -1140,6 +1160,7 @@ main(void)
         cmocka_unit_test(test_roundtrip_confirm),
         cmocka_unit_test(test_roundtrip_reject_error),
         cmocka_unit_test(test_roundtrip_deliver),
+        cmocka_unit_test(test_empty_strings),
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_signed_encoding_of_uint_accepted),
         cmocka_unit_test(test_reject_empty_and_non_map),

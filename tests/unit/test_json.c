@@ -42,6 +42,10 @@ test_roundtrip(void **state)
         "\"x\"",
         "{\"big\":9223372036854775807,\"neg\":-9223372036854775807}",
         "{\"nested\":{\"k\":[{\"z\":0}]}}",
+        /* empty keys and strings: msgpack-c gives them a NULL pointer
+           (found by fuzz_json, fuzz/regressions/json/empty-key.json) */
+        "{\"\":6}",
+        "{\"\":\"\",\"a\":[\"\"]}",
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *back = through(cases[i]);

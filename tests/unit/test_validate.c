@@ -125,6 +125,12 @@ test_type(void **state)
           "/v: not one of the allowed types, not an integer");
     /* no type: anything JSON can hold */
     check("{}", "[1, {\"a\": null}]", NULL);
+    /* empty strings and names (msgpack-c gives them a NULL pointer) */
+    check("{}", "{\"\": \"\", \"b\": [\"\", \"\"]}", NULL);
+    check("{\"type\": \"string\", \"enum\": [\"\"]}", "\"\"", NULL);
+    check("{\"type\": \"array\", \"uniqueItems\": true}", "[\"\", \"\"]",
+          "/v: items 0 and 1 are equal");
+    check("{\"type\": \"string\", \"pattern\": \"^$\"}", "\"\"", NULL);
 }
 
 static void
