@@ -27,7 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    const mlg_schema_t *schema = mlg_registry_at(s_reg, data[0] % mlg_registry_size(s_reg));
+    const mlg_schema_t *schema =
+        mlg_registry_at(s_reg, data[0] % mlg_registry_size(s_reg));
     char reason[512];
     mlg_rc_t rc = mlg_schema_validate(schema, data + 1, size - 1, reason, sizeof(reason));
     if (rc != MLG_OK && rc != MLG_INVALID && rc != MLG_MALFORMED)

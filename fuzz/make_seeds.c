@@ -104,7 +104,8 @@ main(int argc, char **argv)
     }
     const char *key;
     json_t *entry;
-    json_object_foreach(table, key, entry) {
+    json_object_foreach(table, key, entry)
+    {
         size_t index = 0;
         while (index < mlg_registry_size(reg)) {
             const mlg_schema_t *s = mlg_registry_at(reg, index);
@@ -117,7 +118,8 @@ main(int argc, char **argv)
         }
         size_t i;
         json_t *b;
-        json_array_foreach(json_object_get(entry, "valid"), i, b) {
+        json_array_foreach(json_object_get(entry, "valid"), i, b)
+        {
             char *text = json_dumps(b, JSON_COMPACT);
             uint8_t *mp;
             size_t len;

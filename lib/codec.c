@@ -26,20 +26,20 @@
 #include "mp.h"
 
 struct mlg_msg_priv_t {
-    uint8_t *frame;  /* decoded: a copy of the frame; `body` points into it */
-    uint8_t *owned;  /* built by hand: the body set by mlg_msg_set_body */
+    uint8_t *frame; /* decoded: a copy of the frame; `body` points into it */
+    uint8_t *owned; /* built by hand: the body set by mlg_msg_set_body */
     bool unpacked;
     msgpack_unpacked up;
     const msgpack_object *body_obj;
 };
 
 static const char *s_op_names[MLG_OP_COUNT] = {
-    [MLG_OP_NONE] = NULL,           [MLG_OP_HELLO] = "HELLO",
-    [MLG_OP_PUBLISH] = "PUBLISH",   [MLG_OP_ACK] = "ACK",
-    [MLG_OP_NACK] = "NACK",         [MLG_OP_PING] = "PING",
-    [MLG_OP_BYE] = "BYE",           [MLG_OP_WELCOME] = "WELCOME",
-    [MLG_OP_CONFIRM] = "CONFIRM",   [MLG_OP_REJECT] = "REJECT",
-    [MLG_OP_DELIVER] = "DELIVER",   [MLG_OP_PONG] = "PONG",
+    [MLG_OP_NONE] = NULL,         [MLG_OP_HELLO] = "HELLO",
+    [MLG_OP_PUBLISH] = "PUBLISH", [MLG_OP_ACK] = "ACK",
+    [MLG_OP_NACK] = "NACK",       [MLG_OP_PING] = "PING",
+    [MLG_OP_BYE] = "BYE",         [MLG_OP_WELCOME] = "WELCOME",
+    [MLG_OP_CONFIRM] = "CONFIRM", [MLG_OP_REJECT] = "REJECT",
+    [MLG_OP_DELIVER] = "DELIVER", [MLG_OP_PONG] = "PONG",
     [MLG_OP_ERROR] = "ERROR",
 };
 
@@ -171,8 +171,8 @@ mlg_msg_add_denied(mlg_msg_t *self, const char *recipient, const char *reason)
         return MLG_ERR_USAGE;
     if (self->denied_count >= MLG_MAX_RECIPIENTS)
         return MLG_ERR_USAGE;
-    mlg_denial_t *slot = s_grow((void **)&self->denied, &self->denied_count,
-                                sizeof(mlg_denial_t));
+    mlg_denial_t *slot =
+        s_grow((void **)&self->denied, &self->denied_count, sizeof(mlg_denial_t));
     if (!slot)
         return MLG_ERR_NOMEM;
     strcpy(slot->recipient, recipient);
@@ -221,10 +221,12 @@ typedef struct {
     size_t bufsize;
 } s_key_t;
 
+/* clang-format off */
 #define O(field) offsetof(mlg_msg_t, field)
 #define TEXT(k, req, field, form, max)                                        \
     {k, K_TEXT, req, O(field), form, max, sizeof(((mlg_msg_t *)0)->field)}
 #define SCALAR(k, kind, req, field) {k, kind, req, O(field), F_NONE, 0, 0}
+/* clang-format on */
 
 static const s_key_t s_hello[] = {
     SCALAR("v", K_VERSION, true, v),
@@ -433,8 +435,8 @@ s_read_agencies(const msgpack_object *o, mlg_agency_t **list, size_t *count,
         return s_fail(err, MLG_MALFORMED, "key '%s' is %s, not an array", key,
                       s_type_name(o));
     if (o->via.array.size > MLG_MAX_RECIPIENTS)
-        return s_fail(err, MLG_MALFORMED, "key '%s' holds %u agencies, at most %d",
-                      key, o->via.array.size, MLG_MAX_RECIPIENTS);
+        return s_fail(err, MLG_MALFORMED, "key '%s' holds %u agencies, at most %d", key,
+                      o->via.array.size, MLG_MAX_RECIPIENTS);
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         const msgpack_object *e = &o->via.array.ptr[i];
         if (e->type != MSGPACK_OBJECT_STR
@@ -485,8 +487,8 @@ s_read_denials(const msgpack_object *o, mlg_msg_t *msg, mlg_error_t *err)
             || !s_is_code(reason->via.str.ptr, reason->via.str.size))
             return s_fail(err, MLG_MALFORMED,
                           "key 'denied': item %u has no code as 'reason'", i);
-        mlg_denial_t *d = s_grow((void **)&msg->denied, &msg->denied_count,
-                                 sizeof(mlg_denial_t));
+        mlg_denial_t *d =
+            s_grow((void **)&msg->denied, &msg->denied_count, sizeof(mlg_denial_t));
         if (!d)
             return s_fail(err, MLG_ERR_NOMEM, "could not allocate 'denied'");
         memcpy(d->recipient, recipient->via.str.ptr, recipient->via.str.size);
@@ -497,8 +499,7 @@ s_read_denials(const msgpack_object *o, mlg_msg_t *msg, mlg_error_t *err)
 
 /* Reads one key's value into the message. */
 static mlg_rc_t
-s_read_key(const s_key_t *k, const msgpack_object *o, mlg_msg_t *msg,
-           mlg_error_t *err)
+s_read_key(const s_key_t *k, const msgpack_object *o, mlg_msg_t *msg, mlg_error_t *err)
 {
     char *base = (char *)msg;
     switch (k->kind) {
@@ -558,8 +559,7 @@ s_read_key(const s_key_t *k, const msgpack_object *o, mlg_msg_t *msg,
         if (k->offset == O(to))
             return s_read_agencies(o, &msg->to, &msg->to_count, k->key, err);
         return s_read_agencies(o, &msg->routed, &msg->routed_count, k->key, err);
-    case K_DENIALS:
-        return s_read_denials(o, msg, err);
+    case K_DENIALS: return s_read_denials(o, msg, err);
     case K_BODY:
         if (o->type != MSGPACK_OBJECT_MAP)
             return s_fail(err, MLG_MALFORMED, "key 'body' is %s, not a map",
@@ -626,8 +626,8 @@ s_body_span(const uint8_t *p, size_t size, size_t *start, size_t *end)
         size_t kpos = pos;
         const uint8_t *s = NULL;
         size_t len = 0;
-        bool is_body = s_raw_str(p, size, &kpos, &s, &len) && len == 4
-                       && memcmp(s, "body", 4) == 0;
+        bool is_body =
+            s_raw_str(p, size, &kpos, &s, &len) && len == 4 && memcmp(s, "body", 4) == 0;
         if (!mlg_mp_skip(p, size, &pos, MLG_MAX_DEPTH, &why))
             return false;
         size_t vstart = pos;
@@ -864,7 +864,9 @@ mlg_msg_encode(const mlg_msg_t *msg, uint8_t **data_p, size_t *size_p)
         switch (key->kind) {
         case K_VERSION:
         case K_UINT:
-        case K_UINT_POS: msgpack_pack_uint64(&pk, *(const uint64_t *)(base + key->offset)); break;
+        case K_UINT_POS:
+            msgpack_pack_uint64(&pk, *(const uint64_t *)(base + key->offset));
+            break;
         case K_BOOL:
             if (*(const bool *)(base + key->offset))
                 msgpack_pack_true(&pk);

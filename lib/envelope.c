@@ -24,8 +24,10 @@ mlg_envelope_check(const mlg_registry_t *vocabulary, const mlg_schema_t *schema,
             if (!publisher || strcmp(msg->to[i].id, publisher) != 0)
                 addressees++;
         if (addressees == 0) {
-            snprintf(reason, reasonlen, "%s is personal data: 'to' must name at least "
-                     "one agency other than the publisher", msg->type);
+            snprintf(reason, reasonlen,
+                     "%s is personal data: 'to' must name at least "
+                     "one agency other than the publisher",
+                     msg->type);
             return MLG_ADDRESS_REQUIRED;
         }
     }

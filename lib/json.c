@@ -52,7 +52,8 @@ s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
         json_t *val;
         if (msgpack_pack_map(pk, json_object_size(v)))
             return -1;
-        json_object_foreach((json_t *)v, key, val) {
+        json_object_foreach((json_t *)v, key, val)
+        {
             if (msgpack_pack_str_with_body(pk, key, strlen(key)))
                 return -1;
             int rc = s_pack_json(pk, val, depth + 1);
@@ -66,7 +67,8 @@ s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
         json_t *val;
         if (msgpack_pack_array(pk, json_array_size(v)))
             return -1;
-        json_array_foreach(v, i, val) {
+        json_array_foreach(v, i, val)
+        {
             int rc = s_pack_json(pk, val, depth + 1);
             if (rc)
                 return rc;
@@ -74,7 +76,8 @@ s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
         return 0;
     }
     case JSON_STRING:
-        return msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
+        return msgpack_pack_str_with_body(pk, json_string_value(v),
+                                          json_string_length(v));
     case JSON_INTEGER: {
         json_int_t n = json_integer_value(v);
         return n >= 0 ? msgpack_pack_uint64(pk, (uint64_t)n) : msgpack_pack_int64(pk, n);
@@ -222,8 +225,7 @@ s_to_json(const msgpack_object *o, const char **why)
 }
 
 mlg_rc_t
-mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out, char *err,
-                    size_t errlen)
+mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out, char *err, size_t errlen)
 {
     msgpack_unpacked up;
     const char *why = "could not allocate";
@@ -300,8 +302,10 @@ mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p, mlg_error
     mlg_time_t occurred = {0, 0};
     json_t *at = json_incref(json_object_get(root, "occurred_at"));
     json_object_del(root, "occurred_at");
-    if (at && !(json_is_string(at)
-                && s_parse_rfc3339(json_string_value(at), json_string_length(at), &occurred))) {
+    if (at
+        && !(json_is_string(at)
+             && s_parse_rfc3339(json_string_value(at), json_string_length(at),
+                                &occurred))) {
         json_decref(at);
         json_decref(root);
         err->rc = MLG_MALFORMED;

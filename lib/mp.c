@@ -27,8 +27,7 @@ s_be(const uint8_t *p, int bytes)
 }
 
 bool
-mlg_mp_skip(const uint8_t *p, size_t len, size_t *pos, int depth_left,
-            const char **why)
+mlg_mp_skip(const uint8_t *p, size_t len, size_t *pos, int depth_left, const char **why)
 {
     size_t i = *pos;
     if (i >= len) {
@@ -57,27 +56,55 @@ mlg_mp_skip(const uint8_t *p, size_t len, size_t *pos, int depth_left,
     else {
         switch (b) {
         case 0xc1: *why = "reserved byte 0xc1"; return false;
-        case 0xc4: case 0xd9: lenbytes = 1; break; /* bin8, str8 */
-        case 0xc5: case 0xda: lenbytes = 2; break;
-        case 0xc6: case 0xdb: lenbytes = 4; break;
-        case 0xc7: lenbytes = 1; payload = 1; break; /* ext: + type byte */
-        case 0xc8: lenbytes = 2; payload = 1; break;
-        case 0xc9: lenbytes = 4; payload = 1; break;
+        case 0xc4:
+        case 0xd9: lenbytes = 1; break; /* bin8, str8 */
+        case 0xc5:
+        case 0xda: lenbytes = 2; break;
+        case 0xc6:
+        case 0xdb: lenbytes = 4; break;
+        case 0xc7:
+            lenbytes = 1;
+            payload = 1;
+            break; /* ext: + type byte */
+        case 0xc8:
+            lenbytes = 2;
+            payload = 1;
+            break;
+        case 0xc9:
+            lenbytes = 4;
+            payload = 1;
+            break;
         case 0xca: payload = 4; break;
         case 0xcb: payload = 8; break;
-        case 0xcc: case 0xd0: payload = 1; break;
-        case 0xcd: case 0xd1: payload = 2; break;
-        case 0xce: case 0xd2: payload = 4; break;
-        case 0xcf: case 0xd3: payload = 8; break;
+        case 0xcc:
+        case 0xd0: payload = 1; break;
+        case 0xcd:
+        case 0xd1: payload = 2; break;
+        case 0xce:
+        case 0xd2: payload = 4; break;
+        case 0xcf:
+        case 0xd3: payload = 8; break;
         case 0xd4: payload = 2; break; /* fixext: type + data */
         case 0xd5: payload = 3; break;
         case 0xd6: payload = 5; break;
         case 0xd7: payload = 9; break;
         case 0xd8: payload = 17; break;
-        case 0xdc: lenbytes = 2; container = true; break;
-        case 0xdd: lenbytes = 4; container = true; break;
-        case 0xde: lenbytes = 2; container = true; break;
-        case 0xdf: lenbytes = 4; container = true; break;
+        case 0xdc:
+            lenbytes = 2;
+            container = true;
+            break;
+        case 0xdd:
+            lenbytes = 4;
+            container = true;
+            break;
+        case 0xde:
+            lenbytes = 2;
+            container = true;
+            break;
+        case 0xdf:
+            lenbytes = 4;
+            container = true;
+            break;
         default: *why = "unknown type byte"; return false;
         }
         if (lenbytes) {

@@ -141,8 +141,8 @@ s_nonneg_int(const json_t *v, uint64_t *out)
     return true;
 }
 
-static const char *const s_annotations[] = {"$schema", "$id", "title", "description",
-                                            "examples", NULL};
+static const char *const s_annotations[] = {"$schema",     "$id",      "title",
+                                            "description", "examples", NULL};
 
 static bool
 s_is_annotation(const char *key)
@@ -160,8 +160,8 @@ s_type_bit(const char *name)
         const char *name;
         unsigned bit;
     } types[] = {
-        {"object", S_T_OBJECT},   {"array", S_T_ARRAY},     {"string", S_T_STRING},
-        {"integer", S_T_INTEGER}, {"number", S_T_NUMBER},   {"boolean", S_T_BOOLEAN},
+        {"object", S_T_OBJECT},   {"array", S_T_ARRAY},   {"string", S_T_STRING},
+        {"integer", S_T_INTEGER}, {"number", S_T_NUMBER}, {"boolean", S_T_BOOLEAN},
         {"null", S_T_NULL},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -177,9 +177,9 @@ s_format(const char *name)
         const char *name;
         s_format_t format;
     } formats[] = {
-        {"date", S_FMT_DATE},       {"date-time", S_FMT_DATE_TIME},
-        {"uuid", S_FMT_UUID},       {"email", S_FMT_EMAIL},
-        {"agency", S_FMT_AGENCY},   {"purpose", S_FMT_PURPOSE},
+        {"date", S_FMT_DATE},         {"date-time", S_FMT_DATE_TIME},
+        {"uuid", S_FMT_UUID},         {"email", S_FMT_EMAIL},
+        {"agency", S_FMT_AGENCY},     {"purpose", S_FMT_PURPOSE},
         {"category", S_FMT_CATEGORY},
     };
     for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
@@ -206,7 +206,8 @@ s_compile_type(s_ctx_t *ctx, mlg_node_t *node, const json_t *v, const char *kptr
     }
     size_t i;
     json_t *t;
-    json_array_foreach(v, i, t) {
+    json_array_foreach(v, i, t)
+    {
         unsigned bit = json_is_string(t) ? s_type_bit(json_string_value(t)) : 0;
         if (!bit) {
             char p[512], num[24];
@@ -240,7 +241,8 @@ s_compile_properties(s_ctx_t *ctx, mlg_node_t *node, const json_t *v, const char
     }
     const char *key;
     json_t *sub;
-    json_object_foreach((json_t *)v, key, sub) {
+    json_object_foreach((json_t *)v, key, sub)
+    {
         char p[512];
         s_ptr_join(p, sizeof(p), kptr, key);
         node->prop_names[node->nprops] = strdup(key);
@@ -270,7 +272,8 @@ s_compile_required(s_ctx_t *ctx, mlg_node_t *node, const json_t *v, const char *
     }
     size_t i;
     json_t *name;
-    json_array_foreach(v, i, name) {
+    json_array_foreach(v, i, name)
+    {
         char p[512], num[24];
         snprintf(num, sizeof(num), "%zu", i);
         s_ptr_join(p, sizeof(p), kptr, num);
@@ -424,7 +427,8 @@ s_compile_node(s_ctx_t *ctx, const json_t *js, const char *ptr, int depth)
     node->additional = true;
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)js, key, v) {
+    json_object_foreach((json_t *)js, key, v)
+    {
         s_compile_keyword(ctx, node, key, v, ptr, depth);
         if (ctx->failed)
             break;
@@ -462,7 +466,8 @@ s_compile_x_maillage(s_ctx_t *ctx, mlg_schema_t *schema, const json_t *x)
     }
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)x, key, v) {
+    json_object_foreach((json_t *)x, key, v)
+    {
         if (strcmp(key, "personal_data") != 0 && strcmp(key, "category") != 0
             && strcmp(key, "basis") != 0) {
             char p[512];
@@ -502,7 +507,8 @@ s_compile_x_maillage(s_ctx_t *ctx, mlg_schema_t *schema, const json_t *x)
     }
     if (schema->basis == MLG_BASIS_CONSENT_NOTICE) {
         if (strncmp(schema->type, "consent.", 8) != 0)
-            s_error(ctx, "/x-maillage/basis", "consent_notice is only for consent.* events");
+            s_error(ctx, "/x-maillage/basis",
+                    "consent_notice is only for consent.* events");
         else if (category)
             s_error(ctx, "/x-maillage/category", "consent_notice has no category");
         return;
@@ -640,7 +646,8 @@ s_load_wordlist(s_ctx_t *ctx, const json_t *doc, const char *key, s_wordlist_t *
     }
     const char *word;
     json_t *desc;
-    json_object_foreach((json_t *)words, word, desc) {
+    json_object_foreach((json_t *)words, word, desc)
+    {
         char p[512];
         s_ptr_join(p, sizeof(p), ptr, word);
         /* A vocabulary word is a lowercase word: the same rule as one
@@ -678,7 +685,8 @@ s_load_vocabulary(mlg_registry_t *reg, const char *dir, char *err, size_t errlen
     if (!json_is_object(doc))
         s_error(&ctx, "/", "must be an object");
     else
-        json_object_foreach(doc, key, v) {
+        json_object_foreach(doc, key, v)
+        {
             if (strcmp(key, "purposes") != 0 && strcmp(key, "categories") != 0
                 && !s_is_annotation(key)) {
                 char p[512];
@@ -852,7 +860,8 @@ const mlg_schema_t *
 mlg_registry_find(const mlg_registry_t *self, const char *type, uint64_t version)
 {
     for (size_t i = 0; i < self->count; i++)
-        if (self->schemas[i]->version == version && strcmp(self->schemas[i]->type, type) == 0)
+        if (self->schemas[i]->version == version
+            && strcmp(self->schemas[i]->type, type) == 0)
             return self->schemas[i];
     return NULL;
 }

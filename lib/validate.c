@@ -84,8 +84,8 @@ s_fail(s_walk_t *w, const char *fmt, ...)
 {
     if (!w->reason || !w->reasonlen)
         return false;
-    int n = snprintf(w->reason, w->reasonlen, "%s%s: ", w->buf,
-                     w->truncated ? "..." : "");
+    int n =
+        snprintf(w->reason, w->reasonlen, "%s%s: ", w->buf, w->truncated ? "..." : "");
     if (n < 0 || (size_t)n >= w->reasonlen)
         return false;
     va_list ap;
@@ -162,7 +162,8 @@ s_equal_json(const msgpack_object *o, const json_t *j)
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR)
                 return false;
-            const json_t *v = json_object_getn(j, kv->key.via.str.ptr, kv->key.via.str.size);
+            const json_t *v =
+                json_object_getn(j, kv->key.via.str.ptr, kv->key.via.str.size);
             if (!v || !s_equal_json(&kv->val, v))
                 return false;
         }
@@ -429,9 +430,9 @@ s_check_plain(s_walk_t *w, const msgpack_object *o)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_BIN:
-    case MSGPACK_OBJECT_EXT:
-        return s_fail(w, "%s is never valid in a body", s_kind(o));
-    case MSGPACK_OBJECT_STR: return s_check_text(w, o->via.str.ptr, o->via.str.size, NULL);
+    case MSGPACK_OBJECT_EXT: return s_fail(w, "%s is never valid in a body", s_kind(o));
+    case MSGPACK_OBJECT_STR:
+        return s_check_text(w, o->via.str.ptr, o->via.str.size, NULL);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         if (!isfinite(o->via.f64))
@@ -515,8 +516,9 @@ s_check_array(s_walk_t *w, const mlg_node_t *node, const msgpack_object *o,
         return s_fail(w, "more than %" PRIu64 " items", node->max_items);
     for (uint32_t i = 0; i < n; i++) {
         size_t mark = s_push_index(w, i);
-        bool ok = node->items ? s_check_value(w, node->items, &o->via.array.ptr[i], schema)
-                              : s_check_plain(w, &o->via.array.ptr[i]);
+        bool ok = node->items
+                      ? s_check_value(w, node->items, &o->via.array.ptr[i], schema)
+                      : s_check_plain(w, &o->via.array.ptr[i]);
         s_pop(w, mark);
         if (!ok)
             return false;
@@ -546,15 +548,15 @@ s_check_format(s_walk_t *w, s_format_t format, const char *s, size_t len,
     const mlg_registry_t *voc = schema->vocabulary;
     switch (format) {
     case S_FMT_NONE: return true;
-    case S_FMT_DATE:
-        return mlg_is_date(s, len) || s_fail(w, "not a date (YYYY-MM-DD)");
+    case S_FMT_DATE: return mlg_is_date(s, len) || s_fail(w, "not a date (YYYY-MM-DD)");
     case S_FMT_DATE_TIME:
         return mlg_is_date_time(s, len) || s_fail(w, "not a date-time (RFC 3339)");
     case S_FMT_UUID: return mlg_is_uuid(s, len) || s_fail(w, "not a UUID");
     case S_FMT_EMAIL: return mlg_is_email(s, len) || s_fail(w, "not an e-mail address");
     case S_FMT_AGENCY:
         return mlg_is_agency_id(s, len)
-               || s_fail(w, "not an agency id (1-64 of a-z 0-9 -, starting with a letter)");
+               || s_fail(w,
+                         "not an agency id (1-64 of a-z 0-9 -, starting with a letter)");
     case S_FMT_PURPOSE:
         return mlg_wordlist_has(&voc->purposes, s, len)
                || s_fail(w, "not a purpose of the vocabulary");

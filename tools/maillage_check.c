@@ -100,7 +100,8 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
             from = argv[++i];
         else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: maillage-check [--schemas DIR] [--from AGENCY] FILE.json...\n");
+            printf(
+                "usage: maillage-check [--schemas DIR] [--from AGENCY] FILE.json...\n");
             return 0;
         }
         else {
@@ -109,7 +110,8 @@ main(int argc, char **argv)
         }
     }
     if (i == argc) {
-        fprintf(stderr, "usage: maillage-check [--schemas DIR] [--from AGENCY] FILE.json...\n");
+        fprintf(stderr,
+                "usage: maillage-check [--schemas DIR] [--from AGENCY] FILE.json...\n");
         return 2;
     }
     char err[1024];

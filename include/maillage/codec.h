@@ -68,53 +68,53 @@ typedef struct mlg_msg_priv_t mlg_msg_priv_t;
 typedef struct mlg_msg_t {
     mlg_op_t op;
 
-    uint64_t v;                               /* HELLO WELCOME: 1 */
-    char agency[MLG_AGENCY_ID_MAX + 1];       /* HELLO WELCOME */
-    char client[MLG_STRBUF(MLG_CLIENT_MAX)];  /* HELLO, optional */
-    uint64_t credit;                          /* HELLO, default 0 */
+    uint64_t v;                                /* HELLO WELCOME: 1 */
+    char agency[MLG_AGENCY_ID_MAX + 1];        /* HELLO WELCOME */
+    char client[MLG_STRBUF(MLG_CLIENT_MAX)];   /* HELLO, optional */
+    uint64_t credit;                           /* HELLO, default 0 */
     char session[MLG_STRBUF(MLG_SESSION_MAX)]; /* WELCOME */
-    uint64_t heartbeat_ms;                    /* WELCOME */
-    uint64_t max_message_bytes;               /* WELCOME */
+    uint64_t heartbeat_ms;                     /* WELCOME */
+    uint64_t max_message_bytes;                /* WELCOME */
 
-    char id[MLG_UUID_LEN + 1];                /* PUBLISH CONFIRM REJECT DELIVER */
-    char type[MLG_TYPE_MAX + 1];              /* PUBLISH DELIVER */
-    uint64_t version;                         /* PUBLISH DELIVER, >= 1 */
-    mlg_agency_t *to;                         /* PUBLISH, optional */
+    char id[MLG_UUID_LEN + 1];   /* PUBLISH CONFIRM REJECT DELIVER */
+    char type[MLG_TYPE_MAX + 1]; /* PUBLISH DELIVER */
+    uint64_t version;            /* PUBLISH DELIVER, >= 1 */
+    mlg_agency_t *to;            /* PUBLISH, optional */
     size_t to_count;
-    char subject[MLG_STRBUF(MLG_SUBJECT_MAX)]; /* PUBLISH DELIVER, optional */
-    char purpose[MLG_PURPOSE_MAX + 1];         /* PUBLISH DELIVER, optional */
+    char subject[MLG_STRBUF(MLG_SUBJECT_MAX)];         /* PUBLISH DELIVER, optional */
+    char purpose[MLG_PURPOSE_MAX + 1];                 /* PUBLISH DELIVER, optional */
     char correlation[MLG_STRBUF(MLG_CORRELATION_MAX)]; /* optional */
-    bool has_occurred_at;                     /* PUBLISH DELIVER */
+    bool has_occurred_at;                              /* PUBLISH DELIVER */
     mlg_time_t occurred_at;
     const uint8_t *body; /* PUBLISH DELIVER: one msgpack map, as received */
     size_t body_len;
 
-    uint64_t delivery;                        /* ACK NACK DELIVER */
-    bool requeue;                             /* NACK */
-    char reason[MLG_STRBUF(MLG_REASON_MAX)];  /* NACK REJECT ERROR */
+    uint64_t delivery;                       /* ACK NACK DELIVER */
+    bool requeue;                            /* NACK */
+    char reason[MLG_STRBUF(MLG_REASON_MAX)]; /* NACK REJECT ERROR */
 
-    uint64_t seq;                             /* CONFIRM */
-    bool duplicate;                           /* CONFIRM */
-    mlg_agency_t *routed;                     /* CONFIRM */
+    uint64_t seq;         /* CONFIRM */
+    bool duplicate;       /* CONFIRM */
+    mlg_agency_t *routed; /* CONFIRM */
     size_t routed_count;
-    mlg_denial_t *denied;                     /* CONFIRM */
+    mlg_denial_t *denied; /* CONFIRM */
     size_t denied_count;
 
     char code[MLG_CODE_MAX + 1]; /* REJECT ERROR: a §5 name */
     mlg_rc_t code_rc;            /* REJECT ERROR: that code, MLG_OK if unknown */
 
-    char from[MLG_AGENCY_ID_MAX + 1];         /* DELIVER */
-    mlg_time_t received_at;                   /* DELIVER */
-    uint64_t attempt;                         /* DELIVER, >= 1 */
+    char from[MLG_AGENCY_ID_MAX + 1]; /* DELIVER */
+    mlg_time_t received_at;           /* DELIVER */
+    uint64_t attempt;                 /* DELIVER, >= 1 */
 
     mlg_msg_priv_t *priv_; /* the codec's: decoded frame, owned body */
 } mlg_msg_t;
 
 /* What went wrong when a frame could not be decoded. */
 typedef struct mlg_error_t {
-    mlg_rc_t rc;     /* MLG_MALFORMED, MLG_UNKNOWN_OP, MLG_UNSUPPORTED_VERSION,
-                        or MLG_ERR_NOMEM */
-    mlg_op_t op;     /* the op, when it could be read; MLG_OP_NONE otherwise */
+    mlg_rc_t rc;               /* MLG_MALFORMED, MLG_UNKNOWN_OP, MLG_UNSUPPORTED_VERSION,
+                                  or MLG_ERR_NOMEM */
+    mlg_op_t op;               /* the op, when it could be read; MLG_OP_NONE otherwise */
     char id[MLG_UUID_LEN + 1]; /* PUBLISH's id when it could be read: the
                                   answer is then REJECT with this id */
     char reason[512];          /* a lowercase sentence, no final period */

@@ -37,8 +37,7 @@ MLG_EXPORT mlg_rc_t mlg_msgpack_to_json(const uint8_t *data, size_t len, char **
    The result went through mlg_msg_decode(), so it obeys exactly the
    rules a broker applies. MLG_ERR_JSON (with err->reason) for text that
    is not such an object, else as mlg_msg_decode(). */
-MLG_EXPORT mlg_rc_t mlg_publish_from_json(const char *text, size_t len,
-                                          mlg_msg_t **msg_p,
+MLG_EXPORT mlg_rc_t mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p,
                                           mlg_error_t *err);
 
 #endif

@@ -15,19 +15,19 @@
 #define MLG_MAX_MESSAGE_BYTES_DEFAULT (1024u * 1024u)
 
 /* Identifiers (PROTOCOL.md §2). */
-#define MLG_AGENCY_ID_MAX 64  /* characters of a-z 0-9 - */
-#define MLG_UUID_LEN 36       /* canonical text form */
-#define MLG_TYPE_MAX 64       /* dotted lowercase words */
-#define MLG_SUBJECT_MAX 128   /* printable characters */
-#define MLG_PURPOSE_MAX 32    /* one vocabulary word */
+#define MLG_AGENCY_ID_MAX 64 /* characters of a-z 0-9 - */
+#define MLG_UUID_LEN 36      /* canonical text form */
+#define MLG_TYPE_MAX 64      /* dotted lowercase words */
+#define MLG_SUBJECT_MAX 128  /* printable characters */
+#define MLG_PURPOSE_MAX 32   /* one vocabulary word */
 #define MLG_CORRELATION_MAX 128
 #define MLG_CLIENT_MAX 128
 #define MLG_SESSION_MAX 64
-#define MLG_CODE_MAX 32      /* a §5 or §7 code: upper case and _ */
-#define MLG_REASON_MAX 1000  /* REJECT, ERROR and NACK reasons */
+#define MLG_CODE_MAX 32     /* a §5 or §7 code: upper case and _ */
+#define MLG_REASON_MAX 1000 /* REJECT, ERROR and NACK reasons */
 
 /* Byte buffers for a string of N characters, with its NUL. */
-#define MLG_STRBUF(n) ((n) * 4 + 1)
+#define MLG_STRBUF(n) ((n)*4 + 1)
 
 /* Addresses in `to`, and recipients in a CONFIRM's `routed`/`denied`. */
 #define MLG_MAX_RECIPIENTS 1000

@@ -95,7 +95,8 @@ test_body_bytes_kept(void **state)
     char conninfo[2048];
     assert_int_equal(pgenv_conninfo(conninfo, sizeof(conninfo)), 0);
     PGconn *conn = connect_or_fail(conninfo);
-    PGresult *res = PQexec(conn, "create temporary table t (id uuid primary key, body bytea)");
+    PGresult *res =
+        PQexec(conn, "create temporary table t (id uuid primary key, body bytea)");
     assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
 
@@ -129,7 +130,8 @@ test_body_bytes_kept(void **state)
     PQclear(res);
 
     const char *id[1] = {msg->id};
-    res = PQexecParams(conn, "select body from t where id = $1", 1, NULL, id, NULL, NULL, 1);
+    res = PQexecParams(conn, "select body from t where id = $1", 1, NULL, id, NULL, NULL,
+                       1);
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
     assert_int_equal(PQntuples(res), 1);
     assert_int_equal(PQgetlength(res, 0, 0), (int)n);

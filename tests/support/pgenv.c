@@ -39,7 +39,8 @@ int
 pgenv_conninfo(char *out, size_t outlen)
 {
     char host[1024], port[16], user[64], db[64];
-    if (pgenv_get("MLG_PGHOST", host, sizeof(host)) || pgenv_get("MLG_PGPORT", port, sizeof(port))
+    if (pgenv_get("MLG_PGHOST", host, sizeof(host))
+        || pgenv_get("MLG_PGPORT", port, sizeof(port))
         || pgenv_get("MLG_PGUSER", user, sizeof(user))
         || pgenv_get("MLG_PGDATABASE", db, sizeof(db)))
         return -1;

@@ -103,8 +103,8 @@ roundtrip(const mlg_msg_t *in)
 
 /* A body {"referral_id": "…", "n": 5} with 5 written as uint8 (0xcc 05),
    which a re-encoder would shorten: the codec must keep the bytes. */
-static const uint8_t BODY[] = {0x82, 0xab, 'r', 'e', 'f', 'e', 'r', 'r', 'a', 'l',
-                               '_', 'i', 'd', 0xa3, 'a', 'b', 'c', 0xa1, 'n', 0xcc, 0x05};
+static const uint8_t BODY[] = {0x82, 0xab, 'r',  'e', 'f', 'e', 'r',  'r', 'a',  'l', '_',
+                               'i',  'd',  0xa3, 'a', 'b', 'c', 0xa1, 'n', 0xcc, 0x05};
 
 /* ---- round trips ---------------------------------------------------- */
 
@@ -383,8 +383,8 @@ static void
 test_signed_encoding_of_uint_accepted(void **state)
 {
     (void)state;
-    const uint8_t frame[] = {0x82, 0xa2, 'o', 'p', 0xa3, 'A', 'C', 'K',
-                             0xa8, 'd', 'e', 'l', 'i', 'v', 'e', 'r', 'y', 0xd0, 0x05};
+    const uint8_t frame[] = {0x82, 0xa2, 'o', 'p', 0xa3, 'A', 'C', 'K',  0xa8, 'd',
+                             'e',  'l',  'i', 'v', 'e',  'r', 'y', 0xd0, 0x05};
     mlg_msg_t *msg = expect_ok(frame, sizeof(frame));
     assert_int_equal(msg->delivery, 5);
     mlg_msg_destroy(&msg);
@@ -663,7 +663,8 @@ typedef void (*writer_t)(msgpack_packer *pk);
 static void
 publish_frame(fb_t *fb, const char *skip, const char *over, writer_t writer)
 {
-    static const char *keys[] = {"id", "type", "version", "to", "subject", "purpose",
+    static const char *keys[] = {"id",          "type",        "version",
+                                 "to",          "subject",     "purpose",
                                  "correlation", "occurred_at", "body"};
     size_t n = 1;
     for (size_t i = 0; i < 9; i++)
@@ -846,7 +847,8 @@ test_reject_publish_rules(void **state)
         {"version", NULL, NULL, "missing key 'version'", true},
         {NULL, "version", w_zero, "key 'version' must be at least 1", true},
         {NULL, "version", w_neg, NULL, true},
-        {NULL, "version", w_str, "key 'version' is a string, not an unsigned integer", true},
+        {NULL, "version", w_str, "key 'version' is a string, not an unsigned integer",
+         true},
         {NULL, "to", w_str, "key 'to' is a string, not an array", true},
         {NULL, "to", w_nil, "key 'to' is nil, not an array", true},
         {NULL, "to", w_to_bad_item, "key 'to': item 1 is not an agency id", true},
@@ -854,7 +856,8 @@ test_reject_publish_rules(void **state)
         {NULL, "subject", w_subject_long, NULL, true},
         {NULL, "subject", w_subject_ctrl, NULL, true},
         {NULL, "subject", w_empty_str, NULL, true},
-        {NULL, "subject", w_int, "key 'subject' is an unsigned integer, not a string", true},
+        {NULL, "subject", w_int, "key 'subject' is an unsigned integer, not a string",
+         true},
         {NULL, "purpose", w_purpose_long, "key 'purpose' is too long", true},
         {NULL, "correlation", w_correlation_long, "key 'correlation' is too long", true},
         {NULL, "occurred_at", w_int, NULL, true},
@@ -1092,10 +1095,9 @@ test_huge_declared_lengths(void **state)
         {0xda, 0xff, 0xff, 0, 0},       /* str16 */
     };
     for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-        size_t hlen = (headers[i][0] == 0xdc || headers[i][0] == 0xde
-                       || headers[i][0] == 0xda)
-                          ? 3
-                          : 5;
+        size_t hlen =
+            (headers[i][0] == 0xdc || headers[i][0] == 0xde || headers[i][0] == 0xda) ? 3
+                                                                                      : 5;
         uint8_t frame[16] = {0x81, 0xa2, 'o', 'p'};
         memcpy(frame + 4, headers[i], hlen);
         mlg_error_t err = expect_fail(frame, 4 + hlen, MLG_MALFORMED);
@@ -1110,7 +1112,8 @@ static void
 test_reserved_byte(void **state)
 {
     (void)state;
-    const uint8_t frame[] = {0x82, 0xa2, 'o', 'p', 0xa4, 'P', 'I', 'N', 'G', 0xa1, 'x', 0xc1};
+    const uint8_t frame[] = {0x82, 0xa2, 'o', 'p',  0xa4, 'P',
+                             'I',  'N',  'G', 0xa1, 'x',  0xc1};
     mlg_error_t err = expect_fail(frame, sizeof(frame), MLG_MALFORMED);
     assert_non_null(strstr(err.reason, "0xc1"));
 }

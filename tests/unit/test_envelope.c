@@ -58,14 +58,16 @@ rule(const char *type, const char *to, const char *subject, const char *purpose,
     snprintf(json, sizeof(json),
              "{\"id\": \"6f1c2b7e-3d4a-4b8c-9e0f-1a2b3c4d5e6f\", \"type\": \"%s\","
              " \"version\": 1, \"body\": {}%s%s%s%s%s%s%s%s%s}",
-             type, to ? ", \"to\": " : "", to ? to : "", subject ? ", \"subject\": \"" : "",
-             subject ? subject : "", subject ? "\"" : "", purpose ? ", \"purpose\": \"" : "",
+             type, to ? ", \"to\": " : "", to ? to : "",
+             subject ? ", \"subject\": \"" : "", subject ? subject : "",
+             subject ? "\"" : "", purpose ? ", \"purpose\": \"" : "",
              purpose ? purpose : "", purpose ? "\"" : "", "");
     mlg_msg_t *msg = publish(json);
     const mlg_schema_t *schema = mlg_registry_find(s_reg, type, 1);
     assert_non_null(schema);
     char reason[512] = "";
-    mlg_rc_t rc = mlg_envelope_check(s_reg, schema, msg, publisher, reason, sizeof(reason));
+    mlg_rc_t rc =
+        mlg_envelope_check(s_reg, schema, msg, publisher, reason, sizeof(reason));
     if (rc != expect)
         print_error("%s: expected %s, got %s (%s)\n", json,
                     expect ? mlg_rc_wire(expect) : "OK", rc ? mlg_rc_wire(rc) : "OK",
@@ -87,7 +89,8 @@ test_consent_basis(void **state)
     /* the publisher is dropped from `to`: nothing left */
     rule(t, "[\"ccas-paris-13\"]", "P-1", "orientation", "ccas-paris-13",
          MLG_ADDRESS_REQUIRED);
-    rule(t, "[\"ccas-paris-13\", \"cd75\"]", "P-1", "orientation", "ccas-paris-13", MLG_OK);
+    rule(t, "[\"ccas-paris-13\", \"cd75\"]", "P-1", "orientation", "ccas-paris-13",
+         MLG_OK);
     rule(t, "[\"cd75\"]", NULL, "orientation", "ccas-paris-13", MLG_SUBJECT_REQUIRED);
     rule(t, "[\"cd75\"]", "P-1", NULL, "ccas-paris-13", MLG_PURPOSE_REQUIRED);
     rule(t, "[\"cd75\"]", "P-1", "marketing", "ccas-paris-13", MLG_PURPOSE_REQUIRED);
@@ -134,7 +137,8 @@ test_publish_from_json(void **state)
     assert_int_equal(msg->occurred_at.sec, 1767225600); /* 2026-01-01T00:00:00Z */
     assert_int_equal(msg->occurred_at.nsec, 250000000);
     char *json = NULL;
-    assert_int_equal(mlg_msgpack_to_json(msg->body, msg->body_len, &json, NULL, 0), MLG_OK);
+    assert_int_equal(mlg_msgpack_to_json(msg->body, msg->body_len, &json, NULL, 0),
+                     MLG_OK);
     assert_string_equal(json, "{\"k\":[1]}");
     free(json);
     mlg_msg_destroy(&msg);
@@ -151,7 +155,8 @@ test_publish_from_json(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mlg_error_t err;
         msg = (mlg_msg_t *)1;
-        assert_int_not_equal(mlg_publish_from_json(bad[i], strlen(bad[i]), &msg, &err), MLG_OK);
+        assert_int_not_equal(mlg_publish_from_json(bad[i], strlen(bad[i]), &msg, &err),
+                             MLG_OK);
         assert_null(msg);
         assert_true(strlen(err.reason) > 0);
     }

@@ -123,9 +123,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),        cmocka_unit_test(test_agency_and_ids),
-        cmocka_unit_test(test_event_type),  cmocka_unit_test(test_subject),
-        cmocka_unit_test(test_dates),       cmocka_unit_test(test_email),
+        cmocka_unit_test(test_utf8),       cmocka_unit_test(test_agency_and_ids),
+        cmocka_unit_test(test_event_type), cmocka_unit_test(test_subject),
+        cmocka_unit_test(test_dates),      cmocka_unit_test(test_email),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

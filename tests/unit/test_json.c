@@ -76,15 +76,15 @@ static void
 test_json_refused(void **state)
 {
     (void)state;
-    const char *bad[] = {"{\"a\":1,\"a\":2}", "{", "", "[1,]", "\"\\u0000\"",
+    const char *bad[] = {"{\"a\":1,\"a\":2}",   "{", "", "[1,]", "\"\\u0000\"",
                          "18446744073709551616"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t *mp = NULL;
         size_t len;
         char err[256] = "";
-        assert_int_equal(mlg_json_to_msgpack(bad[i], strlen(bad[i]), &mp, &len, err,
-                                             sizeof(err)),
-                         MLG_ERR_JSON);
+        assert_int_equal(
+            mlg_json_to_msgpack(bad[i], strlen(bad[i]), &mp, &len, err, sizeof(err)),
+            MLG_ERR_JSON);
         assert_true(strlen(err) > 0);
         assert_null(mp);
     }
@@ -111,20 +111,20 @@ test_msgpack_refused(void **state)
         size_t len;
         mlg_rc_t rc;
     } cases[] = {
-        {{0xc4, 0x01, 0x00}, 3, MLG_ERR_JSON},                 /* bin */
-        {{0xd4, 0x05, 0x00}, 3, MLG_ERR_JSON},                 /* ext 5 */
-        {{0xa2, 0xff, 0xfe}, 3, MLG_ERR_JSON},                 /* bad UTF-8 */
-        {{0x81, 0x01, 0x01}, 3, MLG_ERR_JSON},                 /* int key */
+        {{0xc4, 0x01, 0x00}, 3, MLG_ERR_JSON},                       /* bin */
+        {{0xd4, 0x05, 0x00}, 3, MLG_ERR_JSON},                       /* ext 5 */
+        {{0xa2, 0xff, 0xfe}, 3, MLG_ERR_JSON},                       /* bad UTF-8 */
+        {{0x81, 0x01, 0x01}, 3, MLG_ERR_JSON},                       /* int key */
         {{0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02}, 7, MLG_ERR_JSON}, /* dup key */
         {{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 8, MLG_MALFORMED}, /* cut */
-        {{0x91}, 1, MLG_MALFORMED},                            /* truncated */
-        {{0xc0, 0xc0}, 2, MLG_MALFORMED},                      /* trailing */
+        {{0x91}, 1, MLG_MALFORMED},       /* truncated */
+        {{0xc0, 0xc0}, 2, MLG_MALFORMED}, /* trailing */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out = NULL, err[256] = "";
-        assert_int_equal(mlg_msgpack_to_json(cases[i].bytes, cases[i].len, &out, err,
-                                             sizeof(err)),
-                         cases[i].rc);
+        assert_int_equal(
+            mlg_msgpack_to_json(cases[i].bytes, cases[i].len, &out, err, sizeof(err)),
+            cases[i].rc);
         assert_null(out);
         assert_true(strlen(err) > 0);
     }
@@ -141,8 +141,8 @@ test_timestamp_to_json(void **state)
     msgpack_timestamp ts = {1767225600, 123456789};
     msgpack_pack_timestamp(&pk, &ts);
     char *out = NULL;
-    assert_int_equal(mlg_msgpack_to_json((const uint8_t *)sb.data, sb.size, &out, NULL, 0),
-                     MLG_OK);
+    assert_int_equal(
+        mlg_msgpack_to_json((const uint8_t *)sb.data, sb.size, &out, NULL, 0), MLG_OK);
     assert_string_equal(out, "\"2026-01-01T00:00:00.123456Z\"");
     free(out);
     msgpack_sbuffer_destroy(&sb);
@@ -152,8 +152,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_types_chosen),
-        cmocka_unit_test(test_json_refused),    cmocka_unit_test(test_msgpack_refused),
+        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_types_chosen),
+        cmocka_unit_test(test_json_refused),      cmocka_unit_test(test_msgpack_refused),
         cmocka_unit_test(test_timestamp_to_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -243,11 +243,13 @@ test_valid_bodies_pass(void **state)
     const char *key;
     json_t *entry;
     size_t checked = 0;
-    json_object_foreach(s_table, key, entry) {
+    json_object_foreach(s_table, key, entry)
+    {
         const mlg_schema_t *schema = schema_for_key(key);
         size_t i;
         json_t *body;
-        json_array_foreach(json_object_get(entry, "valid"), i, body) {
+        json_array_foreach(json_object_get(entry, "valid"), i, body)
+        {
             char reason[512] = "";
             mlg_rc_t rc = validate_json(schema, body, reason, sizeof(reason));
             if (rc != MLG_OK)
@@ -265,13 +267,15 @@ test_invalid_cases_fail_at_pointer(void **state)
     (void)state;
     const char *key;
     json_t *entry;
-    json_object_foreach(s_table, key, entry) {
+    json_object_foreach(s_table, key, entry)
+    {
         const mlg_schema_t *schema = schema_for_key(key);
         json_t *valid = json_object_get(entry, "valid");
         json_t *full = json_array_get(valid, json_array_size(valid) - 1);
         size_t i;
         json_t *c;
-        json_array_foreach(json_object_get(entry, "invalid"), i, c) {
+        json_array_foreach(json_object_get(entry, "invalid"), i, c)
+        {
             json_t *body = json_deep_copy(full);
             const char *why = json_string_value(json_object_get(c, "why"));
             json_t *set = json_object_get(c, "set");
@@ -281,7 +285,8 @@ test_invalid_cases_fail_at_pointer(void **state)
             json_t *remove = json_object_get(c, "remove");
             if (remove)
                 pointer_remove(body, json_string_value(remove));
-            expect_invalid_at(schema, body, json_string_value(json_object_get(c, "pointer")),
+            expect_invalid_at(schema, body,
+                              json_string_value(json_object_get(c, "pointer")),
                               why ? why : "?");
             json_decref(body);
         }
@@ -298,7 +303,8 @@ check_required(const mlg_schema_t *schema, json_t *root, const json_t *node_sche
         return;
     size_t i;
     json_t *name;
-    json_array_foreach(json_object_get(node_schema, "required"), i, name) {
+    json_array_foreach(json_object_get(node_schema, "required"), i, name)
+    {
         char p[512];
         snprintf(p, sizeof(p), "%s/%s", ptr, json_string_value(name));
         json_t *saved = json_incref(json_object_get(node_body, json_string_value(name)));
@@ -310,7 +316,8 @@ check_required(const mlg_schema_t *schema, json_t *root, const json_t *node_sche
     }
     const char *k;
     json_t *sub;
-    json_object_foreach(json_object_get(node_schema, "properties"), k, sub) {
+    json_object_foreach(json_object_get(node_schema, "properties"), k, sub)
+    {
         json_t *child = json_object_get(node_body, k);
         if (child && json_is_object(child)) {
             char p[512];

@@ -90,8 +90,8 @@ check(const char *fragment, const char *value, const char *expect)
     snprintf(json, sizeof(json), "{\"v\": %s}", value);
     uint8_t *body;
     size_t len;
-    assert_int_equal(mlg_json_to_msgpack(json, strlen(json), &body, &len, err, sizeof(err)),
-                     MLG_OK);
+    assert_int_equal(
+        mlg_json_to_msgpack(json, strlen(json), &body, &len, err, sizeof(err)), MLG_OK);
     check_bytes(schema, body, len, expect);
     free(body);
     mlg_schema_destroy(&schema);
@@ -177,7 +177,8 @@ test_unique_items(void **state)
     check(arr, "[1, 2, \"1\"]", NULL);
     check(arr, "[1, 2, 1]", "/v: items 0 and 2 are equal");
     check(arr, "[1, 1.0]", "/v: items 0 and 1 are equal");
-    check(arr, "[{\"a\": 1, \"b\": 2}, {\"b\": 2, \"a\": 1}]", "/v: items 0 and 1 are equal");
+    check(arr, "[{\"a\": 1, \"b\": 2}, {\"b\": 2, \"a\": 1}]",
+          "/v: items 0 and 1 are equal");
     check(arr, "[[1, 2], [2, 1]]", NULL);
     check("{\"type\": \"array\", \"uniqueItems\": false}", "[1, 1]", NULL);
     /* a large array goes through the hashing path, and the first repeat
@@ -226,7 +227,8 @@ test_lengths(void **state)
     /* characters, not bytes: four accented letters are eight bytes */
     check(s, "\"éèêë\"", NULL);
     check(s, "\"éèêëà\"", "/v: longer than 4 characters");
-    check("{\"type\": \"string\", \"minLength\": 1}", "\"\"", "/v: shorter than 1 characters");
+    check("{\"type\": \"string\", \"minLength\": 1}", "\"\"",
+          "/v: shorter than 1 characters");
 }
 
 static void
@@ -267,9 +269,9 @@ test_format_date(void **state)
     const char *f = "{\"type\": \"string\", \"format\": \"date\"}";
     const char *good[] = {"\"2024-02-29\"", "\"2000-02-29\"", "\"1999-12-31\"",
                           "\"2025-01-01\""};
-    const char *bad[] = {"\"2025-02-29\"", "\"1900-02-29\"", "\"2025-02-30\"",
-                         "\"2025-04-31\"", "\"2023-13-01\"", "\"2023-00-10\"",
-                         "\"2023-01-00\"", "\"2023-1-01\"",  "\"20230101\"",
+    const char *bad[] = {"\"2025-02-29\"",           "\"1900-02-29\"", "\"2025-02-30\"",
+                         "\"2025-04-31\"",           "\"2023-13-01\"", "\"2023-00-10\"",
+                         "\"2023-01-00\"",           "\"2023-1-01\"",  "\"20230101\"",
                          "\"2023-01-01T00:00:00Z\"", "\"2023/01/01\"", "\"abcd-ef-gh\""};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         check(f, good[i], NULL);
@@ -282,13 +284,18 @@ test_format_date_time(void **state)
 {
     (void)state;
     const char *f = "{\"type\": \"string\", \"format\": \"date-time\"}";
-    const char *good[] = {"\"2025-01-31T10:20:30Z\"", "\"2025-01-31T10:20:30.123456Z\"",
-                          "\"2025-01-31T10:20:30+01:00\"", "\"2025-01-31t10:20:30z\"",
-                          "\"2016-12-31T23:59:60Z\"", "\"2024-02-29T00:00:00-09:30\""};
-    const char *bad[] = {"\"2025-01-01 10:00\"",        "\"2025-01-01T10:00:00\"",
-                         "\"2025-01-01T24:00:00Z\"",    "\"2025-01-01T10:60:00Z\"",
-                         "\"2025-02-30T10:00:00Z\"",    "\"2025-01-01T10:00:00.Z\"",
-                         "\"2025-01-01T10:00:00+0100\"", "\"2025-01-01T10:00:00+01:00x\"",
+    const char *good[] = {
+        "\"2025-01-31T10:20:30Z\"",      "\"2025-01-31T10:20:30.123456Z\"",
+        "\"2025-01-31T10:20:30+01:00\"", "\"2025-01-31t10:20:30z\"",
+        "\"2016-12-31T23:59:60Z\"",      "\"2024-02-29T00:00:00-09:30\""};
+    const char *bad[] = {"\"2025-01-01 10:00\"",
+                         "\"2025-01-01T10:00:00\"",
+                         "\"2025-01-01T24:00:00Z\"",
+                         "\"2025-01-01T10:60:00Z\"",
+                         "\"2025-02-30T10:00:00Z\"",
+                         "\"2025-01-01T10:00:00.Z\"",
+                         "\"2025-01-01T10:00:00+0100\"",
+                         "\"2025-01-01T10:00:00+01:00x\"",
                          "\"2025-01-01\""};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         check(f, good[i], NULL);
@@ -316,8 +323,9 @@ test_format_email(void **state)
     const char *f = "{\"type\": \"string\", \"format\": \"email\"}";
     check(f, "\"m.dupont@ccas-paris13.fr\"", NULL);
     check(f, "\"a+b@x.example\"", NULL);
-    const char *bad[] = {"\"m.dupont\"", "\"@x.fr\"", "\"a@\"", "\"a@b\"", "\"a b@x.fr\"",
-                         "\"a@@x.fr\"", "\"a@x..fr\"", "\"a@.x.fr\"", "\"a@x.fr.\""};
+    const char *bad[] = {"\"m.dupont\"", "\"@x.fr\"",    "\"a@\"",
+                         "\"a@b\"",      "\"a b@x.fr\"", "\"a@@x.fr\"",
+                         "\"a@x..fr\"",  "\"a@.x.fr\"",  "\"a@x.fr.\""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         check(f, bad[i], "/v: not an e-mail address");
 }
@@ -454,7 +462,8 @@ test_msgpack_only_values(void **state)
 {
     (void)state;
     check_packed("{}", p_bin, "/v: binary data is never valid in a body");
-    check_packed("{\"type\": \"string\"}", p_bin, "/v: binary data is never valid in a body");
+    check_packed("{\"type\": \"string\"}", p_bin,
+                 "/v: binary data is never valid in a body");
     check_packed("{}", p_ext, "/v: an extension value is never valid in a body");
     check_packed("{\"type\": \"string\"}", p_bad_utf8, "/v: not valid UTF-8");
     check_packed("{}", p_bad_utf8, "/v: not valid UTF-8");
@@ -479,9 +488,9 @@ test_not_msgpack(void **state)
     mlg_schema_t *schema = compile_fragment("{}");
     const uint8_t truncated[] = {0x81, 0xa1};
     char reason[256];
-    assert_int_equal(mlg_schema_validate(schema, truncated, sizeof(truncated), reason,
-                                         sizeof(reason)),
-                     MLG_MALFORMED);
+    assert_int_equal(
+        mlg_schema_validate(schema, truncated, sizeof(truncated), reason, sizeof(reason)),
+        MLG_MALFORMED);
     const uint8_t array[] = {0x90};
     check_bytes(schema, array, sizeof(array), ": expected an object, not an array");
     mlg_schema_destroy(&schema);
@@ -506,8 +515,8 @@ static void
 compile_fails(const char *json, const char *expect)
 {
     char err[512] = "";
-    mlg_schema_t *schema =
-        mlg_schema_compile(s_vocab, "test.event", 1, json, strlen(json), err, sizeof(err));
+    mlg_schema_t *schema = mlg_schema_compile(s_vocab, "test.event", 1, json,
+                                              strlen(json), err, sizeof(err));
     if (schema)
         print_error("compiled, expected: %s\n", expect);
     assert_null(schema);
@@ -520,8 +529,9 @@ static void
 test_load_errors(void **state)
 {
     (void)state;
-    compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"type\": \"string\", \"maxLenght\": 3}}}",
-                  "test.event.v1: /properties/a/maxLenght: unsupported keyword 'maxLenght'");
+    compile_fails(
+        ROOT_OPEN "\"properties\": {\"a\": {\"type\": \"string\", \"maxLenght\": 3}}}",
+        "test.event.v1: /properties/a/maxLenght: unsupported keyword 'maxLenght'");
     compile_fails(ROOT_OPEN "\"oneOf\": []}",
                   "test.event.v1: /oneOf: unsupported keyword 'oneOf'");
     compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"type\": \"text\"}}}",
@@ -542,11 +552,14 @@ test_load_errors(void **state)
                   "are not supported)");
     compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"items\": [{}]}}}",
                   "test.event.v1: /properties/a/items: must be one schema (an object)");
-    compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"minItems\": -1}}}",
-                  "test.event.v1: /properties/a/minItems: must be a non-negative integer");
-    compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"maxLength\": 1.5}}}",
-                  "test.event.v1: /properties/a/maxLength: must be a non-negative integer");
-    compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"minLength\": 3, \"maxLength\": 2}}}",
+    compile_fails(
+        ROOT_OPEN "\"properties\": {\"a\": {\"minItems\": -1}}}",
+        "test.event.v1: /properties/a/minItems: must be a non-negative integer");
+    compile_fails(
+        ROOT_OPEN "\"properties\": {\"a\": {\"maxLength\": 1.5}}}",
+        "test.event.v1: /properties/a/maxLength: must be a non-negative integer");
+    compile_fails(ROOT_OPEN
+                  "\"properties\": {\"a\": {\"minLength\": 3, \"maxLength\": 2}}}",
                   "test.event.v1: /properties/a: minLength is greater than maxLength");
     compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"minimum\": \"0\"}}}",
                   "test.event.v1: /properties/a/minimum: must be a number");
@@ -554,9 +567,10 @@ test_load_errors(void **state)
                   "test.event.v1: /properties/a/enum: must be a non-empty array");
     compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"uniqueItems\": 1}}}",
                   "test.event.v1: /properties/a/uniqueItems: must be a boolean");
-    compile_fails(ROOT_OPEN "\"properties\": {\"a\": {\"x-maillage\": {}}}}",
-                  "test.event.v1: /properties/a/x-maillage: x-maillage belongs at the root "
-                  "only");
+    compile_fails(
+        ROOT_OPEN "\"properties\": {\"a\": {\"x-maillage\": {}}}}",
+        "test.event.v1: /properties/a/x-maillage: x-maillage belongs at the root "
+        "only");
     compile_fails("{\"type\": \"array\"}",
                   "test.event.v1: /type: the root of an event schema must have type "
                   "\"object\"");
@@ -572,9 +586,10 @@ test_x_maillage_rules(void **state)
     compile_fails("{\"type\": \"object\"}", "test.event.v1: /: missing x-maillage");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": \"yes\"}}",
                   "test.event.v1: /x-maillage/personal_data: must be true or false");
-    compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true}}",
-                  "test.event.v1: /x-maillage/basis: must be consent, legal_obligation or "
-                  "consent_notice");
+    compile_fails(
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true}}",
+        "test.event.v1: /x-maillage/basis: must be consent, legal_obligation or "
+        "consent_notice");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
                   "\"basis\": \"consent\"}}",
                   "test.event.v1: /x-maillage/category: required with basis consent");
@@ -582,29 +597,33 @@ test_x_maillage_rules(void **state)
                   "\"basis\": \"consent\", \"category\": \"religion\"}}",
                   "test.event.v1: /x-maillage/category: 'religion' is not a category of "
                   "the vocabulary");
-    compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
-                  "\"basis\": \"contract\", \"category\": \"social\"}}",
-                  "test.event.v1: /x-maillage/basis: must be consent, legal_obligation or "
-                  "consent_notice");
+    compile_fails(
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"contract\", \"category\": \"social\"}}",
+        "test.event.v1: /x-maillage/basis: must be consent, legal_obligation or "
+        "consent_notice");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false, "
                   "\"basis\": \"consent\"}}",
                   "test.event.v1: /x-maillage/basis: only personal data has a basis");
-    compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false, "
-                  "\"category\": \"social\"}}",
-                  "test.event.v1: /x-maillage/category: only a consent or legal_obligation "
-                  "basis has a category");
-    compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
-                  "\"basis\": \"consent_notice\"}}",
-                  "test.event.v1: /x-maillage/basis: consent_notice is only for consent.* "
-                  "events");
+    compile_fails(
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false, "
+        "\"category\": \"social\"}}",
+        "test.event.v1: /x-maillage/category: only a consent or legal_obligation "
+        "basis has a category");
+    compile_fails(
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"consent_notice\"}}",
+        "test.event.v1: /x-maillage/basis: consent_notice is only for consent.* "
+        "events");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false, "
                   "\"retention\": 30}}",
                   "test.event.v1: /x-maillage/retention: unknown x-maillage key "
                   "'retention'");
 
     char err[256];
-    const char *notice = "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
-                         "\"basis\": \"consent_notice\"}}";
+    const char *notice =
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"consent_notice\"}}";
     mlg_schema_t *s = mlg_schema_compile(s_vocab, "consent.granted", 2, notice,
                                          strlen(notice), err, sizeof(err));
     assert_non_null(s);
@@ -612,8 +631,9 @@ test_x_maillage_rules(void **state)
     assert_null(mlg_schema_category(s));
     assert_true(mlg_schema_personal(s));
     mlg_schema_destroy(&s);
-    const char *legal = "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
-                        "\"basis\": \"legal_obligation\", \"category\": \"health\"}}";
+    const char *legal =
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"legal_obligation\", \"category\": \"health\"}}";
     s = mlg_schema_compile(s_vocab, "x.y", 1, legal, strlen(legal), err, sizeof(err));
     assert_non_null(s);
     assert_int_equal(mlg_schema_basis(s), MLG_BASIS_LEGAL_OBLIGATION);
@@ -660,11 +680,14 @@ test_registry_folder(void **state)
     write_file("vocabulary.json", "{\"purposes\": {\"orientation\": \"x\"}}");
     registry_fails("vocabulary.json: /categories: must be a non-empty object of word: "
                    "description");
-    write_file("vocabulary.json",
-               "{\"purposes\": {\"Orientation\": \"x\"}, \"categories\": {\"social\": \"s\"}}");
-    registry_fails("vocabulary.json: /purposes/Orientation: a word is 1-32 lowercase letters");
-    write_file("vocabulary.json",
-               "{\"purposes\": {\"orientation\": \"x\"}, \"categories\": {\"social\": \"s\"}}");
+    write_file(
+        "vocabulary.json",
+        "{\"purposes\": {\"Orientation\": \"x\"}, \"categories\": {\"social\": \"s\"}}");
+    registry_fails(
+        "vocabulary.json: /purposes/Orientation: a word is 1-32 lowercase letters");
+    write_file(
+        "vocabulary.json",
+        "{\"purposes\": {\"orientation\": \"x\"}, \"categories\": {\"social\": \"s\"}}");
     write_file("README.md", "not a schema, ignored");
     write_file("service.capacity.changed.v1.json",
                "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false}}");
@@ -683,11 +706,13 @@ test_registry_folder(void **state)
     write_file("notes.json", "{}");
     registry_fails("notes.json: /: the file name is not <type>.v<version>.json");
     unlink(strcat(strcpy(err, s_tmp), "/notes.json"));
-    write_file("a.b.v2.json", "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": "
-                              "false}, \"properties\": {\"n\": {\"minimun\": 1}}}");
+    write_file("a.b.v2.json",
+               "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": "
+               "false}, \"properties\": {\"n\": {\"minimun\": 1}}}");
     registry_fails("a.b.v2.json: /properties/n/minimun: unsupported keyword 'minimun'");
-    write_file("a.b.v2.json", "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": "
-                              "true, \"basis\": \"consent\", \"category\": \"health\"}}");
+    write_file("a.b.v2.json",
+               "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": "
+               "true, \"basis\": \"consent\", \"category\": \"health\"}}");
     registry_fails("a.b.v2.json: /x-maillage/category: 'health' is not a category of the "
                    "vocabulary");
     write_file("a.b.v2.json", "{\"type\": \"object\" ");
