@@ -13,6 +13,7 @@
 
 #include "maillage/json.h"
 #include "maillage/schema.h"
+#include "registry.h"
 
 static mlg_registry_t *s_reg;
 
@@ -20,12 +21,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MLG_SOURCE_DIR");
-    char dir[4096], err[512];
-    snprintf(dir, sizeof(dir), "%s/schemas", src ? src : ".");
-    s_reg = mlg_registry_load(dir, err, sizeof(err));
-    if (!s_reg)
-        print_error("%s\n", err);
+    s_reg = test_load_registry();
     return s_reg ? 0 : -1;
 }
 

@@ -22,6 +22,7 @@
 
 #include "maillage/json.h"
 #include "maillage/schema.h"
+#include "registry.h"
 
 static mlg_registry_t *s_vocab;
 
@@ -29,12 +30,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MLG_SOURCE_DIR");
-    char dir[4096], err[512];
-    snprintf(dir, sizeof(dir), "%s/schemas", src ? src : ".");
-    s_vocab = mlg_registry_load(dir, err, sizeof(err));
-    if (!s_vocab)
-        print_error("%s\n", err);
+    s_vocab = test_load_registry();
     return s_vocab ? 0 : -1;
 }
 
