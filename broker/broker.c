@@ -1,0 +1,745 @@
+/*  broker.c: the event loop of maillage-broker.
+
+    Owns the ROUTER socket, the sessions (one per client connection), the
+    queues (one per recipient agency: a bounded read-ahead of its pending
+    deliveries, fetched from the store) and the deliveries in flight. It
+    checks every map, routes and decides, and hands publishes to the
+    store thread; it never waits for the database. Answers to publishes
+    go out when the store says the transaction committed.
+
+    Deliveries: the database holds every delivery as `pending` until it
+    is settled. The loop reads a queue forward with a cursor (delivery
+    ids above it) and keeps what it read in memory until acked, so after
+    a crash the restarted broker reads from zero and every unsettled
+    delivery, in flight or not, comes back. */
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "router.h"
+#include "store.h"
+
+#define S_FETCH_LIMIT 256  /* read-ahead of one queue */
+#define S_MAX_CREDIT 10000 /* a client asking more gets this much */
+#define S_DRAIN_MS 5000    /* how long SIGTERM waits for the store */
+
+typedef struct {
+    char key[512]; /* the routing id, in hex */
+    zframe_t *routing_id;
+    bool hello;
+    char agency[MLG_AGENCY_ID_MAX + 1];
+    char client[MLG_STRBUF(MLG_CLIENT_MAX)];
+    char name[32]; /* "s-<n>", the session id given in WELCOME */
+    uint64_t credit;
+    uint64_t inflight;
+    int64_t last_seen;
+} s_session_t;
+
+typedef struct {
+    char agency[MLG_AGENCY_ID_MAX + 1];
+    zlistx_t *ready; /* brk_delivery_t *, owned */
+    uint64_t cursor;
+    bool fetching;
+    bool more;
+} s_queue_t;
+
+typedef struct {
+    brk_delivery_t *row; /* owned */
+    s_session_t *session;
+} s_flight_t;
+
+struct brk_broker_t {
+    const brk_config_t *cfg;
+    const mlg_registry_t *reg;
+    zsock_t *router;
+    zactor_t *store;
+    zloop_t *loop;
+    zhashx_t *sessions; /* key -> s_session_t */
+    zhashx_t *queues;   /* agency -> s_queue_t */
+    zhashx_t *inflight; /* delivery id (decimal) -> s_flight_t */
+    size_t outstanding;
+    bool db_up;
+    bool draining;
+    uint64_t next_session;
+    volatile sig_atomic_t *stop;
+};
+
+/* ---- sending ---------------------------------------------------------- */
+
+static void
+s_send(brk_broker_t *self, zframe_t *routing_id, const mlg_msg_t *m)
+{
+    uint8_t *data;
+    size_t size;
+    if (mlg_msg_encode(m, &data, &size) != MLG_OK) {
+        brk_log(BRK_LOG_ERROR, "loop", "could not encode a %s", mlg_op_name(m->op));
+        return;
+    }
+    zmsg_t *msg = zmsg_new();
+    zmsg_append(msg, &(zframe_t *){zframe_dup(routing_id)});
+    zmsg_append(msg, &(zframe_t *){zframe_new(data, size)});
+    free(data);
+    zmsg_send(&msg, self->router);
+}
+
+static void
+s_send_error(brk_broker_t *self, zframe_t *rid, mlg_rc_t code, const char *reason)
+{
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_ERROR);
+    snprintf(m->code, sizeof(m->code), "%s", mlg_rc_wire(code));
+    snprintf(m->reason, sizeof(m->reason), "%s", reason);
+    s_send(self, rid, m);
+    mlg_msg_destroy(&m);
+}
+
+static void
+s_send_reject(brk_broker_t *self, zframe_t *rid, const char *id, mlg_rc_t code,
+              const char *reason)
+{
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_REJECT);
+    snprintf(m->id, sizeof(m->id), "%s", id);
+    snprintf(m->code, sizeof(m->code), "%s", mlg_rc_wire(code));
+    snprintf(m->reason, sizeof(m->reason), "%s", reason);
+    s_send(self, rid, m);
+    mlg_msg_destroy(&m);
+}
+
+/* ---- queues and deliveries -------------------------------------------- */
+
+static void
+s_queue_destroy(void **item)
+{
+    s_queue_t *q = *item;
+    if (!q)
+        return;
+    brk_delivery_t *row = zlistx_first(q->ready);
+    while (row) {
+        brk_delivery_destroy(&row);
+        row = zlistx_next(q->ready);
+    }
+    zlistx_destroy(&q->ready);
+    free(q);
+    *item = NULL;
+}
+
+static s_queue_t *
+s_queue(brk_broker_t *self, const char *agency)
+{
+    s_queue_t *q = zhashx_lookup(self->queues, agency);
+    if (q)
+        return q;
+    q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    snprintf(q->agency, sizeof(q->agency), "%s", agency);
+    q->ready = zlistx_new();
+    q->more = true; /* unknown: read the database to find out */
+    zhashx_insert(self->queues, agency, q);
+    return q;
+}
+
+static void
+s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t attempt,
+         const char *reason, const char *actor)
+{
+    brk_update_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return;
+    u->kind = kind;
+    u->delivery = delivery;
+    u->attempt = attempt;
+    snprintf(u->reason, sizeof(u->reason), "%s", reason ? reason : "");
+    snprintf(u->actor, sizeof(u->actor), "%s", actor);
+    zsock_send(self->store, "sp", "UPDATE", u);
+}
+
+static void s_pump(brk_broker_t *self, s_queue_t *q);
+
+/* A delivery comes back from a client: to its queue again, or dead when
+   it has had its attempts. */
+static void
+s_give_back(brk_broker_t *self, brk_delivery_t *row, const char *why, const char *actor)
+{
+    if (row->attempts >= self->cfg->max_attempts) {
+        brk_log(BRK_LOG_WARNING, row->recipient,
+                "delivery %llu dead after %llu attempts (%s)",
+                (unsigned long long)row->delivery, (unsigned long long)row->attempts,
+                why);
+        s_update(self, BRK_UPDATE_DEAD, row->delivery, row->attempts, why, actor);
+        brk_delivery_destroy(&row);
+        return;
+    }
+    s_queue_t *q = s_queue(self, row->recipient);
+    if (!q) {
+        brk_delivery_destroy(&row);
+        return;
+    }
+    zlistx_add_start(q->ready, row);
+}
+
+/* Takes a delivery out of flight; NULL unless it is in flight to s. */
+static brk_delivery_t *
+s_land(brk_broker_t *self, s_session_t *s, uint64_t delivery)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%llu", (unsigned long long)delivery);
+    s_flight_t *f = zhashx_lookup(self->inflight, key);
+    if (!f || f->session != s)
+        return NULL;
+    brk_delivery_t *row = f->row;
+    zhashx_delete(self->inflight, key);
+    free(f);
+    s->inflight--;
+    return row;
+}
+
+/* Every delivery in flight to s goes back to its queue. The caller pumps
+   the queue afterwards, once s can no longer be chosen. */
+static void
+s_requeue_session(brk_broker_t *self, s_session_t *s, const char *why)
+{
+    zlistx_t *keys = zhashx_keys(self->inflight);
+    for (char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_flight_t *f = zhashx_lookup(self->inflight, key);
+        if (!f || f->session != s)
+            continue;
+        brk_delivery_t *row = s_land(self, s, f->row->delivery);
+        s_update(self, BRK_UPDATE_REQUEUED, row->delivery, row->attempts, why, s->name);
+        s_give_back(self, row, why, s->name);
+    }
+    zlistx_destroy(&keys);
+}
+
+/* A session of the queue's agency with credit to spare, or NULL. */
+static s_session_t *
+s_free_session(brk_broker_t *self, const char *agency)
+{
+    s_session_t *best = NULL;
+    for (s_session_t *s = zhashx_first(self->sessions); s;
+         s = zhashx_next(self->sessions))
+        if (s->hello && s->inflight < s->credit && strcmp(s->agency, agency) == 0
+            && (!best || s->inflight < best->inflight))
+            best = s;
+    return best;
+}
+
+/* Sends what the queue holds to the sessions that have credit, and reads
+   ahead from the database when it runs dry. */
+static void
+s_pump(brk_broker_t *self, s_queue_t *q)
+{
+    s_session_t *s;
+    while (zlistx_size(q->ready) && (s = s_free_session(self, q->agency))) {
+        brk_delivery_t *row = zlistx_first(q->ready);
+        zlistx_detach_cur(q->ready);
+        row->attempts++;
+        row->deliver->delivery = row->delivery;
+        row->deliver->attempt = row->attempts;
+        s_send(self, s->routing_id, row->deliver);
+        s_update(self, BRK_UPDATE_SENT, row->delivery, row->attempts, NULL, s->name);
+        s_flight_t *f = calloc(1, sizeof(*f));
+        f->row = row;
+        f->session = s;
+        char key[24];
+        snprintf(key, sizeof(key), "%llu", (unsigned long long)row->delivery);
+        zhashx_insert(self->inflight, key, f);
+        s->inflight++;
+    }
+    if (zlistx_size(q->ready) == 0 && q->more && !q->fetching && self->db_up
+        && s_free_session(self, q->agency)) {
+        brk_fetch_t *f = calloc(1, sizeof(*f));
+        if (!f)
+            return;
+        snprintf(f->agency, sizeof(f->agency), "%s", q->agency);
+        f->after = q->cursor;
+        f->limit = S_FETCH_LIMIT;
+        q->fetching = true;
+        zsock_send(self->store, "sp", "FETCH", f);
+    }
+}
+
+/* Pumps every queue that may have more in the database; over a copy of
+   the keys, since pumping may create a queue. */
+static void
+s_pump_all(brk_broker_t *self)
+{
+    zlistx_t *keys = zhashx_keys(self->queues);
+    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_queue_t *q = zhashx_lookup(self->queues, key);
+        if (q && q->more && !q->fetching)
+            s_pump(self, q);
+    }
+    zlistx_destroy(&keys);
+}
+
+/* ---- sessions --------------------------------------------------------- */
+
+static void
+s_session_destroy(void **item)
+{
+    s_session_t *s = *item;
+    if (!s)
+        return;
+    zframe_destroy(&s->routing_id);
+    free(s);
+    *item = NULL;
+}
+
+static void
+s_session_end(brk_broker_t *self, s_session_t *s, const char *why)
+{
+    char agency[MLG_AGENCY_ID_MAX + 1];
+    snprintf(agency, sizeof(agency), "%s", s->agency);
+    bool had_hello = s->hello;
+    if (had_hello)
+        brk_log(BRK_LOG_INFO, s->agency, "client %s left (%s)",
+                s->client[0] ? s->client : s->name, why);
+    s->hello = false; /* never chosen again for a delivery */
+    s_requeue_session(self, s, why);
+    zhashx_delete(self->sessions, s->key);
+    s_queue_t *q = had_hello ? zhashx_lookup(self->queues, agency) : NULL;
+    if (q)
+        s_pump(self, q);
+}
+
+/* ---- the maps --------------------------------------------------------- */
+
+static void
+s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m)
+{
+    const brk_agency_t *agency = brk_config_agency(self->cfg, m->agency);
+    if (!agency) {
+        char reason[256];
+        snprintf(reason, sizeof(reason),
+                 "'%s' is not an agency registered with this broker", m->agency);
+        s_send_error(self, s->routing_id, MLG_FORBIDDEN, reason);
+        return;
+    }
+    if (s->hello) { /* a second HELLO replaces the first */
+        s->hello = false;
+        s_requeue_session(self, s, "second HELLO");
+        s_queue_t *old = zhashx_lookup(self->queues, s->agency);
+        if (old)
+            s_pump(self, old);
+    }
+    s->hello = true;
+    snprintf(s->agency, sizeof(s->agency), "%s", m->agency);
+    snprintf(s->client, sizeof(s->client), "%s", m->client);
+    s->credit = m->credit > S_MAX_CREDIT ? S_MAX_CREDIT : m->credit;
+    snprintf(s->name, sizeof(s->name), "s-%llu",
+             (unsigned long long)++self->next_session);
+    mlg_msg_t *w = mlg_msg_new(MLG_OP_WELCOME);
+    snprintf(w->session, sizeof(w->session), "%s", s->name);
+    snprintf(w->agency, sizeof(w->agency), "%s", s->agency);
+    w->heartbeat_ms = self->cfg->heartbeat_ms;
+    w->max_message_bytes = self->cfg->max_message_bytes;
+    s_send(self, s->routing_id, w);
+    mlg_msg_destroy(&w);
+    brk_log(BRK_LOG_INFO, s->agency, "client %s joined as %s, credit %llu",
+            s->client[0] ? s->client : "(unnamed)", s->name,
+            (unsigned long long)s->credit);
+    s_queue_t *q = s_queue(self, s->agency);
+    if (q)
+        s_pump(self, q);
+}
+
+static void
+s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_size)
+{
+    mlg_msg_t *m = *m_p;
+    char reason[768];
+    zframe_t *rid = s->routing_id;
+    if (frame_size > self->cfg->max_message_bytes) {
+        snprintf(reason, sizeof(reason),
+                 "the message is %zu bytes, over the limit of %llu", frame_size,
+                 (unsigned long long)self->cfg->max_message_bytes);
+        s_send_reject(self, rid, m->id, MLG_TOO_LARGE, reason);
+        return;
+    }
+    const brk_agency_t *agency = brk_config_agency(self->cfg, s->agency);
+    if (!agency || !brk_agency_may_publish(agency, m->type)) {
+        snprintf(reason, sizeof(reason), "agency '%s' may not publish %s", s->agency,
+                 m->type);
+        s_send_reject(self, rid, m->id, MLG_FORBIDDEN, reason);
+        return;
+    }
+    const mlg_schema_t *schema = mlg_registry_find(self->reg, m->type, m->version);
+    if (!schema || mlg_schema_basis(schema) == MLG_BASIS_CONSENT_NOTICE) {
+        if (schema) /* consent events need the consent engine */
+            snprintf(reason, sizeof(reason),
+                     "%s is not accepted by this broker yet: it keeps no consents",
+                     m->type);
+        else
+            snprintf(reason, sizeof(reason), "no schema for %s version %llu", m->type,
+                     (unsigned long long)m->version);
+        s_send_reject(self, rid, m->id, MLG_UNKNOWN_TYPE, reason);
+        return;
+    }
+    mlg_rc_t rc = mlg_schema_validate_msg(schema, m, reason, sizeof(reason));
+    if (rc == MLG_OK)
+        rc = mlg_envelope_check(self->reg, schema, m, s->agency, reason, sizeof(reason));
+    brk_decision_t *decisions = NULL;
+    size_t n = 0;
+    if (rc == MLG_OK)
+        rc = brk_route(self->cfg, schema, m, s->agency, &decisions, &n, reason,
+                       sizeof(reason));
+    if (rc == MLG_OK
+        && (!self->db_up || self->outstanding >= self->cfg->max_outstanding)) {
+        rc = MLG_UNAVAILABLE;
+        snprintf(reason, sizeof(reason),
+                 "%s: nothing was stored, retry later with the same id",
+                 self->db_up ? "the broker has too many publishes waiting for storage"
+                             : "the database cannot be reached");
+    }
+    if (rc != MLG_OK) {
+        free(decisions);
+        s_send_reject(self, rid, m->id, rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : rc,
+                      reason);
+        return;
+    }
+    brk_job_t *job = calloc(1, sizeof(*job));
+    if (!job) {
+        free(decisions);
+        s_send_reject(self, rid, m->id, MLG_UNAVAILABLE, "the broker is out of memory");
+        return;
+    }
+    job->msg = m;
+    *m_p = NULL; /* the job owns the message now */
+    snprintf(job->sender, sizeof(job->sender), "%s", s->agency);
+    mlg_time_t now = mlg_time_now();
+    job->received_us = now.sec * 1000000 + now.nsec / 1000;
+    job->decisions = decisions;
+    job->ndecisions = n;
+    job->routing_id = zframe_dup(rid);
+    self->outstanding++;
+    zsock_send(self->store, "sp", "PUBLISH", job);
+}
+
+static void
+s_on_ack(brk_broker_t *self, s_session_t *s, const mlg_msg_t *m)
+{
+    brk_delivery_t *row = s_land(self, s, m->delivery);
+    if (!row) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "delivery %llu is not in flight to this client",
+                 (unsigned long long)m->delivery);
+        s_send_error(self, s->routing_id, MLG_UNKNOWN_DELIVERY, reason);
+        return;
+    }
+    if (m->op == MLG_OP_ACK)
+        s_update(self, BRK_UPDATE_ACK, row->delivery, row->attempts, NULL, s->name);
+    else {
+        s_update(self, BRK_UPDATE_NACK, row->delivery, row->attempts, m->reason, s->name);
+        if (!m->requeue) {
+            brk_log(BRK_LOG_WARNING, s->agency, "delivery %llu dead: refused by %s",
+                    (unsigned long long)row->delivery, s->name);
+            s_update(self, BRK_UPDATE_DEAD, row->delivery, row->attempts, m->reason,
+                     s->name);
+        }
+        else {
+            s_give_back(self, row, m->reason, s->name);
+            row = NULL;
+        }
+    }
+    brk_delivery_destroy(&row);
+    s_queue_t *q = s_queue(self, s->agency);
+    if (q)
+        s_pump(self, q);
+}
+
+static int
+s_on_router(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    brk_broker_t *self = arg;
+    zmsg_t *msg = zmsg_recv(reader);
+    if (!msg)
+        return 0;
+    zframe_t *rid = zmsg_pop(msg);
+    if (!rid) {
+        zmsg_destroy(&msg);
+        return 0;
+    }
+    char *hex = zframe_strhex(rid);
+    s_session_t *s = zhashx_lookup(self->sessions, hex);
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        snprintf(s->key, sizeof(s->key), "%s", hex);
+        s->routing_id = zframe_dup(rid);
+        zhashx_insert(self->sessions, hex, s);
+    }
+    free(hex);
+    s->last_seen = zclock_mono();
+    if (zmsg_size(msg) != 1) {
+        s_send_error(self, rid, MLG_MALFORMED, "a message is exactly one frame");
+        goto done;
+    }
+    zframe_t *frame = zmsg_first(msg);
+    mlg_msg_t *m = NULL;
+    mlg_error_t err;
+    if (mlg_msg_decode(zframe_data(frame), zframe_size(frame), &m, &err) != MLG_OK) {
+        mlg_rc_t code = err.rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : err.rc;
+        if (err.op == MLG_OP_PUBLISH && err.id[0])
+            s_send_reject(self, rid, err.id, code, err.reason);
+        else
+            s_send_error(self, rid, code, err.reason);
+        goto done;
+    }
+    if (m->op != MLG_OP_HELLO && !s->hello) {
+        if (m->op == MLG_OP_PUBLISH)
+            s_send_reject(self, rid, m->id, MLG_HELLO_REQUIRED,
+                          "send HELLO first (or again, after a silence)");
+        else if (m->op != MLG_OP_BYE)
+            s_send_error(self, rid, MLG_HELLO_REQUIRED,
+                         "send HELLO first (or again, after a silence)");
+        mlg_msg_destroy(&m);
+        goto done;
+    }
+    switch (m->op) {
+    case MLG_OP_HELLO: s_on_hello(self, s, m); break;
+    case MLG_OP_PUBLISH: s_on_publish(self, s, &m, zframe_size(frame)); break;
+    case MLG_OP_ACK:
+    case MLG_OP_NACK: s_on_ack(self, s, m); break;
+    case MLG_OP_PING: {
+        mlg_msg_t *pong = mlg_msg_new(MLG_OP_PONG);
+        s_send(self, rid, pong);
+        mlg_msg_destroy(&pong);
+        break;
+    }
+    case MLG_OP_BYE:
+        mlg_msg_destroy(&m);
+        s_session_end(self, s, "BYE");
+        goto done;
+    default: {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "%s is sent by the broker, not to it",
+                 mlg_op_name(m->op));
+        s_send_error(self, rid, MLG_UNKNOWN_OP, reason);
+    }
+    }
+    mlg_msg_destroy(&m);
+done:
+    zframe_destroy(&rid);
+    zmsg_destroy(&msg);
+    return 0;
+}
+
+/* ---- the store's answers ---------------------------------------------- */
+
+static void
+s_on_done(brk_broker_t *self, brk_job_t *job)
+{
+    self->outstanding--;
+    if (job->rc == MLG_OK) {
+        mlg_msg_t *c = mlg_msg_new(MLG_OP_CONFIRM);
+        snprintf(c->id, sizeof(c->id), "%s", job->msg->id);
+        c->seq = job->seq;
+        c->duplicate = job->duplicate;
+        for (size_t i = 0; i < job->ndecisions; i++) {
+            const brk_decision_t *d = &job->decisions[i];
+            if (d->allow)
+                mlg_msg_add_routed(c, d->recipient);
+            else
+                mlg_msg_add_denied(c, d->recipient, d->reason);
+        }
+        s_send(self, job->routing_id, c);
+        mlg_msg_destroy(&c);
+    }
+    else if (job->rc == MLG_INVALID)
+        s_send_reject(self, job->routing_id, job->msg->id, MLG_INVALID,
+                      "/id: id already used: choose a new id for a new message");
+    else
+        s_send_reject(self, job->routing_id, job->msg->id, MLG_UNAVAILABLE,
+                      "the database could not store it: nothing was stored, retry later "
+                      "with the same id");
+    if (job->created_deliveries)
+        for (size_t i = 0; i < job->ndecisions; i++)
+            if (job->decisions[i].allow) {
+                s_queue_t *q = s_queue(self, job->decisions[i].recipient);
+                if (q) {
+                    q->more = true;
+                    s_pump(self, q);
+                }
+            }
+    brk_job_destroy(&job);
+}
+
+static void
+s_on_fetched(brk_broker_t *self, brk_fetch_t *f)
+{
+    s_queue_t *q = s_queue(self, f->agency);
+    if (!q) {
+        brk_fetch_destroy(&f);
+        return;
+    }
+    q->fetching = false;
+    if (f->ok) {
+        for (size_t i = 0; i < f->nrows; i++) {
+            brk_delivery_t *row = f->rows[i];
+            f->rows[i] = NULL;
+            if (row->delivery > q->cursor)
+                q->cursor = row->delivery;
+            zlistx_add_end(q->ready, row);
+        }
+        /* a full page means there may be more; a short one that there is
+           none now (new publishes set `more` again) */
+        q->more = f->nrows == f->limit;
+        f->nrows = 0;
+    }
+    brk_fetch_destroy(&f);
+    s_pump(self, q);
+}
+
+static int
+s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    brk_broker_t *self = arg;
+    char *verb = NULL;
+    void *ptr = NULL;
+    if (zsock_recv(reader, "sp", &verb, &ptr) != 0 || !verb)
+        return 0;
+    if (streq(verb, "DONE"))
+        s_on_done(self, ptr);
+    else if (streq(verb, "FETCHED"))
+        s_on_fetched(self, ptr);
+    else if (streq(verb, "DB-UP") || streq(verb, "DB-DOWN")) {
+        self->db_up = streq(verb, "DB-UP");
+        if (self->db_up) {
+            brk_log(BRK_LOG_INFO, "loop", "database available: publishing open");
+            for (s_queue_t *q = zhashx_first(self->queues); q;
+                 q = zhashx_next(self->queues))
+                q->more = true;
+            s_pump_all(self);
+        }
+        else
+            brk_log(BRK_LOG_WARNING, "loop",
+                    "database unavailable: publishes are answered UNAVAILABLE");
+    }
+    zstr_free(&verb);
+    if (self->draining && self->outstanding == 0)
+        return -1;
+    return 0;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static int
+s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    brk_broker_t *self = arg;
+    if (*self->stop && !self->draining)
+        return -1; /* leave zloop_start: brk_broker_run drains */
+    int64_t now = zclock_mono();
+    int64_t limit = 3 * (int64_t)self->cfg->heartbeat_ms;
+    /* over a copy of the keys: ending a session changes the table (and
+       zhashx_values would hand its destructor to the list) */
+    zlistx_t *keys = zhashx_keys(self->sessions);
+    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_session_t *s = zhashx_lookup(self->sessions, key);
+        if (s && now - s->last_seen > limit)
+            s_session_end(self, s, "silent");
+    }
+    zlistx_destroy(&keys);
+    /* queues whose read-ahead failed try again */
+    s_pump_all(self);
+    return 0;
+}
+
+static int
+s_on_drain_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    brk_broker_t *self = arg;
+    brk_log(BRK_LOG_WARNING, "loop", "%zu publish(es) still unanswered at shutdown",
+            self->outstanding);
+    return -1;
+}
+
+/* ---- life ------------------------------------------------------------- */
+
+brk_broker_t *
+brk_broker_new(const brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir)
+{
+    brk_broker_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->reg = reg;
+    self->sessions = zhashx_new();
+    zhashx_set_destructor(self->sessions, s_session_destroy);
+    self->queues = zhashx_new();
+    zhashx_set_destructor(self->queues, s_queue_destroy);
+    self->inflight = zhashx_new();
+    self->router = zsock_new(ZMQ_ROUTER);
+    /* the hard stop behind TOO_LARGE: a frame far past the limit closes
+       that connection inside libzmq, before any of it is read */
+    uint64_t hard = 2 * cfg->max_message_bytes + 4096;
+    zsock_set_maxmsgsize(self->router, hard > INT32_MAX ? INT32_MAX : (int)hard);
+    zsock_set_linger(self->router, 1000);
+    if (zsock_bind(self->router, "%s", cfg->endpoint) < 0) {
+        brk_log(BRK_LOG_ERROR, "loop", "could not bind %s: %s", cfg->endpoint,
+                zmq_strerror(zmq_errno()));
+        brk_broker_destroy(&self);
+        return NULL;
+    }
+    self->store = brk_store_new(cfg->database, sql_dir);
+    if (!self->store) {
+        brk_broker_destroy(&self);
+        return NULL;
+    }
+    self->loop = zloop_new();
+    zloop_reader(self->loop, self->router, s_on_router, self);
+    zloop_reader(self->loop, (zsock_t *)zactor_sock(self->store), s_on_store, self);
+    zloop_timer(self->loop, 100, 0, s_on_tick, self);
+    brk_log(BRK_LOG_INFO, "loop", "listening on %s", cfg->endpoint);
+    return self;
+}
+
+int
+brk_broker_run(brk_broker_t *self, volatile sig_atomic_t *stop)
+{
+    self->stop = stop;
+    while (!*stop)
+        zloop_start(self->loop); /* returns on a signal, or -1 from a handler */
+    brk_log(BRK_LOG_INFO, "loop", "stopping: no new maps read, %zu publish(es) in hand",
+            self->outstanding);
+    self->draining = true;
+    zloop_reader_end(self->loop, self->router);
+    if (self->outstanding) {
+        zloop_timer(self->loop, S_DRAIN_MS, 1, s_on_drain_timeout, self);
+        zloop_set_nonstop(self->loop, true);
+        zloop_start(self->loop);
+    }
+    return 0;
+}
+
+void
+brk_broker_destroy(brk_broker_t **self_p)
+{
+    brk_broker_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy(&self->loop);
+    /* the store finishes the batch in hand, then stops */
+    zactor_destroy(&self->store);
+    zlistx_t *flights = zhashx_values(self->inflight);
+    for (s_flight_t *f = zlistx_first(flights); f; f = zlistx_next(flights)) {
+        brk_delivery_destroy(&f->row);
+        free(f);
+    }
+    zlistx_destroy(&flights);
+    zhashx_destroy(&self->inflight);
+    zhashx_destroy(&self->sessions);
+    zhashx_destroy(&self->queues);
+    zsock_destroy(&self->router);
+    free(self);
+    *self_p = NULL;
+}

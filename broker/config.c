@@ -1,0 +1,346 @@
+/*  config.c: reads maillage.cfg (ZPL) into a brk_config_t.
+
+    Strict like the schema loader: an unknown section or key is an error
+    (a misspelt `max_atempts` must not silently leave the default in
+    force), and every error names the file, the key and the problem.
+    Called once at start by main.c. */
+
+#include <czmq.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "maillage/forms.h"
+
+static int
+s_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void
+s_free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+void
+brk_config_destroy(brk_config_t **self_p)
+{
+    brk_config_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nagencies; i++) {
+        brk_agency_t *a = &self->agencies[i];
+        free(a->name);
+        free(a->public_keys);
+        s_free_list(a->publish, a->npublish);
+        s_free_list(a->subscribe, a->nsubscribe);
+    }
+    free(self->agencies);
+    free(self->path);
+    free(self->endpoint);
+    free(self->database);
+    free(self->schemas);
+    free(self->http);
+    free(self->secret_cert);
+    free(self);
+    *self_p = NULL;
+}
+
+/* A pattern: "*", a type, or a dotted prefix followed by ".*". */
+static bool
+s_valid_pattern(const char *p)
+{
+    size_t n = strlen(p);
+    if (strcmp(p, "*") == 0)
+        return true;
+    if (n > 2 && strcmp(p + n - 2, ".*") == 0)
+        return mlg_is_event_type(p, n - 2);
+    return mlg_is_event_type(p, n);
+}
+
+bool
+brk_pattern_match(const char *pattern, const char *type)
+{
+    size_t n = strlen(pattern);
+    if (strcmp(pattern, "*") == 0)
+        return true;
+    if (n > 2 && strcmp(pattern + n - 2, ".*") == 0)
+        return strncmp(type, pattern, n - 1) == 0 && type[n - 1] != '\0';
+    return strcmp(pattern, type) == 0;
+}
+
+static bool
+s_any_match(char **patterns, size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++)
+        if (brk_pattern_match(patterns[i], type))
+            return true;
+    return false;
+}
+
+bool
+brk_agency_may_publish(const brk_agency_t *agency, const char *type)
+{
+    return s_any_match(agency->publish, agency->npublish, type);
+}
+
+bool
+brk_agency_subscribes(const brk_agency_t *agency, const char *type)
+{
+    return s_any_match(agency->subscribe, agency->nsubscribe, type);
+}
+
+/* "a, b ,c" -> ["a", "b", "c"], each checked as a pattern. */
+static int
+s_patterns(const char *value, char ***list, size_t *n, const char *file, const char *key,
+           char *err, size_t errlen)
+{
+    *list = NULL;
+    *n = 0;
+    char *copy = strdup(value);
+    if (!copy)
+        return s_fail(err, errlen, "%s: %s: could not allocate", file, key);
+    int rc = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        if (!s_valid_pattern(tok)) {
+            rc = s_fail(err, errlen,
+                        "%s: %s: '%s' is not a type pattern (a type, a prefix "
+                        "ending in .*, or *)",
+                        file, key, tok);
+            break;
+        }
+        char **bigger = realloc(*list, (*n + 1) * sizeof(char *));
+        if (!bigger || !(bigger[*n] = strdup(tok))) {
+            if (bigger)
+                *list = bigger;
+            rc = s_fail(err, errlen, "%s: %s: could not allocate", file, key);
+            break;
+        }
+        *list = bigger;
+        (*n)++;
+    }
+    free(copy);
+    return rc;
+}
+
+static int
+s_uint(const char *value, uint64_t min, uint64_t max, uint64_t *out, const char *file,
+       const char *key, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || !end || *end != '\0' || value[0] == '\0' || value[0] == '-' || v < min
+        || v > max)
+        return s_fail(err, errlen, "%s: %s: '%s' is not a whole number from %llu to %llu",
+                      file, key, value, (unsigned long long)min, (unsigned long long)max);
+    *out = v;
+    return 0;
+}
+
+/* A path relative to the configuration file's folder. */
+static char *
+s_resolve(const char *cfgpath, const char *value)
+{
+    if (value[0] == '/')
+        return strdup(value);
+    char *copy = strdup(cfgpath);
+    if (!copy)
+        return NULL;
+    const char *dir = dirname(copy);
+    size_t n = strlen(dir) + strlen(value) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", dir, value);
+    free(copy);
+    return out;
+}
+
+static int
+s_broker_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errlen)
+{
+    const char *file = cfg->path;
+    for (zconfig_t *k = zconfig_child(section); k; k = zconfig_next(k)) {
+        const char *name = zconfig_name(k);
+        const char *value = zconfig_value(k) ? zconfig_value(k) : "";
+        char key[128];
+        snprintf(key, sizeof(key), "broker/%s", name);
+        int rc = 0;
+        if (strcmp(name, "endpoint") == 0)
+            rc = (cfg->endpoint = strdup(value)) ? 0 : -1;
+        else if (strcmp(name, "database") == 0)
+            rc = (cfg->database = strdup(value)) ? 0 : -1;
+        else if (strcmp(name, "schemas") == 0)
+            rc = (cfg->schemas = s_resolve(file, value)) ? 0 : -1;
+        else if (strcmp(name, "http") == 0)
+            rc = (cfg->http = strdup(value)) ? 0 : -1;
+        else if (strcmp(name, "heartbeat_ms") == 0)
+            rc = s_uint(value, 10, 3600000, &cfg->heartbeat_ms, file, key, err, errlen);
+        else if (strcmp(name, "max_attempts") == 0)
+            rc = s_uint(value, 1, 1000, &cfg->max_attempts, file, key, err, errlen);
+        else if (strcmp(name, "max_message_bytes") == 0)
+            rc = s_uint(value, 1024, 256u * 1024 * 1024, &cfg->max_message_bytes, file,
+                        key, err, errlen);
+        else if (strcmp(name, "max_outstanding") == 0)
+            rc =
+                s_uint(value, 1, 10000000, &cfg->max_outstanding, file, key, err, errlen);
+        else
+            return s_fail(err, errlen, "%s: %s: unknown key", file, key);
+        if (rc)
+            return err[0] ? -1
+                          : s_fail(err, errlen, "%s: %s: could not allocate", file, key);
+    }
+    return 0;
+}
+
+static int
+s_security_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errlen)
+{
+    const char *file = cfg->path;
+    for (zconfig_t *k = zconfig_child(section); k; k = zconfig_next(k)) {
+        const char *name = zconfig_name(k);
+        const char *value = zconfig_value(k) ? zconfig_value(k) : "";
+        if (strcmp(name, "curve") == 0) {
+            if (strcmp(value, "0") && strcmp(value, "1"))
+                return s_fail(err, errlen, "%s: security/curve: '%s' is not 0 or 1", file,
+                              value);
+            cfg->curve = value[0] == '1';
+        }
+        else if (strcmp(name, "secret_cert") == 0) {
+            if (!(cfg->secret_cert = s_resolve(file, value)))
+                return s_fail(err, errlen, "%s: security/secret_cert: could not allocate",
+                              file);
+        }
+        else
+            return s_fail(err, errlen, "%s: security/%s: unknown key", file, name);
+    }
+    return 0;
+}
+
+static int
+s_agency(brk_config_t *cfg, zconfig_t *node, brk_agency_t *a, char *err, size_t errlen)
+{
+    const char *file = cfg->path;
+    const char *id = zconfig_name(node);
+    if (!mlg_is_agency_id(id, strlen(id)))
+        return s_fail(err, errlen,
+                      "%s: agencies/%s: not an agency id (1-64 of a-z 0-9 -, starting "
+                      "with a letter)",
+                      file, id);
+    if (brk_config_agency(cfg, id))
+        return s_fail(err, errlen, "%s: agencies/%s: defined twice", file, id);
+    strcpy(a->id, id);
+    for (zconfig_t *k = zconfig_child(node); k; k = zconfig_next(k)) {
+        const char *name = zconfig_name(k);
+        const char *value = zconfig_value(k) ? zconfig_value(k) : "";
+        char key[160];
+        snprintf(key, sizeof(key), "agencies/%s/%s", id, name);
+        if (strcmp(name, "name") == 0)
+            a->name = strdup(value);
+        else if (strcmp(name, "public_key") == 0)
+            a->public_keys = strdup(value);
+        else if (strcmp(name, "publish") == 0) {
+            if (s_patterns(value, &a->publish, &a->npublish, file, key, err, errlen))
+                return -1;
+        }
+        else if (strcmp(name, "subscribe") == 0) {
+            if (s_patterns(value, &a->subscribe, &a->nsubscribe, file, key, err, errlen))
+                return -1;
+        }
+        else
+            return s_fail(err, errlen, "%s: %s: unknown key", file, key);
+    }
+    if (!a->name || !a->name[0])
+        return s_fail(err, errlen, "%s: agencies/%s/name: required", file, id);
+    return 0;
+}
+
+brk_config_t *
+brk_config_load(const char *path, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    brk_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg || !(cfg->path = strdup(path))) {
+        free(cfg);
+        s_fail(err, errlen, "%s: could not allocate", path);
+        return NULL;
+    }
+    cfg->heartbeat_ms = 1000;
+    cfg->max_attempts = 5;
+    cfg->max_message_bytes = MLG_MAX_MESSAGE_BYTES_DEFAULT;
+    cfg->max_outstanding = 10000;
+    cfg->curve = true;
+
+    FILE *probe = fopen(path, "r");
+    if (!probe) {
+        s_fail(err, errlen, "%s: could not open: %s", path, strerror(errno));
+        brk_config_destroy(&cfg);
+        return NULL;
+    }
+    fclose(probe);
+    zconfig_t *root = zconfig_load(path);
+    if (!root) {
+        s_fail(err, errlen, "%s: could not parse it as ZPL (czmq zconfig format)", path);
+        brk_config_destroy(&cfg);
+        return NULL;
+    }
+    int rc = 0;
+    for (zconfig_t *s = zconfig_child(root); s && rc == 0; s = zconfig_next(s)) {
+        const char *name = zconfig_name(s);
+        if (strcmp(name, "broker") == 0)
+            rc = s_broker_section(cfg, s, err, errlen);
+        else if (strcmp(name, "security") == 0)
+            rc = s_security_section(cfg, s, err, errlen);
+        else if (strcmp(name, "agencies") == 0) {
+            size_t n = 0;
+            for (zconfig_t *a = zconfig_child(s); a; a = zconfig_next(a))
+                n++;
+            cfg->agencies = calloc(n ? n : 1, sizeof(brk_agency_t));
+            if (!cfg->agencies)
+                rc = s_fail(err, errlen, "%s: agencies: could not allocate", path);
+            for (zconfig_t *a = zconfig_child(s); a && rc == 0; a = zconfig_next(a)) {
+                rc = s_agency(cfg, a, &cfg->agencies[cfg->nagencies], err, errlen);
+                cfg->nagencies++;
+            }
+        }
+        else
+            rc = s_fail(err, errlen,
+                        "%s: %s: unknown section (broker, security, agencies)", path,
+                        name);
+    }
+    zconfig_destroy(&root);
+    if (rc == 0 && (!cfg->endpoint || !cfg->endpoint[0]))
+        rc = s_fail(err, errlen, "%s: broker/endpoint: required", path);
+    if (rc == 0 && (!cfg->database || !cfg->database[0]))
+        rc = s_fail(err, errlen, "%s: broker/database: required", path);
+    if (rc == 0 && !cfg->schemas && !(cfg->schemas = s_resolve(path, "schemas")))
+        rc = s_fail(err, errlen, "%s: broker/schemas: could not allocate", path);
+    if (rc == 0 && cfg->nagencies == 0)
+        rc = s_fail(err, errlen, "%s: agencies: at least one agency is required", path);
+    if (rc)
+        brk_config_destroy(&cfg);
+    return cfg;
+}
+
+const brk_agency_t *
+brk_config_agency(const brk_config_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->nagencies; i++)
+        if (strcmp(self->agencies[i].id, id) == 0)
+            return &self->agencies[i];
+    return NULL;
+}

@@ -1,0 +1,56 @@
+/*  config.h: the broker's configuration (DESIGN.md "Configuration"), a
+    ZPL file read with czmq's zconfig and checked key by key. */
+
+#ifndef BRK_CONFIG_H
+#define BRK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maillage/limits.h"
+
+typedef struct {
+    char id[MLG_AGENCY_ID_MAX + 1];
+    char *name;
+    char *public_keys; /* as written: one or two Z85 keys; CURVE is not in yet */
+    char **publish;    /* type patterns: "referral.*", "situation.shared", "*" */
+    size_t npublish;
+    char **subscribe; /* patterns of non-personal types */
+    size_t nsubscribe;
+} brk_agency_t;
+
+typedef struct {
+    char *path; /* the file read */
+    char *endpoint;
+    char *database;
+    char *schemas; /* resolved against the file's folder */
+    char *http;
+    uint64_t heartbeat_ms;
+    uint64_t max_attempts;
+    uint64_t max_message_bytes;
+    uint64_t max_outstanding;
+    bool curve;
+    char *secret_cert;
+    brk_agency_t *agencies;
+    size_t nagencies;
+} brk_config_t;
+
+/* Reads and checks FILE. NULL on failure with "FILE: key: problem" in
+   err: an unknown section or key, a bad value, a missing required key. */
+brk_config_t *brk_config_load(const char *path, char *err, size_t errlen);
+
+void brk_config_destroy(brk_config_t **self_p);
+
+/* The agency with that id, or NULL. O(number of agencies). */
+const brk_agency_t *brk_config_agency(const brk_config_t *self, const char *id);
+
+/* Does a pattern of a `publish` or `subscribe` list match the type?
+   "*" matches all; "referral.*" matches "referral.created" (and deeper);
+   anything else matches itself only. */
+bool brk_pattern_match(const char *pattern, const char *type);
+
+bool brk_agency_may_publish(const brk_agency_t *agency, const char *type);
+bool brk_agency_subscribes(const brk_agency_t *agency, const char *type);
+
+#endif

@@ -1,0 +1,72 @@
+/*  router.c: routing and the consent decision of each recipient.
+
+    Until consents are kept (the consent engine), a recipient of a
+    `consent`-basis event has no consent to rely on: it is denied
+    NO_CONSENT, which is the right answer when no consent exists.
+    `legal_obligation` and `not_personal` recipients are allowed. Called
+    by the event loop for each PUBLISH; O(recipients x agencies). */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+
+static bool
+s_has(const brk_decision_t *list, size_t n, const char *agency)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].recipient, agency) == 0)
+            return true;
+    return false;
+}
+
+static void
+s_decide(brk_decision_t *d, mlg_basis_t basis)
+{
+    d->basis = basis;
+    d->allow = basis != MLG_BASIS_CONSENT;
+    strcpy(d->reason, d->allow ? "" : "NO_CONSENT");
+}
+
+mlg_rc_t
+brk_route(const brk_config_t *cfg, const mlg_schema_t *schema, const mlg_msg_t *msg,
+          const char *publisher, brk_decision_t **out, size_t *count, char *reason,
+          size_t reasonlen)
+{
+    *out = NULL;
+    *count = 0;
+    for (size_t i = 0; i < msg->to_count; i++)
+        if (!brk_config_agency(cfg, msg->to[i].id)) {
+            snprintf(reason, reasonlen,
+                     "'%s' in 'to' is not an agency registered with this broker",
+                     msg->to[i].id);
+            return MLG_UNKNOWN_RECIPIENT;
+        }
+    bool personal = mlg_schema_personal(schema);
+    size_t cap = msg->to_count + (personal ? 0 : cfg->nagencies);
+    brk_decision_t *list = calloc(cap ? cap : 1, sizeof(*list));
+    if (!list)
+        return MLG_ERR_NOMEM;
+    size_t n = 0;
+    mlg_basis_t basis = mlg_schema_basis(schema);
+    for (size_t i = 0; i < msg->to_count; i++) {
+        const char *a = msg->to[i].id;
+        if (strcmp(a, publisher) == 0 || s_has(list, n, a))
+            continue;
+        strcpy(list[n].recipient, a);
+        s_decide(&list[n++], basis);
+    }
+    if (!personal)
+        for (size_t i = 0; i < cfg->nagencies; i++) {
+            const brk_agency_t *a = &cfg->agencies[i];
+            if (strcmp(a->id, publisher) == 0 || s_has(list, n, a->id)
+                || !brk_agency_subscribes(a, msg->type))
+                continue;
+            strcpy(list[n].recipient, a->id);
+            s_decide(&list[n++], basis);
+        }
+    *out = list;
+    *count = n;
+    return MLG_OK;
+}

@@ -1,0 +1,84 @@
+/*  store.h: the store thread, sole owner of the PostgreSQL connection.
+
+    The event loop hands it commands over the actor's pipe and never
+    waits for it: each command is a pointer to one of the structures
+    below, sent as ("sp", VERB, ptr). PUBLISH and FETCH come back as
+    ("sp", "DONE", ptr) once their transaction has committed (or failed);
+    the loop owns them again then. UPDATE commands are fire-and-forget:
+    the store frees them. The store also tells the loop ("s", "DB-UP")
+    and ("s", "DB-DOWN") when the connection comes and goes.
+
+    Group commit: the store takes every command waiting in the pipe (up
+    to a bound) into one transaction, so many publishes share one fsync.
+    Invariant: a PUBLISH is answered MLG_OK only after COMMIT returned. */
+
+#ifndef BRK_STORE_H
+#define BRK_STORE_H
+
+#include <czmq.h>
+
+#include "maillage/codec.h"
+#include "router.h"
+
+/* A PUBLISH on its way to the database. */
+typedef struct {
+    /* in (the loop's) */
+    mlg_msg_t *msg; /* owned */
+    char sender[MLG_AGENCY_ID_MAX + 1];
+    int64_t received_us;       /* µs since the epoch */
+    brk_decision_t *decisions; /* owned */
+    size_t ndecisions;
+    zframe_t *routing_id; /* the connection to answer; owned */
+    /* out (the store's) */
+    mlg_rc_t rc; /* MLG_OK, MLG_UNAVAILABLE, or MLG_INVALID (id used by another) */
+    bool duplicate;
+    uint64_t seq;
+    /* the deliveries it created, one per allowed recipient */
+    bool created_deliveries;
+} brk_job_t;
+
+/* A row of a recipient's queue, ready to be sent. */
+typedef struct {
+    uint64_t delivery;
+    uint64_t attempts;  /* attempts made so far */
+    mlg_msg_t *deliver; /* op DELIVER, all but `delivery` and `attempt`; owned */
+    char recipient[MLG_AGENCY_ID_MAX + 1];
+} brk_delivery_t;
+
+/* Read the next pending deliveries of one recipient. */
+typedef struct {
+    char agency[MLG_AGENCY_ID_MAX + 1];
+    uint64_t after; /* delivery ids greater than this */
+    size_t limit;
+    /* out */
+    bool ok;
+    brk_delivery_t **rows; /* owned array of owned rows */
+    size_t nrows;
+} brk_fetch_t;
+
+typedef enum {
+    BRK_UPDATE_SENT,     /* an attempt went out */
+    BRK_UPDATE_ACK,      /* settled: acked */
+    BRK_UPDATE_NACK,     /* NACK with requeue: stays pending */
+    BRK_UPDATE_REQUEUED, /* client gone or silent: stays pending */
+    BRK_UPDATE_DEAD,     /* dead-lettered */
+} brk_update_kind_t;
+
+typedef struct {
+    brk_update_kind_t kind;
+    uint64_t delivery;
+    uint64_t attempt;
+    char reason[MLG_STRBUF(MLG_REASON_MAX)];
+    char actor[96];
+} brk_update_t;
+
+/* Starts the store thread on `database` (a libpq URL). It connects in
+   the background and keeps reconnecting; migrations run on each new
+   connection, from `sql_dir`. NULL on failure to start the thread. */
+zactor_t *brk_store_new(const char *database, const char *sql_dir);
+
+void brk_job_destroy(brk_job_t **job_p);
+void brk_fetch_destroy(brk_fetch_t **fetch_p);
+void brk_delivery_destroy(brk_delivery_t **row_p);
+
+#endif

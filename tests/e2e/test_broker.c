@@ -1,0 +1,701 @@
+/*  test_broker.c: the real maillage-broker process, over TCP, on the
+    suite's PostgreSQL.
+
+    One broker serves the whole file (a database of its own); each test
+    uses its own agencies' queues so they do not see each other's
+    deliveries. The SIGKILL test restarts that same broker. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "brokerproc.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+
+static brokerproc_t s_bp;
+static PGconn *s_db;
+
+static const char *s_agencies =
+    "    ccas-paris-13\n"
+    "        name = \"CCAS Paris 13\"\n"
+    "        publish = \"referral.*, child.protection.alert, situation.shared\"\n"
+    "    cd75\n"
+    "        name = \"Departement de Paris\"\n"
+    "        publish = \"*\"\n"
+    "    ehpad-les-tilleuls\n"
+    "        name = \"EHPAD Les Tilleuls\"\n"
+    "        publish = \"service.*\"\n"
+    "        subscribe = \"service.*\"\n"
+    "    ars-idf\n"
+    "        name = \"ARS Ile-de-France\"\n"
+    "        subscribe = \"service.*\"\n"
+    "    cd92\n"
+    "        name = \"Hauts-de-Seine\"\n"
+    "    cd93\n"
+    "        name = \"Seine-Saint-Denis\"\n"
+    "    cd94\n"
+    "        name = \"Val-de-Marne\"\n";
+
+static int
+setup(void **state)
+{
+    (void)state;
+    if (brokerproc_init(&s_bp, "e2e_broker",
+                        "    heartbeat_ms = 1000\n    max_attempts = 3\n"
+                        "    max_message_bytes = 65536\n",
+                        s_agencies)
+        || brokerproc_start(&s_bp)) {
+        fprintf(stderr, "could not start the broker; its log is %s\n", s_bp.log);
+        return -1;
+    }
+    s_db = brokerproc_db(&s_bp);
+    return PQstatus(s_db) == CONNECTION_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    PQfinish(s_db);
+    int rc = brokerproc_stop(&s_bp, SIGTERM);
+    if (rc != 0) {
+        fprintf(stderr, "the broker exited with %d; the end of its log:\n", rc);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", s_bp.log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+    }
+    brokerproc_cleanup(&s_bp);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static mlg_client_t *
+client(const char *agency, uint64_t credit)
+{
+    mlg_error_t err;
+    mlg_client_t *c = mlg_client_new(s_bp.endpoint, agency, "e2e", credit, 5000, &err);
+    if (!c)
+        print_error("could not connect as %s: %s\n", agency, err.reason);
+    assert_non_null(c);
+    return c;
+}
+
+static void
+new_id(char *id)
+{
+    zuuid_t *u = zuuid_new();
+    const char *s = zuuid_str_canonical(u);
+    for (int i = 0; s[i]; i++)
+        id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
+    id[36] = '\0';
+    zuuid_destroy(&u);
+}
+
+/* A PUBLISH from JSON text with "%s" for a fresh id (written to id). */
+static mlg_msg_t *
+publish_msg(const char *fmt, char *id)
+{
+    new_id(id);
+    char json[4096];
+    snprintf(json, sizeof(json), fmt, id);
+    mlg_msg_t *m = NULL;
+    mlg_error_t err;
+    if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK)
+        print_error("%s: %s\n", json, err.reason);
+    assert_non_null(m);
+    return m;
+}
+
+static const char *ALERT =
+    "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+    " \"to\": [\"%s\"], \"subject\": \"P-1\", \"purpose\": \"protection\","
+    " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+    " \"concern\": \"Enfant laissé seul.\", \"urgency\": \"urgent\"}}";
+
+/* The alert to `to`, from `c`; returns the answer. */
+static mlg_msg_t *
+send_alert(mlg_client_t *c, const char *to, char *id)
+{
+    char fmt[1024];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", to);
+    mlg_msg_t *m = publish_msg(fmt, id);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *answer = mlg_client_recv(c, 10000);
+    assert_non_null(answer);
+    return answer;
+}
+
+static mlg_msg_t *
+expect_op(mlg_client_t *c, mlg_op_t op, int timeout_ms)
+{
+    mlg_msg_t *m = mlg_client_recv(c, timeout_ms);
+    if (!m)
+        print_error("expected %s, got nothing\n", mlg_op_name(op));
+    assert_non_null(m);
+    if (m->op != op)
+        print_error("expected %s, got %s %s %s\n", mlg_op_name(op), mlg_op_name(m->op),
+                    m->code, m->reason);
+    assert_int_equal(m->op, op);
+    return m;
+}
+
+static void
+expect_reject(mlg_client_t *c, const mlg_msg_t *m, const char *code,
+              const char *reason_part)
+{
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *a = expect_op(c, MLG_OP_REJECT, 10000);
+    assert_string_equal(a->id, m->id);
+    if (strcmp(a->code, code) != 0 || !strstr(a->reason, reason_part))
+        print_error("expected %s (%s), got %s: %s\n", code, reason_part, a->code,
+                    a->reason);
+    assert_string_equal(a->code, code);
+    assert_non_null(strstr(a->reason, reason_part));
+    mlg_msg_destroy(&a);
+}
+
+static long
+q(const char *fmt, const char *arg)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql), fmt, arg);
+    return brokerproc_scalar(s_db, sql);
+}
+
+/* ---- publish, store, confirm ------------------------------------------ */
+
+static void
+test_publish_confirm_stored(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    char fmt[1024], id[37];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd75");
+    mlg_msg_t *m = publish_msg(fmt, id);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    assert_string_equal(a->id, id);
+    assert_true(a->seq > 0);
+    assert_false(a->duplicate);
+    assert_int_equal(a->routed_count, 1);
+    assert_string_equal(a->routed[0].id, "cd75");
+    assert_int_equal(a->denied_count, 0);
+
+    /* the body is stored byte for byte */
+    const char *params[1] = {id};
+    PGresult *res =
+        PQexecParams(s_db,
+                     "select body, seq, sender, subject, purpose from messages"
+                     " where id = $1",
+                     1, NULL, params, NULL, NULL, 1);
+    assert_int_equal(PQntuples(res), 1);
+    assert_int_equal(PQgetlength(res, 0, 0), (int)m->body_len);
+    assert_memory_equal(PQgetvalue(res, 0, 0), m->body, m->body_len);
+    PQclear(res);
+    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
+                       " and decision = 'allow' and basis = 'legal_obligation'"
+                       " and recipient = 'cd75'",
+                       id),
+                     1);
+    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
+                       " and recipient = 'cd75' and state = 'pending'",
+                       id),
+                     1);
+    mlg_msg_destroy(&a);
+    mlg_msg_destroy(&m);
+    mlg_client_destroy(&c);
+}
+
+static void
+test_consent_basis_denied(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *m = publish_msg(
+        "{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+        " \"to\": [\"cd75\"], \"subject\": \"P-2\", \"purpose\": \"orientation\","
+        " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+        " \"reason\": \"Déménagement.\"}}",
+        id);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    assert_int_equal(a->routed_count, 0);
+    assert_int_equal(a->denied_count, 1);
+    assert_string_equal(a->denied[0].recipient, "cd75");
+    assert_string_equal(a->denied[0].reason, "NO_CONSENT");
+    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
+                       " and decision = 'deny' and basis = 'consent'"
+                       " and reason = 'NO_CONSENT'",
+                       id),
+                     1);
+    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'", id), 0);
+    mlg_msg_destroy(&a);
+    mlg_msg_destroy(&m);
+    mlg_client_destroy(&c);
+}
+
+static void
+test_non_personal_routing(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ehpad-les-tilleuls", 0);
+    const char *fmt = "{\"id\": \"%s\", \"type\": \"service.capacity.changed\","
+                      " \"version\": 1, %s \"body\": {\"service_id\": \"750803587\","
+                      " \"service\": \"nursing-home\", \"places_total\": 80,"
+                      " \"places_available\": 3}}";
+    char f1[1024], id[37];
+    /* no `to`: the subscribers, but never the publisher */
+    snprintf(f1, sizeof(f1), fmt, "%s", "");
+    mlg_msg_t *m = publish_msg(f1, id);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    assert_int_equal(a->routed_count, 1);
+    assert_string_equal(a->routed[0].id, "ars-idf");
+    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
+                       " and basis = 'not_personal' and decision = 'allow'",
+                       id),
+                     1);
+    mlg_msg_destroy(&a);
+    mlg_msg_destroy(&m);
+    /* with `to`: the addressees and the subscribers, once each */
+    snprintf(f1, sizeof(f1), fmt, "%s", "\"to\": [\"cd75\", \"ars-idf\", \"cd75\"],");
+    m = publish_msg(f1, id);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    assert_int_equal(a->routed_count, 2);
+    assert_string_equal(a->routed[0].id, "cd75");
+    assert_string_equal(a->routed[1].id, "ars-idf");
+    mlg_msg_destroy(&a);
+    mlg_msg_destroy(&m);
+    mlg_client_destroy(&c);
+}
+
+static void
+test_duplicates(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    char fmt[1024], id[37];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd75");
+    mlg_msg_t *m = publish_msg(fmt, id);
+    /* twice at once: the second arrives while the first is being stored */
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *a1 = expect_op(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a2 = expect_op(c, MLG_OP_CONFIRM, 10000);
+    assert_false(a1->duplicate);
+    assert_true(a2->duplicate);
+    assert_int_equal(a1->seq, a2->seq);
+    assert_int_equal(a2->routed_count, 1);
+    assert_string_equal(a2->routed[0].id, "cd75");
+    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'", id), 1);
+    mlg_msg_destroy(&a1);
+    mlg_msg_destroy(&a2);
+    /* the same id from another agency reveals nothing */
+    mlg_client_t *other = client("cd75", 0);
+    snprintf(m->to[0].id, sizeof(m->to[0].id), "cd92");
+    expect_reject(other, m, "INVALID", "id already used");
+    mlg_client_destroy(&other);
+    mlg_msg_destroy(&m);
+    mlg_client_destroy(&c);
+}
+
+/* ---- every code the broker answers ----------------------------------- */
+
+static zsock_t *
+raw(void)
+{
+    zsock_t *d = zsock_new_dealer(s_bp.endpoint);
+    assert_non_null(d);
+    zsock_set_rcvtimeo(d, 10000);
+    return d;
+}
+
+static mlg_msg_t *
+raw_exchange(zsock_t *d, const void *data, size_t size)
+{
+    zframe_t *f = zframe_new(data, size);
+    zframe_send(&f, d, 0);
+    zframe_t *in = zframe_recv(d);
+    assert_non_null(in);
+    mlg_msg_t *m = NULL;
+    mlg_error_t err;
+    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, &err), MLG_OK);
+    zframe_destroy(&in);
+    return m;
+}
+
+static void
+expect_error(mlg_msg_t *m, const char *code)
+{
+    if (m->op != MLG_OP_ERROR || strcmp(m->code, code) != 0)
+        print_error("expected ERROR %s, got %s %s %s\n", code, mlg_op_name(m->op),
+                    m->code, m->reason);
+    assert_int_equal(m->op, MLG_OP_ERROR);
+    assert_string_equal(m->code, code);
+    assert_true(strlen(m->reason) > 10);
+}
+
+static void
+test_session_codes(void **state)
+{
+    (void)state;
+    zsock_t *d = raw();
+    /* garbage, then a PING before HELLO, then a bad version, an unknown op */
+    mlg_msg_t *m = raw_exchange(d, "\xc1garbage", 8);
+    expect_error(m, "MALFORMED");
+    mlg_msg_destroy(&m);
+    const uint8_t ping[] = {0x81, 0xa2, 'o', 'p', 0xa4, 'P', 'I', 'N', 'G'};
+    m = raw_exchange(d, ping, sizeof(ping));
+    expect_error(m, "HELLO_REQUIRED");
+    mlg_msg_destroy(&m);
+    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
+    strcpy(hello->agency, "cd75");
+    hello->v = 2;
+    uint8_t *data;
+    size_t size;
+    mlg_msg_encode(hello, &data, &size);
+    m = raw_exchange(d, data, size);
+    free(data);
+    expect_error(m, "UNSUPPORTED_VERSION");
+    mlg_msg_destroy(&m);
+    const uint8_t sub[] = {0x81, 0xa2, 'o', 'p', 0xa3, 'S', 'U', 'B'};
+    m = raw_exchange(d, sub, sizeof(sub));
+    expect_error(m, "UNKNOWN_OP");
+    mlg_msg_destroy(&m);
+    /* an unregistered agency */
+    strcpy(hello->agency, "mairie-inconnue");
+    hello->v = 1;
+    mlg_msg_encode(hello, &data, &size);
+    m = raw_exchange(d, data, size);
+    free(data);
+    expect_error(m, "FORBIDDEN");
+    mlg_msg_destroy(&m);
+    /* two frames in one message */
+    zmsg_t *two = zmsg_new();
+    zmsg_addmem(two, ping, sizeof(ping));
+    zmsg_addmem(two, ping, sizeof(ping));
+    zmsg_send(&two, d);
+    zframe_t *in = zframe_recv(d);
+    mlg_error_t err;
+    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, &err), MLG_OK);
+    zframe_destroy(&in);
+    expect_error(m, "MALFORMED");
+    mlg_msg_destroy(&m);
+    /* now a good HELLO, and an ACK of a delivery never sent */
+    strcpy(hello->agency, "cd75");
+    mlg_msg_encode(hello, &data, &size);
+    m = raw_exchange(d, data, size);
+    free(data);
+    assert_int_equal(m->op, MLG_OP_WELCOME);
+    assert_int_equal(m->heartbeat_ms, 1000);
+    assert_int_equal(m->max_message_bytes, 65536);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *ack = mlg_msg_new(MLG_OP_ACK);
+    ack->delivery = 999999;
+    mlg_msg_encode(ack, &data, &size);
+    m = raw_exchange(d, data, size);
+    free(data);
+    expect_error(m, "UNKNOWN_DELIVERY");
+    mlg_msg_destroy(&m);
+    m = raw_exchange(d, ping, sizeof(ping));
+    assert_int_equal(m->op, MLG_OP_PONG);
+    mlg_msg_destroy(&m);
+    mlg_msg_destroy(&ack);
+    mlg_msg_destroy(&hello);
+    zsock_destroy(&d);
+}
+
+static void
+test_publish_codes(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *m;
+    /* before HELLO, on a raw connection: REJECT with the id */
+    zsock_t *d = raw();
+    char fmt[1024];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd75");
+    m = publish_msg(fmt, id);
+    uint8_t *data;
+    size_t size;
+    mlg_msg_encode(m, &data, &size);
+    mlg_msg_t *a = raw_exchange(d, data, size);
+    free(data);
+    assert_int_equal(a->op, MLG_OP_REJECT);
+    assert_string_equal(a->code, "HELLO_REQUIRED");
+    assert_string_equal(a->id, id);
+    mlg_msg_destroy(&a);
+    zsock_destroy(&d);
+    mlg_msg_destroy(&m);
+
+    const struct {
+        const char *json;
+        const char *code;
+        const char *reason;
+    } cases[] = {
+        {"{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1,"
+         " \"body\": {}}",
+         "FORBIDDEN", "may not publish service.capacity.changed"},
+        {"{\"id\": \"%s\", \"type\": \"referral.created\", \"version\": 9, \"body\": {}}",
+         "UNKNOWN_TYPE", "no schema for referral.created version 9"},
+        {"{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+         " \"to\": [\"cd75\"], \"subject\": \"P\", \"purpose\": \"orientation\","
+         " \"body\": {\"referral_id\": \"nope\", \"reason\": \"r\"}}",
+         "INVALID", "/referral_id: not a UUID"},
+        {"{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+         " \"to\": [\"ccas-paris-13\"], \"subject\": \"P\", \"purpose\": \"orientation\","
+         " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+         " \"reason\": \"r\"}}",
+         "ADDRESS_REQUIRED", "other than the publisher"},
+        {"{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+         " \"to\": [\"cd75\"], \"purpose\": \"orientation\","
+         " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+         " \"reason\": \"r\"}}",
+         "SUBJECT_REQUIRED", "'subject' is required"},
+        {"{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+         " \"to\": [\"cd75\"], \"subject\": \"P\", \"purpose\": \"marketing\","
+         " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+         " \"reason\": \"r\"}}",
+         "PURPOSE_REQUIRED", "'marketing' is not a purpose"},
+        {"{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+         " \"to\": [\"cd75\", \"mairie-inconnue\"], \"subject\": \"P\","
+         " \"purpose\": \"orientation\","
+         " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+         " \"reason\": \"r\"}}",
+         "UNKNOWN_RECIPIENT", "'mairie-inconnue'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        m = publish_msg(cases[i].json, id);
+        expect_reject(c, m, cases[i].code, cases[i].reason);
+        mlg_msg_destroy(&m);
+        assert_int_equal(q("select count(*) from messages where id = '%s'", id), 0);
+    }
+    /* TOO_LARGE: a body over max_message_bytes (64 KiB here) */
+    char *big = malloc(80000);
+    char *p =
+        big
+        + sprintf(big,
+                  "{\"id\": \"%%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+                  " \"to\": [\"cd75\"], \"subject\": \"P\","
+                  " \"purpose\": \"orientation\", \"body\": {\"referral_id\":"
+                  " \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\", \"reason\": \"");
+    memset(p, 'x', 70000);
+    strcpy(p + 70000, "\"}}");
+    new_id(id);
+    char *json = malloc(81000);
+    snprintf(json, 81000, big, id);
+    mlg_error_t err;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, &err), MLG_OK);
+    expect_reject(c, m, "TOO_LARGE", "over the limit of 65536");
+    mlg_msg_destroy(&m);
+    free(big);
+    free(json);
+    /* the connection is still fine afterwards */
+    a = send_alert(c, "cd75", id);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    mlg_client_destroy(&c);
+}
+
+/* ---- deliveries -------------------------------------------------------- */
+
+static void
+test_backlog_credit_ack_nack(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    char ids[4][37];
+    for (int i = 0; i < 4; i++) {
+        mlg_msg_t *a = send_alert(pub, "cd93", ids[i]);
+        assert_int_equal(a->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&a);
+    }
+    /* cd93 was offline; its client takes two at a time, in order */
+    mlg_client_t *sub = client("cd93", 2);
+    mlg_msg_t *d1 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *d2 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    assert_string_equal(d1->id, ids[0]);
+    assert_string_equal(d2->id, ids[1]);
+    assert_string_equal(d1->from, "ccas-paris-13");
+    assert_int_equal(d1->attempt, 1);
+    assert_null(mlg_client_recv(sub, 500)); /* credit 2: no third yet */
+    /* ACK the first: the third comes */
+    assert_int_equal(mlg_client_ack(sub, d1->delivery), MLG_OK);
+    mlg_msg_t *d3 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    assert_string_equal(d3->id, ids[2]);
+    /* NACK with requeue: the second comes back, attempt 2 */
+    assert_int_equal(mlg_client_nack(sub, d2->delivery, true, "base indisponible"),
+                     MLG_OK);
+    mlg_msg_t *again = expect_op(sub, MLG_OP_DELIVER, 5000);
+    assert_string_equal(again->id, ids[1]);
+    assert_int_equal(again->attempt, 2);
+    /* NACK without requeue: dead at once */
+    assert_int_equal(mlg_client_nack(sub, d3->delivery, false, "refusé"), MLG_OK);
+    mlg_msg_t *d4 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    assert_string_equal(d4->id, ids[3]);
+    assert_int_equal(mlg_client_ack(sub, again->delivery), MLG_OK);
+    assert_int_equal(mlg_client_ack(sub, d4->delivery), MLG_OK);
+    /* acking twice is an error */
+    assert_int_equal(mlg_client_ack(sub, d1->delivery), MLG_OK);
+    mlg_msg_t *e = expect_op(sub, MLG_OP_ERROR, 5000);
+    assert_string_equal(e->code, "UNKNOWN_DELIVERY");
+    mlg_msg_destroy(&e);
+    zclock_sleep(300); /* the store writes acks in its next batch */
+    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
+                       " and state = 'acked'",
+                       "cd93"),
+                     3);
+    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
+                       " and state = 'dead' and last_error = 'refusé'",
+                       "cd93"),
+                     1);
+    assert_int_equal(q("select count(*) from delivery_events e join deliveries d"
+                       " on d.id = e.delivery_id where d.recipient = '%s'"
+                       " and e.event in ('nack', 'dead')",
+                       "cd93"),
+                     3);
+    mlg_msg_destroy(&d1);
+    mlg_msg_destroy(&d2);
+    mlg_msg_destroy(&d3);
+    mlg_msg_destroy(&d4);
+    mlg_msg_destroy(&again);
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
+static void
+test_redelivery_bye_silence_dead(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *a = send_alert(pub, "cd94", id);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    /* attempt 1 to a client that leaves (BYE) without acking */
+    mlg_client_t *c1 = client("cd94", 1);
+    mlg_msg_t *d = expect_op(c1, MLG_OP_DELIVER, 5000);
+    assert_int_equal(d->attempt, 1);
+    mlg_msg_destroy(&d);
+    mlg_client_destroy(&c1);
+    /* attempt 2 to a client that falls silent */
+    zsock_t *silent = raw();
+    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
+    strcpy(hello->agency, "cd94");
+    hello->credit = 5;
+    uint8_t *data;
+    size_t size;
+    mlg_msg_encode(hello, &data, &size);
+    mlg_msg_t *w = raw_exchange(silent, data, size);
+    free(data);
+    assert_int_equal(w->op, MLG_OP_WELCOME);
+    mlg_msg_destroy(&w);
+    zframe_t *in = zframe_recv(silent);
+    assert_non_null(in);
+    mlg_error_t err;
+    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &d, &err), MLG_OK);
+    zframe_destroy(&in);
+    assert_int_equal(d->op, MLG_OP_DELIVER);
+    assert_int_equal(d->attempt, 2);
+    mlg_msg_destroy(&d);
+    /* after 3 x heartbeat_ms of silence it goes to the next client */
+    mlg_client_t *c3 = client("cd94", 1);
+    d = expect_op(c3, MLG_OP_DELIVER, 8000);
+    assert_string_equal(d->id, id);
+    assert_int_equal(d->attempt, 3);
+    /* the silent one has lost its session */
+    const uint8_t ping[] = {0x81, 0xa2, 'o', 'p', 0xa4, 'P', 'I', 'N', 'G'};
+    mlg_msg_t *e = raw_exchange(silent, ping, sizeof(ping));
+    expect_error(e, "HELLO_REQUIRED");
+    mlg_msg_destroy(&e);
+    /* attempt 3 of max_attempts 3 requeued: dead */
+    assert_int_equal(mlg_client_nack(c3, d->delivery, true, "encore"), MLG_OK);
+    assert_null(mlg_client_recv(c3, 500));
+    zclock_sleep(300);
+    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
+                       " and state = 'dead' and attempts = 3",
+                       id),
+                     1);
+    assert_int_equal(q("select count(*) from delivery_events e join deliveries d"
+                       " on d.id = e.delivery_id where d.message_id = '%s'"
+                       " and e.event = 'requeued'",
+                       id),
+                     2);
+    mlg_msg_destroy(&d);
+    mlg_msg_destroy(&hello);
+    zsock_destroy(&silent);
+    mlg_client_destroy(&c3);
+    mlg_client_destroy(&pub);
+}
+
+/* ---- crash ------------------------------------------------------------- */
+
+static void
+test_sigkill_loses_nothing_confirmed(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    static char ids[N][37];
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    char fmt[1024];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd92");
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m = publish_msg(fmt, ids[i]);
+        mlg_client_send(pub, m);
+        mlg_msg_destroy(&m);
+    }
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *a = expect_op(pub, MLG_OP_CONFIRM, 10000);
+        mlg_msg_destroy(&a);
+    }
+    /* a client takes some in flight, then the broker dies */
+    mlg_client_t *sub = client("cd92", 5);
+    mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 5000);
+    mlg_msg_destroy(&d);
+    brokerproc_stop(&s_bp, SIGKILL);
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+    /* every confirmed id arrives, in order, after the restart */
+    sub = client("cd92", 100);
+    for (int i = 0; i < N; i++) {
+        d = expect_op(sub, MLG_OP_DELIVER, 5000);
+        assert_string_equal(d->id, ids[i]);
+        mlg_client_ack(sub, d->delivery);
+        mlg_msg_destroy(&d);
+    }
+    assert_null(mlg_client_recv(sub, 300));
+    mlg_client_destroy(&sub);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publish_confirm_stored),
+        cmocka_unit_test(test_consent_basis_denied),
+        cmocka_unit_test(test_non_personal_routing),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_session_codes),
+        cmocka_unit_test(test_publish_codes),
+        cmocka_unit_test(test_backlog_credit_ack_nack),
+        cmocka_unit_test(test_redelivery_bye_silence_dead),
+        cmocka_unit_test(test_sigkill_loses_nothing_confirmed),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

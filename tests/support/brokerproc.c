@@ -1,0 +1,168 @@
+/*  brokerproc.c: see brokerproc.h. */
+
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "brokerproc.h"
+#include "pgenv.h"
+
+static int
+s_free_port(void)
+{
+    zsock_t *probe = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(probe, "tcp://127.0.0.1:*");
+    zsock_destroy(&probe);
+    return port;
+}
+
+int
+brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
+                const char *agencies)
+{
+    memset(bp, 0, sizeof(*bp));
+    snprintf(bp->dir, sizeof(bp->dir), "/tmp/maillage-e2e-XXXXXX");
+    if (!mkdtemp(bp->dir))
+        return -1;
+    char host[1024], port[16], user[64], base[2048];
+    if (pgenv_get("MLG_PGHOST", host, sizeof(host))
+        || pgenv_get("MLG_PGPORT", port, sizeof(port))
+        || pgenv_get("MLG_PGUSER", user, sizeof(user))
+        || pgenv_conninfo(base, sizeof(base)))
+        return -1;
+    PGconn *admin = PQconnectdb(base);
+    if (PQstatus(admin) != CONNECTION_OK) {
+        PQfinish(admin);
+        return -1;
+    }
+    char sql[256];
+    snprintf(sql, sizeof(sql), "drop database if exists %s with (force)", dbname);
+    PQclear(PQexec(admin, sql));
+    snprintf(sql, sizeof(sql), "create database %s", dbname);
+    PGresult *res = PQexec(admin, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    PQfinish(admin);
+    if (!ok)
+        return -1;
+    snprintf(bp->database, sizeof(bp->database), "postgresql://%s@127.0.0.1:%s/%s", user,
+             port, dbname);
+    snprintf(bp->conninfo, sizeof(bp->conninfo), "host=%s port=%s user=%s dbname=%s",
+             host, port, user, dbname);
+    snprintf(bp->endpoint, sizeof(bp->endpoint), "tcp://127.0.0.1:%d", s_free_port());
+    snprintf(bp->log, sizeof(bp->log), "%s/broker.log", bp->dir);
+
+    char path[300];
+    snprintf(path, sizeof(path), "%s/maillage.cfg", bp->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "broker\n"
+            "    endpoint = %s\n"
+            "    database = %s\n"
+            "    schemas = %s/schemas\n"
+            "%s"
+            "security\n"
+            "    curve = 0\n"
+            "agencies\n"
+            "%s",
+            bp->endpoint, bp->database, getenv("MLG_SOURCE_DIR"),
+            broker_extra ? broker_extra : "", agencies);
+    fclose(f);
+    return 0;
+}
+
+int
+brokerproc_wait_log(brokerproc_t *bp, const char *text, int timeout_ms)
+{
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (zclock_mono() < deadline) {
+        FILE *f = fopen(bp->log, "r");
+        if (f) {
+            char line[2048];
+            while (fgets(line, sizeof(line), f))
+                if (strstr(line, text)) {
+                    fclose(f);
+                    return 0;
+                }
+            fclose(f);
+        }
+        zclock_sleep(20);
+    }
+    return -1;
+}
+
+int
+brokerproc_start(brokerproc_t *bp)
+{
+    /* a new log each start, so waits see this run only */
+    char old[320];
+    snprintf(old, sizeof(old), "%s.%d", bp->log, (int)time(NULL));
+    rename(bp->log, old);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        FILE *log = freopen(bp->log, "a", stderr);
+        (void)log;
+        char cfg[300];
+        snprintf(cfg, sizeof(cfg), "%s/maillage.cfg", bp->dir);
+        const char *bin = getenv("MLG_BROKER_BIN");
+        execl(bin, bin, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    bp->pid = pid;
+    return brokerproc_wait_log(bp, "database available", 20000);
+}
+
+int
+brokerproc_stop(brokerproc_t *bp, int sig)
+{
+    if (bp->pid <= 0)
+        return -1;
+    kill(bp->pid, sig);
+    int status = 0;
+    waitpid(bp->pid, &status, 0);
+    bp->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void
+brokerproc_cleanup(brokerproc_t *bp)
+{
+    if (bp->pid > 0)
+        brokerproc_stop(bp, SIGKILL);
+    if (bp->dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", bp->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", bp->dir);
+    }
+}
+
+PGconn *
+brokerproc_db(const brokerproc_t *bp)
+{
+    PGconn *conn = PQconnectdb(bp->conninfo);
+    if (PQstatus(conn) != CONNECTION_OK)
+        fprintf(stderr, "%s", PQerrorMessage(conn));
+    return conn;
+}
+
+long
+brokerproc_scalar(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    long v = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+        v = atol(PQgetvalue(res, 0, 0));
+    else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+    return v;
+}

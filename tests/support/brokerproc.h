@@ -1,0 +1,49 @@
+/*  brokerproc.h: runs the real maillage-broker process for end-to-end
+    tests, on a database of its own in the suite's PostgreSQL, with a
+    configuration written for the test. */
+
+#ifndef MLG_TEST_BROKERPROC_H
+#define MLG_TEST_BROKERPROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+typedef struct {
+    char dir[256];       /* the test's temporary folder */
+    char endpoint[64];   /* tcp://127.0.0.1:PORT */
+    char database[512];  /* the broker's database URL */
+    char conninfo[2048]; /* the same database, for the test's own queries */
+    char log[300];       /* the broker's stderr */
+    pid_t pid;
+} brokerproc_t;
+
+/* Creates a fresh database `dbname` and a configuration whose agencies
+   section is `agencies` (ZPL, indented by 4). `broker_extra` lines go in
+   the broker section. Does not start the broker. 0 on success. */
+int brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
+                    const char *agencies);
+
+/* Starts the broker and waits until it has its database (its log says
+   so), up to 20 s. 0 on success. */
+int brokerproc_start(brokerproc_t *bp);
+
+/* SIGTERM (graceful) or SIGKILL, then waits for the process; returns its
+   exit status (or -1). */
+int brokerproc_stop(brokerproc_t *bp, int sig);
+
+/* Waits until the broker's log contains `text` (after `from` bytes);
+   0 when it does within timeout_ms. */
+int brokerproc_wait_log(brokerproc_t *bp, const char *text, int timeout_ms);
+
+/* Stops the broker if running and removes the folder. */
+void brokerproc_cleanup(brokerproc_t *bp);
+
+/* A connection to the broker's database. */
+PGconn *brokerproc_db(const brokerproc_t *bp);
+
+/* The first column of the first row of a query, as a long; -1 if none. */
+long brokerproc_scalar(PGconn *conn, const char *sql);
+
+#endif
