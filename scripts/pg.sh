@@ -257,12 +257,21 @@ ensure_cluster() {
     fi
 }
 
-# Start the server on a free port, retrying when the port got taken between
-# the check and the bind.  Prints the port.
+# Start the server on its previous port if that is free, else on a free
+# one, retrying when the port got taken between the check and the bind.
+# Prints the port.
 start_server() {
     local attempt port before
     for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
-        port=$(pick_port)
+        # A restarted server keeps its port when it can, so that clients
+        # (a running broker, the demo's URL) find it again.
+        port=""
+        if ((attempt == 1)) && [[ -r $ENVFILE ]]; then
+            port=$(read_kv "$ENVFILE" MLG_PGPORT || true)
+        fi
+        if ! [[ $port =~ ^[0-9]+$ ]] || ! port_free "$port"; then
+            port=$(pick_port)
+        fi
         before=0
         [[ -f $LOG ]] && before=$(wc -c <"$LOG")
         if as_server "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \

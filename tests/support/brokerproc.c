@@ -20,6 +20,9 @@ s_free_port(void)
     return port;
 }
 
+static int s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
+                          const char *broker_extra, const char *agencies);
+
 int
 brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
                 const char *agencies)
@@ -49,10 +52,30 @@ brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
     PQfinish(admin);
     if (!ok)
         return -1;
-    snprintf(bp->database, sizeof(bp->database), "postgresql://%s@127.0.0.1:%s/%s", user,
-             port, dbname);
-    snprintf(bp->conninfo, sizeof(bp->conninfo), "host=%s port=%s user=%s dbname=%s",
-             host, port, user, dbname);
+    char url[512], conninfo[2048];
+    snprintf(url, sizeof(url), "postgresql://%s@127.0.0.1:%s/%s", user, port, dbname);
+    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=%s dbname=%s", host, port,
+             user, dbname);
+    return s_write_config(bp, url, conninfo, broker_extra, agencies);
+}
+
+int
+brokerproc_init_url(brokerproc_t *bp, const char *url, const char *conninfo,
+                    const char *broker_extra, const char *agencies)
+{
+    memset(bp, 0, sizeof(*bp));
+    snprintf(bp->dir, sizeof(bp->dir), "/tmp/maillage-e2e-XXXXXX");
+    if (!mkdtemp(bp->dir))
+        return -1;
+    return s_write_config(bp, url, conninfo, broker_extra, agencies);
+}
+
+static int
+s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
+               const char *broker_extra, const char *agencies)
+{
+    snprintf(bp->database, sizeof(bp->database), "%s", url);
+    snprintf(bp->conninfo, sizeof(bp->conninfo), "%s", conninfo);
     snprintf(bp->endpoint, sizeof(bp->endpoint), "tcp://127.0.0.1:%d", s_free_port());
     snprintf(bp->log, sizeof(bp->log), "%s/broker.log", bp->dir);
 

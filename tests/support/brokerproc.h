@@ -25,6 +25,11 @@ typedef struct {
 int brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
                     const char *agencies);
 
+/* The same on a database the caller made: `url` for the broker,
+   `conninfo` for the test's own queries. */
+int brokerproc_init_url(brokerproc_t *bp, const char *url, const char *conninfo,
+                        const char *broker_extra, const char *agencies);
+
 /* Starts the broker and waits until it has its database (its log says
    so), up to 20 s. 0 on success. */
 int brokerproc_start(brokerproc_t *bp);

@@ -1,0 +1,363 @@
+/*  test_broker_db.c: the broker and its database's troubles.
+
+    This file runs a PostgreSQL of its own (scripts/pg.sh in a temporary
+    folder), since it stops and restarts it: the suite's shared server
+    must stay up for the other tests. Also: SIGTERM drains, the bound on
+    publishes waiting for the store, configuration errors. */
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "brokerproc.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+
+static char s_pgdir[64];
+static brokerproc_t s_bp;
+static PGconn *s_db;
+
+static const char *s_agencies = "    ccas-paris-13\n"
+                                "        name = \"CCAS Paris 13\"\n"
+                                "        publish = \"child.protection.alert\"\n"
+                                "    cd75\n"
+                                "        name = \"Departement de Paris\"\n";
+
+static int
+s_pg(const char *verb)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "bash %s/scripts/pg.sh %s %s >/dev/null",
+             getenv("MLG_SOURCE_DIR"), verb, s_pgdir);
+    return system(cmd);
+}
+
+static int
+s_env(const char *key, char *out, size_t outlen)
+{
+    char path[128], line[1024];
+    snprintf(path, sizeof(path), "%s/env", s_pgdir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int rc = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, n) == 0 && line[n] == '=') {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, outlen, "%s", line + n + 1);
+            rc = 0;
+        }
+    fclose(f);
+    return rc;
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(s_pgdir, sizeof(s_pgdir), "/tmp/maillage-dbtest-XXXXXX");
+    if (!mkdtemp(s_pgdir) || s_pg("start"))
+        return -1;
+    char url[512], host[256], port[16], conninfo[600];
+    if (s_env("MLG_DATABASE_URL", url, sizeof(url))
+        || s_env("MLG_PGHOST", host, sizeof(host))
+        || s_env("MLG_PGPORT", port, sizeof(port)))
+        return -1;
+    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=maillage dbname=maillage",
+             host, port);
+    if (brokerproc_init_url(&s_bp, url, conninfo,
+                            "    heartbeat_ms = 1000\n    max_outstanding = 8\n",
+                            s_agencies)
+        || brokerproc_start(&s_bp))
+        return -1;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    brokerproc_cleanup(&s_bp);
+    s_pg("destroy");
+    return 0;
+}
+
+static void
+s_db_open(void)
+{
+    s_db = brokerproc_db(&s_bp);
+    assert_int_equal(PQstatus(s_db), CONNECTION_OK);
+}
+
+static mlg_client_t *
+client(const char *agency, uint64_t credit)
+{
+    mlg_error_t err;
+    mlg_client_t *c = mlg_client_new(s_bp.endpoint, agency, "e2e-db", credit, 5000, &err);
+    if (!c)
+        print_error("could not connect as %s: %s\n", agency, err.reason);
+    assert_non_null(c);
+    return c;
+}
+
+static mlg_msg_t *
+alert(char *id)
+{
+    zuuid_t *u = zuuid_new();
+    const char *s = zuuid_str_canonical(u);
+    for (int i = 0; i < 36; i++)
+        id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
+    id[36] = '\0';
+    zuuid_destroy(&u);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+             " \"to\": [\"cd75\"], \"subject\": \"P-9\", \"purpose\": \"protection\","
+             " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+             " \"concern\": \"c\", \"urgency\": \"urgent\"}}",
+             id);
+    mlg_msg_t *m = NULL;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
+    return m;
+}
+
+static long
+stored(const char *id)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "select count(*) from messages where id = '%s'", id);
+    return brokerproc_scalar(s_db, sql);
+}
+
+/* The answer to one publish: CONFIRM or REJECT. */
+static mlg_msg_t *
+answer(mlg_client_t *c)
+{
+    for (;;) {
+        mlg_msg_t *a = mlg_client_recv(c, 15000);
+        assert_non_null(a);
+        if (a->op == MLG_OP_CONFIRM || a->op == MLG_OP_REJECT)
+            return a;
+        mlg_msg_destroy(&a);
+    }
+}
+
+static void
+test_database_restart(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    enum { N = 4 };
+    char before[37], down[N][37], lost[37];
+    mlg_msg_t *m = alert(before);
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = answer(c);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+
+    assert_int_equal(s_pg("stop"), 0);
+    /* while the database is down: UNAVAILABLE, never CONFIRM */
+    mlg_msg_t *msgs[N];
+    for (int i = 0; i < N; i++) {
+        msgs[i] = alert(down[i]);
+        mlg_client_send(c, msgs[i]);
+        a = answer(c);
+        if (a->op != MLG_OP_REJECT)
+            print_error("publish %d answered %s while the database was down\n", i,
+                        mlg_op_name(a->op));
+        assert_int_equal(a->op, MLG_OP_REJECT);
+        assert_string_equal(a->code, "UNAVAILABLE");
+        assert_string_equal(a->id, down[i]);
+        mlg_msg_destroy(&a);
+    }
+    m = alert(lost);
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    a = answer(c);
+    assert_string_equal(a->code, "UNAVAILABLE");
+    mlg_msg_destroy(&a);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "database connection lost", 5000), 0);
+
+    /* back up: the same ids go through, without a broker restart */
+    assert_int_equal(s_pg("start"), 0);
+    for (int i = 0; i < N; i++) {
+        int64_t deadline = zclock_mono() + 20000;
+        for (;;) {
+            mlg_client_send(c, msgs[i]);
+            a = answer(c);
+            if (a->op == MLG_OP_CONFIRM)
+                break;
+            assert_string_equal(a->code, "UNAVAILABLE");
+            mlg_msg_destroy(&a);
+            assert_true(zclock_mono() < deadline);
+            zclock_sleep(200);
+        }
+        assert_false(a->duplicate);
+        mlg_msg_destroy(&a);
+        mlg_msg_destroy(&msgs[i]);
+    }
+    s_db_open();
+    for (int i = 0; i < N; i++)
+        assert_int_equal(stored(down[i]), 1);
+    assert_int_equal(stored(before), 1);
+    assert_int_equal(stored(lost), 0); /* rejected, never retried: not stored */
+    PQfinish(s_db);
+
+    /* and all five confirmed reach cd75 */
+    mlg_client_t *sub = client("cd75", 10);
+    for (int i = 0; i < N + 1; i++) {
+        mlg_msg_t *d = mlg_client_recv(sub, 5000);
+        assert_non_null(d);
+        assert_int_equal(d->op, MLG_OP_DELIVER);
+        mlg_client_ack(sub, d->delivery);
+        mlg_msg_destroy(&d);
+    }
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&c);
+}
+
+static void
+test_bound_on_waiting_publishes(void **state)
+{
+    (void)state;
+    /* max_outstanding is 8: a burst of 200 overflows it */
+    enum { N = 200 };
+    static char ids[N][37];
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m = alert(ids[i]);
+        mlg_client_send(c, m);
+        mlg_msg_destroy(&m);
+    }
+    int confirmed = 0, unavailable = 0;
+    s_db_open();
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *a = answer(c);
+        if (a->op == MLG_OP_CONFIRM) {
+            confirmed++;
+            assert_int_equal(stored(a->id), 1);
+        }
+        else {
+            assert_string_equal(a->code, "UNAVAILABLE");
+            assert_non_null(strstr(a->reason, "too many publishes"));
+            unavailable++;
+        }
+        mlg_msg_destroy(&a);
+    }
+    PQfinish(s_db);
+    assert_int_equal(confirmed + unavailable, N);
+    assert_true(confirmed > 0);
+    assert_true(unavailable > 0);
+    mlg_client_destroy(&c);
+}
+
+static void
+test_sigterm_drains(void **state)
+{
+    (void)state;
+    static char ids[8][37];
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    for (int i = 0; i < 8; i++) { /* within max_outstanding */
+        mlg_msg_t *m = alert(ids[i]);
+        mlg_client_send(c, m);
+        mlg_msg_destroy(&m);
+    }
+    zclock_sleep(2);
+    assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
+    /* whatever was answered CONFIRM is stored */
+    s_db_open();
+    mlg_msg_t *a;
+    while ((a = mlg_client_recv(c, 300))) {
+        if (a->op == MLG_OP_CONFIRM)
+            assert_int_equal(stored(a->id), 1);
+        mlg_msg_destroy(&a);
+    }
+    PQfinish(s_db);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "stopped", 1000), 0);
+    mlg_client_destroy(&c);
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+}
+
+static void
+test_config_errors(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text;
+        const char *expect;
+    } cases[] = {
+        {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\n    max_atempts = "
+         "3\n",
+         "broker/max_atempts: unknown key"},
+        {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\n    heartbeat_ms = "
+         "soon\n",
+         "broker/heartbeat_ms: 'soon' is not a whole number"},
+        {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\nagencies\n    "
+         "CD75\n"
+         "        name = x\n",
+         "agencies/CD75: not an agency id"},
+        {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\nagencies\n    "
+         "cd75\n"
+         "        name = x\n        publish = \"referral.\"\n",
+         "agencies/cd75/publish: 'referral.' is not a type pattern"},
+        {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\nagencies\n    "
+         "cd75\n"
+         "        name = x\n",
+         "security/curve: CURVE is not supported by this version yet"},
+        {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\n    schemas = "
+         "/nowhere\n"
+         "security\n    curve = 0\nagencies\n    cd75\n        name = x\n",
+         "/nowhere/vocabulary.json: /: could not open"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[300], log[300], cmd[1200];
+        snprintf(path, sizeof(path), "%s/bad.cfg", s_bp.dir);
+        snprintf(log, sizeof(log), "%s/bad.log", s_bp.dir);
+        FILE *f = fopen(path, "w");
+        fputs(cases[i].text, f);
+        fclose(f);
+        snprintf(cmd, sizeof(cmd), "%s --config %s 2>%s", getenv("MLG_BROKER_BIN"), path,
+                 log);
+        int status = system(cmd);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 2);
+        f = fopen(log, "r");
+        char text[2048] = "";
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        text[n] = '\0';
+        fclose(f);
+        /* the file at fault is named: the configuration, or a schema */
+        bool names_config = strstr(cases[i].expect, "vocabulary") == NULL;
+        if (!strstr(text, cases[i].expect) || (names_config && !strstr(text, path)))
+            print_error("expected '%s' naming %s, got: %s\n", cases[i].expect, path,
+                        text);
+        assert_non_null(strstr(text, cases[i].expect));
+        if (names_config)
+            assert_non_null(strstr(text, path));
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_database_restart),
+        cmocka_unit_test(test_bound_on_waiting_publishes),
+        cmocka_unit_test(test_sigterm_drains),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
