@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# demo.sh - what maillage does so far, on this machine:
+# demo.sh - maillage on this machine, as far as it goes today:
 #   builds it, starts a private PostgreSQL in .demo/pg (inside the
-#   checkout), creates the tables of broker/sql/, loads the event schemas,
-#   and checks the example events of examples/events/ as the broker will:
-#   envelope, schema, and the rules of each legal basis.
-# The broker, which carries these events between agencies, is the next
-# step; this demo grows with it. The server is stopped on exit, its data
-# kept in .demo/pg (remove it with: scripts/pg.sh destroy .demo/pg).
+#   checkout) and maillage-broker on it (examples/maillage.cfg), checks
+#   the example events as the broker will, then publishes some as the
+#   agencies would and lets the recipients take their deliveries; last,
+#   shows what the database kept. Everything is stopped on exit; the data
+#   stays in .demo/ (remove it with: scripts/pg.sh destroy .demo/pg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
 bash scripts/deps.sh
 echo "== building"
@@ -16,25 +16,59 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 
   || { cat build.configure.log; exit 1; }
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 
-pgdir="$PWD/.demo/pg"
+pgdir="$root/.demo/pg"
+endpoint=tcp://127.0.0.1:5670
 echo "== a private PostgreSQL in .demo/pg"
 bash scripts/pg.sh start "$pgdir" maillage
-trap 'echo "== stopping PostgreSQL"; bash scripts/pg.sh stop "$pgdir"' EXIT
 # shellcheck disable=SC1091
 source "$pgdir/env"
 
-echo "== the tables operators and auditors read (broker/sql/)"
-if [ "$(psql "$MLG_DATABASE_URL" -Atc "select to_regclass('messages') is null")" = t ]; then
-  psql "$MLG_DATABASE_URL" -q -1 -v ON_ERROR_STOP=1 -f broker/sql/0001_init.sql
-fi
-psql "$MLG_DATABASE_URL" -c '\dt'
+broker_pid=""
+cleanup() {
+  if [ -n "$broker_pid" ]; then
+    echo "== stopping the broker (SIGTERM: it drains) and PostgreSQL"
+    kill -TERM "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+  fi
+  bash scripts/pg.sh stop "$pgdir"
+}
+trap cleanup EXIT
 
-echo "== the event catalogue (schemas/)"
-ls schemas | sed 's/^/   /'
+echo "== maillage-broker on $endpoint (log: .demo/broker.log)"
+build/broker/maillage-broker --config examples/maillage.cfg \
+  --endpoint "$endpoint" --database "$MLG_DATABASE_URL" 2>"$root/.demo/broker.log" &
+broker_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "database available" "$root/.demo/broker.log" 2>/dev/null && break
+  if ! kill -0 "$broker_pid" 2>/dev/null; then
+    cat "$root/.demo/broker.log"
+    exit 1
+  fi
+  sleep 0.1
+done
+sed 's/^/   /' "$root/.demo/broker.log"
 
-echo "== checking examples/events/ as published by ccas-paris-13"
+echo "== checking examples/events/ as published by ccas-paris-13 (maillage-check)"
 build/tools/maillage-check --from ccas-paris-13 examples/events/*.json || true
-echo
-echo "Two of the five examples are refused, each with its PROTOCOL.md code and"
-echo "the member at fault. Check your own events with:"
-echo "   build/tools/maillage-check --from YOUR-AGENCY event.json"
+
+echo "== publishing (maillage-send)"
+build/tools/maillage-send --endpoint "$endpoint" --as ccas-paris-13 \
+  examples/events/2-referral-created.json examples/events/6-alert.json || true
+build/tools/maillage-send --endpoint "$endpoint" --as ehpad-les-tilleuls \
+  examples/events/5-capacity.json || true
+echo "   (the referral is denied NO_CONSENT: consents are not kept yet, so no"
+echo "    consent-based exchange is allowed; the alert is a legal obligation)"
+
+echo "== the recipients take their deliveries"
+build/tools/maillage-send --endpoint "$endpoint" --as cd75 --receive 1 --timeout 2000 || true
+build/tools/maillage-send --endpoint "$endpoint" --as ars-idf --receive 1 --timeout 2000 || true
+
+echo "== what PostgreSQL kept (the tables operators and auditors read)"
+psql "$MLG_DATABASE_URL" -P pager=off -c \
+  "select seq, type, sender, subject, purpose, length(body) as body_bytes from messages order by seq"
+psql "$MLG_DATABASE_URL" -P pager=off -c \
+  "select m.seq, c.recipient, c.decision, c.basis, c.reason from consent_decisions c
+   join messages m on m.id = c.message_id order by m.seq, c.id"
+psql "$MLG_DATABASE_URL" -P pager=off -c \
+  "select d.id as delivery, m.seq, d.recipient, d.state, d.attempts from deliveries d
+   join messages m on m.id = d.message_id order by d.id"
