@@ -43,7 +43,11 @@ static const char *s_agencies =
     "    cd93\n"
     "        name = \"Seine-Saint-Denis\"\n"
     "    cd94\n"
-    "        name = \"Val-de-Marne\"\n";
+    "        name = \"Val-de-Marne\"\n"
+    "    cd95\n"
+    "        name = \"Val-d'Oise\"\n"
+    "    cd77\n"
+    "        name = \"Seine-et-Marne\"\n";
 
 static int
 setup(void **state)
@@ -643,6 +647,138 @@ test_redelivery_bye_silence_dead(void **state)
     mlg_client_destroy(&pub);
 }
 
+/* ---- queues shared, replaced sessions, large backlogs, garbage --------- */
+
+static void
+test_shared_queue_and_second_hello(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    char ids[3][37];
+    for (int i = 0; i < 3; i++) {
+        mlg_msg_t *a = send_alert(pub, "cd95", ids[i]);
+        assert_int_equal(a->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&a);
+    }
+    /* two clients of one agency, credit 1 each: one delivery each */
+    mlg_client_t *c1 = client("cd95", 1);
+    mlg_msg_t *d1 = expect_op(c1, MLG_OP_DELIVER, 5000);
+    mlg_client_t *c2 = client("cd95", 1);
+    mlg_msg_t *d2 = expect_op(c2, MLG_OP_DELIVER, 5000);
+    assert_string_equal(d1->id, ids[0]);
+    assert_string_equal(d2->id, ids[1]);
+    assert_null(mlg_client_recv(c1, 300));
+    assert_null(mlg_client_recv(c2, 300));
+    /* a second HELLO on c1's connection: its delivery goes back, and
+       comes to it again (attempt 2) with its new credit */
+    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
+    strcpy(hello->agency, "cd95");
+    hello->credit = 2;
+    assert_int_equal(mlg_client_send(c1, hello), MLG_OK);
+    mlg_msg_destroy(&hello);
+    mlg_msg_t *w = expect_op(c1, MLG_OP_WELCOME, 5000);
+    mlg_msg_destroy(&w);
+    mlg_msg_t *again = expect_op(c1, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *third = expect_op(c1, MLG_OP_DELIVER, 5000);
+    assert_string_equal(again->id, ids[0]);
+    assert_int_equal(again->attempt, 2);
+    assert_string_equal(third->id, ids[2]);
+    /* the old delivery id is no longer in flight to anyone but c1 */
+    mlg_client_ack(c2, d1->delivery);
+    mlg_msg_t *e = expect_op(c2, MLG_OP_ERROR, 5000);
+    assert_string_equal(e->code, "UNKNOWN_DELIVERY");
+    mlg_msg_destroy(&e);
+    mlg_client_ack(c1, again->delivery);
+    mlg_client_ack(c1, third->delivery);
+    mlg_client_ack(c2, d2->delivery);
+    mlg_msg_destroy(&d1);
+    mlg_msg_destroy(&d2);
+    mlg_msg_destroy(&again);
+    mlg_msg_destroy(&third);
+    mlg_client_destroy(&c1);
+    mlg_client_destroy(&c2);
+    mlg_client_destroy(&pub);
+}
+
+static void
+test_large_backlog_in_order(void **state)
+{
+    (void)state;
+    /* more than the broker reads ahead (256): it pages through */
+    enum { N = 700 };
+    static char ids[N][37];
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    char fmt[1024];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd77");
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m = publish_msg(fmt, ids[i]);
+        mlg_client_send(pub, m);
+        mlg_msg_destroy(&m);
+        if (i % 50 == 49) /* keep under max_outstanding */
+            for (int k = 0; k < 50; k++) {
+                mlg_msg_t *a = expect_op(pub, MLG_OP_CONFIRM, 10000);
+                mlg_msg_destroy(&a);
+            }
+    }
+    mlg_client_t *sub = client("cd77", 64);
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 10000);
+        if (strcmp(d->id, ids[i]) != 0)
+            print_error("delivery %d is %s, expected %s\n", i, d->id, ids[i]);
+        assert_string_equal(d->id, ids[i]);
+        mlg_client_ack(sub, d->delivery);
+        mlg_msg_destroy(&d);
+    }
+    assert_null(mlg_client_recv(sub, 300));
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
+static void
+test_garbage_does_not_disturb_others(void **state)
+{
+    (void)state;
+    zsock_t *bad = raw();
+    mlg_client_t *good = client("ccas-paris-13", 0);
+    zsock_set_sndhwm(bad, 0);
+    /* a flood of hostile frames: random bytes, deep nesting, huge lengths */
+    uint8_t junk[600];
+    for (int i = 0; i < 2000; i++) {
+        size_t n = 1 + (size_t)(rand() % (int)sizeof(junk));
+        for (size_t k = 0; k < n; k++)
+            junk[k] = (uint8_t)rand();
+        if (i % 3 == 0)
+            memset(junk, 0x91, n); /* arrays in arrays */
+        if (i % 3 == 1) {
+            junk[0] = 0xdf; /* a map32 declaring 4 billion pairs */
+            memset(junk + 1, 0xff, 4);
+        }
+        zframe_t *f = zframe_new(junk, n);
+        zframe_send(&f, bad, 0);
+    }
+    char id[37];
+    mlg_msg_t *a = send_alert(good, "cd75", id);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    /* every hostile frame got its own ERROR, and the broker lives */
+    int errors = 0;
+    zsock_set_rcvtimeo(bad, 5000);
+    for (; errors < 2000; errors++) {
+        zframe_t *in = zframe_recv(bad);
+        if (!in)
+            break;
+        mlg_msg_t *m = NULL;
+        assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, NULL),
+                         MLG_OK);
+        assert_int_equal(m->op, MLG_OP_ERROR);
+        mlg_msg_destroy(&m);
+        zframe_destroy(&in);
+    }
+    assert_int_equal(errors, 2000);
+    zsock_destroy(&bad);
+    mlg_client_destroy(&good);
+}
+
 /* ---- crash ------------------------------------------------------------- */
 
 static void
@@ -695,6 +831,9 @@ main(void)
         cmocka_unit_test(test_publish_codes),
         cmocka_unit_test(test_backlog_credit_ack_nack),
         cmocka_unit_test(test_redelivery_bye_silence_dead),
+        cmocka_unit_test(test_shared_queue_and_second_hello),
+        cmocka_unit_test(test_large_backlog_in_order),
+        cmocka_unit_test(test_garbage_does_not_disturb_others),
         cmocka_unit_test(test_sigkill_loses_nothing_confirmed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
