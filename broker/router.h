@@ -16,6 +16,8 @@ typedef struct {
     bool allow;
     mlg_basis_t basis;
     char reason[MLG_CODE_MAX + 1]; /* deny: REVOKED, EXPIRED, NOT_COVERED, NO_CONSENT */
+    char consent_id[MLG_UUID_LEN + 1]; /* the consent relied on or found, or "" */
+    char detail[64]; /* for people: "not yet valid", "expired", ... */
 } brk_decision_t;
 
 /* The recipients of `msg` from `publisher`, one decision each, in the
