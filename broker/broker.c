@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "consent_event.h"
 #include "log.h"
 #include "router.h"
 #include "store.h"
@@ -58,9 +59,11 @@ struct brk_broker_t {
     zsock_t *router;
     zactor_t *store;
     zloop_t *loop;
-    zhashx_t *sessions; /* key -> s_session_t */
-    zhashx_t *queues;   /* agency -> s_queue_t */
-    zhashx_t *inflight; /* delivery id (decimal) -> s_flight_t */
+    zhashx_t *sessions;       /* key -> s_session_t */
+    zhashx_t *queues;         /* agency -> s_queue_t */
+    zhashx_t *inflight;       /* delivery id (decimal) -> s_flight_t */
+    brk_consents_t *consents; /* the consent index, from the store */
+    zhashx_t *granting;       /* consent ids being granted: at the store */
     size_t outstanding;
     bool db_up;
     bool draining;
@@ -158,12 +161,17 @@ s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t
 }
 
 static void s_pump(brk_broker_t *self, s_queue_t *q);
+static bool s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor);
 
 /* A delivery comes back from a client: to its queue again, or dead when
    it has had its attempts. */
 static void
 s_give_back(brk_broker_t *self, brk_delivery_t *row, const char *why, const char *actor)
 {
+    /* in flight when its consent was revoked: not recalled, but not
+       delivered again */
+    if (!s_consent_stands(self, row, actor))
+        return;
     if (row->attempts >= self->cfg->max_attempts) {
         brk_log(BRK_LOG_WARNING, row->recipient,
                 "delivery %llu dead after %llu attempts (%s)",
@@ -229,13 +237,66 @@ s_free_session(brk_broker_t *self, const char *agency)
 
 /* Sends what the queue holds to the sessions that have credit, and reads
    ahead from the database when it runs dry. */
+/* Is the delivery's consent being revoked right now? Then it waits for
+   the store's answer. */
+static bool
+s_consent_held(brk_broker_t *self, const brk_delivery_t *row)
+{
+    brk_consent_t *c =
+        row->consent_id[0] ? brk_consents_find(self->consents, row->consent_id) : NULL;
+    return c && c->revoking;
+}
+
+/* Whether a delivery's consent still stands (PROTOCOL.md §7: a delivery
+   still pending when its consent is revoked or expires is never
+   delivered). False when it was settled here, `revoked`, with its second
+   decision: the row is freed then. */
+static bool
+s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor)
+{
+    if (!row->consent_id[0])
+        return true; /* legal obligation, not personal, or a consent notice */
+    brk_consent_t *c = brk_consents_find(self->consents, row->consent_id);
+    if (!c)
+        return true;
+    mlg_time_t now = mlg_time_now();
+    int64_t now_us = now.sec * 1000000 + now.nsec / 1000;
+    const char *code = c->revoked_at              ? "REVOKED"
+                       : now_us >= c->valid_until ? "EXPIRED"
+                                                  : NULL;
+    if (!code)
+        return true;
+    brk_update_t *u = calloc(1, sizeof(*u));
+    if (u) {
+        u->kind = BRK_UPDATE_REVOKED;
+        u->delivery = row->delivery;
+        u->attempt = row->attempts;
+        snprintf(u->consent_id, sizeof(u->consent_id), "%s", c->id);
+        snprintf(u->code, sizeof(u->code), "%s", code);
+        snprintf(u->reason, sizeof(u->reason), "%s",
+                 c->revoked_at ? "the consent was revoked before delivery"
+                               : "the consent expired before delivery");
+        snprintf(u->actor, sizeof(u->actor), "%s", actor);
+        zsock_send(self->store, "sp", "UPDATE", u);
+    }
+    brk_log(BRK_LOG_INFO, row->recipient, "delivery %llu not delivered: consent %s %s",
+            (unsigned long long)row->delivery, c->id,
+            c->revoked_at ? "revoked" : "expired");
+    brk_delivery_destroy(&row);
+    return false;
+}
+
 static void
 s_pump(brk_broker_t *self, s_queue_t *q)
 {
     s_session_t *s;
     while (zlistx_size(q->ready) && (s = s_free_session(self, q->agency))) {
         brk_delivery_t *row = zlistx_first(q->ready);
+        if (s_consent_held(self, row))
+            return; /* the revocation's answer pumps again */
         zlistx_detach_cur(q->ready);
+        if (!s_consent_stands(self, row, "broker"))
+            continue; /* settled `revoked` */
         row->attempts++;
         row->deliver->delivery = row->delivery;
         row->deliver->attempt = row->attempts;
@@ -347,6 +408,38 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m)
         s_pump(self, q);
 }
 
+/* The other parties of a consent, told of it with basis consent_notice. */
+static brk_decision_t *
+s_notice_parties(const brk_consent_t *c, const char *publisher, size_t *n)
+{
+    brk_decision_t *list = calloc(c->nparties ? c->nparties : 1, sizeof(*list));
+    *n = 0;
+    for (size_t i = 0; list && i < c->nparties; i++) {
+        if (strcmp(c->parties[i], publisher) == 0)
+            continue;
+        brk_decision_t *d = &list[(*n)++];
+        snprintf(d->recipient, sizeof(d->recipient), "%s", c->parties[i]);
+        d->allow = true;
+        d->basis = MLG_BASIS_CONSENT_NOTICE;
+        snprintf(d->consent_id, sizeof(d->consent_id), "%s", c->id);
+    }
+    return list;
+}
+
+/* The deliveries in flight that rely on a consent: a revocation leaves
+   them alone (not recalled) and settles them when they come back. */
+static uint64_t *
+s_inflight_of(brk_broker_t *self, const char *consent_id, size_t *n)
+{
+    uint64_t *ids = calloc(zhashx_size(self->inflight) + 1, sizeof(uint64_t));
+    *n = 0;
+    for (s_flight_t *f = zhashx_first(self->inflight); ids && f;
+         f = zhashx_next(self->inflight))
+        if (strcmp(f->row->consent_id, consent_id) == 0)
+            ids[(*n)++] = f->row->delivery;
+    return ids;
+}
+
 static void
 s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_size)
 {
@@ -368,25 +461,57 @@ s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_s
         return;
     }
     const mlg_schema_t *schema = mlg_registry_find(self->reg, m->type, m->version);
-    if (!schema || mlg_schema_basis(schema) == MLG_BASIS_CONSENT_NOTICE) {
-        if (schema) /* consent events need the consent engine */
-            snprintf(reason, sizeof(reason),
-                     "%s is not accepted by this broker yet: it keeps no consents",
-                     m->type);
-        else
-            snprintf(reason, sizeof(reason), "no schema for %s version %llu", m->type,
-                     (unsigned long long)m->version);
+    if (!schema) {
+        snprintf(reason, sizeof(reason), "no schema for %s version %llu", m->type,
+                 (unsigned long long)m->version);
         s_send_reject(self, rid, m->id, MLG_UNKNOWN_TYPE, reason);
         return;
     }
+    mlg_time_t now = mlg_time_now();
+    int64_t received_us = now.sec * 1000000 + now.nsec / 1000;
     mlg_rc_t rc = mlg_schema_validate_msg(schema, m, reason, sizeof(reason));
     if (rc == MLG_OK)
         rc = mlg_envelope_check(self->reg, schema, m, s->agency, reason, sizeof(reason));
     brk_decision_t *decisions = NULL;
     size_t n = 0;
-    if (rc == MLG_OK)
-        rc = brk_route(self->cfg, schema, m, s->agency, &decisions, &n, reason,
-                       sizeof(reason));
+    brk_job_kind_t kind = BRK_JOB_PLAIN;
+    brk_consent_t *grant = NULL;
+    brk_consent_t *revoke = NULL;
+    bool grant_known = false;
+    if (rc == MLG_OK && mlg_schema_basis(schema) == MLG_BASIS_CONSENT_NOTICE) {
+        if (strcmp(m->type, "consent.granted") == 0) {
+            rc = brk_consent_grant(self->consents, m, s->agency, &grant, reason,
+                                   sizeof(reason));
+            if (rc == MLG_OK && zhashx_lookup(self->granting, grant->id)) {
+                rc = MLG_INVALID;
+                snprintf(reason, sizeof(reason),
+                         "/consent_id: a consent with this id is being granted already");
+            }
+            if (rc == MLG_OK) {
+                kind = BRK_JOB_GRANT;
+                grant_known = brk_consents_find(self->consents, grant->id) != NULL;
+                decisions = s_notice_parties(grant, s->agency, &n);
+            }
+        }
+        else if (strcmp(m->type, "consent.revoked") == 0) {
+            rc = brk_consent_revoke(self->consents, m, s->agency, &revoke, reason,
+                                    sizeof(reason));
+            if (rc == MLG_OK) {
+                kind = BRK_JOB_REVOKE;
+                decisions = s_notice_parties(revoke, s->agency, &n);
+            }
+        }
+        else {
+            rc = MLG_UNKNOWN_TYPE;
+            snprintf(reason, sizeof(reason),
+                     "%s is not a consent event this broker knows", m->type);
+        }
+        if (rc == MLG_OK && !decisions)
+            rc = MLG_ERR_NOMEM;
+    }
+    else if (rc == MLG_OK)
+        rc = brk_route(self->cfg, self->consents, schema, m, s->agency, received_us,
+                       &decisions, &n, reason, sizeof(reason));
     if (rc == MLG_OK
         && (!self->db_up || self->outstanding >= self->cfg->max_outstanding)) {
         rc = MLG_UNAVAILABLE;
@@ -395,23 +520,39 @@ s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_s
                  self->db_up ? "the broker has too many publishes waiting for storage"
                              : "the database cannot be reached");
     }
+    brk_job_t *job = rc == MLG_OK ? calloc(1, sizeof(*job)) : NULL;
+    if (rc == MLG_OK && !job) {
+        rc = MLG_UNAVAILABLE;
+        snprintf(reason, sizeof(reason), "the broker is out of memory: retry later");
+    }
     if (rc != MLG_OK) {
         free(decisions);
+        brk_consent_destroy(&grant);
         s_send_reject(self, rid, m->id, rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : rc,
                       reason);
         return;
     }
-    brk_job_t *job = calloc(1, sizeof(*job));
-    if (!job) {
-        free(decisions);
-        s_send_reject(self, rid, m->id, MLG_UNAVAILABLE, "the broker is out of memory");
-        return;
+    job->kind = grant_known ? BRK_JOB_PLAIN : kind; /* a stored grant: a duplicate */
+    if (kind == BRK_JOB_GRANT && !grant_known) {
+        zhashx_insert(self->granting, grant->id, self);
+        job->consent = grant;
+        grant = NULL;
+    }
+    brk_consent_destroy(&grant);
+    if (kind == BRK_JOB_REVOKE) {
+        snprintf(job->consent_id, sizeof(job->consent_id), "%s", revoke->id);
+        if (!revoke->revoked_at) {
+            /* hold its deliveries until the store has answered */
+            revoke->revoking = true;
+            job->keep = s_inflight_of(self, revoke->id, &job->nkeep);
+        }
+        else
+            job->kind = BRK_JOB_PLAIN; /* stored already: a duplicate */
     }
     job->msg = m;
     *m_p = NULL; /* the job owns the message now */
     snprintf(job->sender, sizeof(job->sender), "%s", s->agency);
-    mlg_time_t now = mlg_time_now();
-    job->received_us = now.sec * 1000000 + now.nsec / 1000;
+    job->received_us = received_us;
     job->decisions = decisions;
     job->ndecisions = n;
     job->routing_id = zframe_dup(rid);
@@ -530,10 +671,39 @@ done:
 
 /* ---- the store's answers ---------------------------------------------- */
 
+/* A consent event's outcome reaches the index: a grant is in force for
+   the very next publish; a revocation stops its deliveries. */
+static void
+s_consent_done(brk_broker_t *self, brk_job_t *job)
+{
+    bool stored = job->rc == MLG_OK && !job->duplicate;
+    if (job->kind == BRK_JOB_GRANT) {
+        char id[MLG_UUID_LEN + 1];
+        snprintf(id, sizeof(id), "%s", job->consent->id);
+        zhashx_delete(self->granting, id);
+        if (stored && brk_consents_add(self->consents, &job->consent) == 0)
+            brk_log(BRK_LOG_INFO, job->sender, "consent %s granted", id);
+    }
+    if (job->kind == BRK_JOB_REVOKE) {
+        brk_consent_t *c = brk_consents_find(self->consents, job->consent_id);
+        if (c) {
+            c->revoking = false;
+            if (stored) {
+                c->revoked_at = job->received_us;
+                snprintf(c->revoked_message, sizeof(c->revoked_message), "%s",
+                         job->msg->id);
+                brk_log(BRK_LOG_INFO, job->sender, "consent %s revoked", c->id);
+            }
+        }
+        s_pump_all(self); /* held deliveries: settled or sent */
+    }
+}
+
 static void
 s_on_done(brk_broker_t *self, brk_job_t *job)
 {
     self->outstanding--;
+    s_consent_done(self, job);
     if (job->rc == MLG_OK) {
         mlg_msg_t *c = mlg_msg_new(MLG_OP_CONFIRM);
         snprintf(c->id, sizeof(c->id), "%s", job->msg->id);
@@ -607,6 +777,11 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
         s_on_done(self, ptr);
     else if (streq(verb, "FETCHED"))
         s_on_fetched(self, ptr);
+    else if (streq(verb, "CONSENTS")) {
+        /* the index as the database has it: what every broker would decide */
+        brk_consents_destroy(&self->consents);
+        self->consents = ptr;
+    }
     else if (streq(verb, "DB-UP") || streq(verb, "DB-DOWN")) {
         self->db_up = streq(verb, "DB-UP");
         if (self->db_up) {
@@ -678,6 +853,8 @@ brk_broker_new(const brk_config_t *cfg, const mlg_registry_t *reg, const char *s
     self->queues = zhashx_new();
     zhashx_set_destructor(self->queues, s_queue_destroy);
     self->inflight = zhashx_new();
+    self->consents = brk_consents_new();
+    self->granting = zhashx_new();
     self->router = zsock_new(ZMQ_ROUTER);
     /* the hard stop behind TOO_LARGE: a frame far past the limit closes
        that connection inside libzmq, before any of it is read */
@@ -737,6 +914,8 @@ brk_broker_destroy(brk_broker_t **self_p)
     }
     zlistx_destroy(&flights);
     zhashx_destroy(&self->inflight);
+    zhashx_destroy(&self->granting);
+    brk_consents_destroy(&self->consents);
     zhashx_destroy(&self->sessions);
     zhashx_destroy(&self->queues);
     zsock_destroy(&self->router);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "maillage/limits.h"
-#include "router.h"
+#include "decision.h"
 
 #define BRK_FOREVER INT64_MAX
 
@@ -29,6 +29,10 @@ typedef struct {
     int64_t valid_from;  /* µs since the epoch, inclusive */
     int64_t valid_until; /* µs, exclusive; BRK_FOREVER when open-ended */
     int64_t revoked_at;  /* µs; 0 while not revoked */
+    char granted_by[MLG_AGENCY_ID_MAX + 1];
+    char granted_message[MLG_UUID_LEN + 1];
+    char revoked_message[MLG_UUID_LEN + 1]; /* "" while not revoked */
+    bool revoking; /* a revocation is being stored: hold its deliveries */
 } brk_consent_t;
 
 typedef struct brk_consents_t brk_consents_t;

@@ -1,8 +1,6 @@
 /*  router.c: routing and the consent decision of each recipient.
 
-    Until consents are kept (the consent engine), a recipient of a
-    `consent`-basis event has no consent to rely on: it is denied
-    NO_CONSENT, which is the right answer when no consent exists.
+    A `consent`-basis recipient is decided by the consent index (§7);
     `legal_obligation` and `not_personal` recipients are allowed. Called
     by the event loop for each PUBLISH; O(recipients x agencies). */
 
@@ -21,19 +19,37 @@ s_has(const brk_decision_t *list, size_t n, const char *agency)
     return false;
 }
 
+typedef struct {
+    const brk_consents_t *consents;
+    const mlg_schema_t *schema;
+    const mlg_msg_t *msg;
+    const char *publisher;
+    int64_t now;
+} s_ctx_t;
+
 static void
-s_decide(brk_decision_t *d, mlg_basis_t basis)
+s_decide(const s_ctx_t *ctx, brk_decision_t *d)
 {
-    d->basis = basis;
-    d->allow = basis != MLG_BASIS_CONSENT;
-    strcpy(d->reason, d->allow ? "" : "NO_CONSENT");
+    d->basis = mlg_schema_basis(ctx->schema);
+    if (d->basis == MLG_BASIS_CONSENT) {
+        brk_consent_decide(ctx->consents, ctx->msg->subject, ctx->publisher, d->recipient,
+                           ctx->msg->purpose, mlg_schema_category(ctx->schema), ctx->now,
+                           d);
+        return;
+    }
+    d->allow = true;
+    d->reason[0] = '\0';
+    d->consent_id[0] = '\0';
+    d->detail[0] = '\0';
 }
 
 mlg_rc_t
-brk_route(const brk_config_t *cfg, const mlg_schema_t *schema, const mlg_msg_t *msg,
-          const char *publisher, brk_decision_t **out, size_t *count, char *reason,
+brk_route(const brk_config_t *cfg, const brk_consents_t *consents,
+          const mlg_schema_t *schema, const mlg_msg_t *msg, const char *publisher,
+          int64_t now, brk_decision_t **out, size_t *count, char *reason,
           size_t reasonlen)
 {
+    s_ctx_t ctx = {consents, schema, msg, publisher, now};
     *out = NULL;
     *count = 0;
     for (size_t i = 0; i < msg->to_count; i++)
@@ -49,13 +65,12 @@ brk_route(const brk_config_t *cfg, const mlg_schema_t *schema, const mlg_msg_t *
     if (!list)
         return MLG_ERR_NOMEM;
     size_t n = 0;
-    mlg_basis_t basis = mlg_schema_basis(schema);
     for (size_t i = 0; i < msg->to_count; i++) {
         const char *a = msg->to[i].id;
         if (strcmp(a, publisher) == 0 || s_has(list, n, a))
             continue;
         strcpy(list[n].recipient, a);
-        s_decide(&list[n++], basis);
+        s_decide(&ctx, &list[n++]);
     }
     if (!personal)
         for (size_t i = 0; i < cfg->nagencies; i++) {
@@ -64,7 +79,7 @@ brk_route(const brk_config_t *cfg, const mlg_schema_t *schema, const mlg_msg_t *
                 || !brk_agency_subscribes(a, msg->type))
                 continue;
             strcpy(list[n].recipient, a->id);
-            s_decide(&list[n++], basis);
+            s_decide(&ctx, &list[n++]);
         }
     *out = list;
     *count = n;

@@ -39,6 +39,8 @@ brk_job_destroy(brk_job_t **job_p)
     if (!job)
         return;
     mlg_msg_destroy(&job->msg);
+    brk_consent_destroy(&job->consent);
+    free(job->keep);
     free(job->decisions);
     zframe_destroy(&job->routing_id);
     free(job);
@@ -95,6 +97,70 @@ s_disconnect(s_store_t *self, zsock_t *pipe)
     s_tell(self, pipe, false);
 }
 
+/* "{a,b,c}" (a text[] of words, which need no quoting) to a list. */
+static size_t
+s_words(const char *text, const char **out, size_t max, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%s", text[0] == '{' ? text + 1 : text);
+    size_t n = strlen(buf);
+    if (n && buf[n - 1] == '}')
+        buf[n - 1] = '\0';
+    size_t count = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(buf, ",", &save); w && count < max;
+         w = strtok_r(NULL, ",", &save))
+        out[count++] = w;
+    return count;
+}
+
+/* The whole `consents` table as an index; NULL on failure (logged). */
+static brk_consents_t *
+s_load_consents(PGconn *conn)
+{
+    PGresult *res = PQexec(
+        conn, "select id, subject, parties::text, purposes::text, categories::text,"
+              " (extract(epoch from valid_from) * 1000000)::bigint,"
+              " (extract(epoch from valid_until) * 1000000)::bigint,"
+              " (extract(epoch from revoked_at) * 1000000)::bigint, granted_by,"
+              " granted_message_id, coalesce(revoked_message_id::text, '')"
+              " from consents order by id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char *msg = PQerrorMessage(conn);
+        brk_log(BRK_LOG_ERROR, "store", "could not read the consents: %.*s",
+                (int)strcspn(msg, "\n"), msg);
+        PQclear(res);
+        return NULL;
+    }
+    brk_consents_t *index = brk_consents_new();
+    for (int i = 0; index && i < PQntuples(res); i++) {
+        const char *parties[64], *purposes[32], *categories[32];
+        char b1[4096], b2[1024], b3[1024];
+        size_t np = s_words(PQgetvalue(res, i, 2), parties, 64, b1, sizeof(b1));
+        size_t nu = s_words(PQgetvalue(res, i, 3), purposes, 32, b2, sizeof(b2));
+        size_t nc = s_words(PQgetvalue(res, i, 4), categories, 32, b3, sizeof(b3));
+        int64_t until = PQgetisnull(res, i, 6) ? BRK_FOREVER
+                                               : strtoll(PQgetvalue(res, i, 6), NULL, 10);
+        brk_consent_t *c = brk_consent_new(
+            PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), parties, np, purposes, nu,
+            categories, nc, strtoll(PQgetvalue(res, i, 5), NULL, 10), until);
+        if (!c) {
+            brk_consents_destroy(&index);
+            break;
+        }
+        if (!PQgetisnull(res, i, 7))
+            c->revoked_at = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+        snprintf(c->granted_by, sizeof(c->granted_by), "%s", PQgetvalue(res, i, 8));
+        snprintf(c->granted_message, sizeof(c->granted_message), "%s",
+                 PQgetvalue(res, i, 9));
+        snprintf(c->revoked_message, sizeof(c->revoked_message), "%s",
+                 PQgetvalue(res, i, 10));
+        brk_consents_add(index, &c);
+        brk_consent_destroy(&c);
+    }
+    PQclear(res);
+    return index;
+}
+
 static bool
 s_connect(s_store_t *self, zsock_t *pipe)
 {
@@ -122,9 +188,18 @@ s_connect(s_store_t *self, zsock_t *pipe)
     if (applied)
         brk_log(BRK_LOG_INFO, "store", "applied %d migration(s) from %s", applied,
                 self->sql_dir);
+    brk_consents_t *consents = s_load_consents(conn);
+    if (!consents) {
+        PQfinish(conn);
+        s_disconnect(self, pipe);
+        return false;
+    }
     self->conn = conn;
     self->backoff_ms = S_BACKOFF_MIN_MS;
-    brk_log(BRK_LOG_INFO, "store", "database connected");
+    brk_log(BRK_LOG_INFO, "store", "database connected, %zu consent(s) loaded",
+            brk_consents_size(consents));
+    self->told_once = false; /* each new connection sends the index again */
+    zsock_send(pipe, "sp", "CONSENTS", consents);
     s_tell(self, pipe, true);
     return true;
 }
@@ -175,6 +250,89 @@ s_us_time(int64_t us)
 }
 
 #define S_TS "('epoch'::timestamptz + $%d::bigint * interval '1 microsecond')"
+
+/* A text[] literal of words: {a,b,c}. */
+static void
+s_array(char **list, size_t n, char *buf, size_t len)
+{
+    size_t at = (size_t)snprintf(buf, len, "{");
+    for (size_t i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? "," : "", list[i]);
+    if (at < len)
+        snprintf(buf + at, len - at, "}");
+}
+
+static bool
+s_insert_consent(s_store_t *self, const brk_job_t *job)
+{
+    const brk_consent_t *c = job->consent;
+    char parties[4096], purposes[1024], categories[1024], from[24], until[24];
+    s_array(c->parties, c->nparties, parties, sizeof(parties));
+    s_array(c->purposes, c->npurposes, purposes, sizeof(purposes));
+    s_array(c->categories, c->ncategories, categories, sizeof(categories));
+    snprintf(from, sizeof(from), "%lld", (long long)c->valid_from);
+    snprintf(until, sizeof(until), "%lld", (long long)c->valid_until);
+    const char *v[9] = {c->id,
+                        c->subject,
+                        parties,
+                        purposes,
+                        categories,
+                        from,
+                        c->valid_until == BRK_FOREVER ? NULL : until,
+                        job->sender,
+                        job->msg->id};
+    return s_exec(
+        self,
+        "insert into consents (id, subject, parties, purposes, categories,"
+        " valid_from, valid_until, granted_by, granted_message_id) values"
+        " ($1, $2, $3, $4, $5,"
+        " 'epoch'::timestamptz + $6::bigint * interval '1 microsecond',"
+        " 'epoch'::timestamptz + $7::bigint * interval '1 microsecond', $8, $9)",
+        9, v);
+}
+
+/* Revokes the consent and settles `revoked` every pending delivery that
+   relied on it, but those in flight (job->keep): each gets a delivery
+   event and a second decision, deny REVOKED. */
+static bool
+s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
+{
+    const char *v[3] = {job->consent_id, received, job->msg->id};
+    if (!s_exec(self,
+                "update consents set revoked_at = 'epoch'::timestamptz + $2::bigint *"
+                " interval '1 microsecond', revoked_message_id = $3"
+                " where id = $1 and revoked_at is null",
+                3, v))
+        return false;
+    size_t len = 3 + job->nkeep * 21;
+    char *keep = malloc(len);
+    if (!keep)
+        return false;
+    size_t at = (size_t)snprintf(keep, len, "{");
+    for (size_t i = 0; i < job->nkeep; i++)
+        at += (size_t)snprintf(keep + at, len - at, "%s%llu", i ? "," : "",
+                               (unsigned long long)job->keep[i]);
+    snprintf(keep + at, len - at, "}");
+    const char *w[3] = {job->consent_id, keep, job->sender};
+    bool ok = s_exec(
+        self,
+        "with r as (update deliveries d set state = 'revoked', settled_at = now(),"
+        "  updated_at = now() from consent_decisions c"
+        "  where c.message_id = d.message_id and c.recipient = d.recipient"
+        "  and c.decision = 'allow' and c.consent_id = $1 and d.state = 'pending'"
+        "  and d.id <> all($2::bigint[])"
+        "  returning d.id, d.message_id, d.recipient, d.attempts),"
+        " e as (insert into delivery_events (delivery_id, attempt, event, reason, actor)"
+        "  select id, attempts, 'revoked', 'the consent was revoked', $3 from r)"
+        " insert into consent_decisions (message_id, recipient, decision, basis, "
+        "consent_id,"
+        "  reason, detail, decided_at)"
+        " select message_id, recipient, 'deny', 'consent', $1, 'REVOKED',"
+        "  'the consent was revoked before delivery', now() from r",
+        3, w);
+    free(keep);
+    return ok;
+}
 
 /* Inserts a new message, its deliveries and its decisions; or finds it
    stored already. false on a database error. */
@@ -263,20 +421,26 @@ s_publish(s_store_t *self, brk_job_t *job)
         job->rc = job->decisions ? MLG_OK : MLG_UNAVAILABLE;
         return true;
     }
+    if (job->kind == BRK_JOB_GRANT && !s_insert_consent(self, job))
+        return false;
+    if (job->kind == BRK_JOB_REVOKE && !s_revoke_consent(self, job, received))
+        return false;
     for (size_t i = 0; i < job->ndecisions; i++) {
         const brk_decision_t *d = &job->decisions[i];
-        const char *dv[6] = {m->id,
+        const char *dv[8] = {m->id,
                              d->recipient,
                              d->allow ? "allow" : "deny",
                              mlg_basis_name(d->basis),
                              d->reason[0] ? d->reason : NULL,
-                             received};
+                             received,
+                             d->consent_id[0] ? d->consent_id : NULL,
+                             d->detail[0] ? d->detail : NULL};
         if (!s_exec(
                 self,
                 "insert into consent_decisions (message_id, recipient, decision, basis,"
-                " reason, decided_at) values ($1, $2, $3, $4, $5,"
-                " 'epoch'::timestamptz + $6::bigint * interval '1 microsecond')",
-                6, dv))
+                " reason, decided_at, consent_id, detail) values ($1, $2, $3, $4, $5,"
+                " 'epoch'::timestamptz + $6::bigint * interval '1 microsecond', $7, $8)",
+                8, dv))
             return false;
         if (d->allow) {
             const char *del[2] = {m->id, d->recipient};
@@ -303,8 +467,11 @@ s_fetch(s_store_t *self, brk_fetch_t *f)
         "select d.id, d.attempts, m.id, m.type, m.version, coalesce(m.subject, ''),"
         " coalesce(m.purpose, ''), coalesce(m.correlation, ''),"
         " (extract(epoch from m.occurred_at) * 1000000)::bigint, m.sender,"
-        " (extract(epoch from m.received_at) * 1000000)::bigint, m.body"
+        " (extract(epoch from m.received_at) * 1000000)::bigint, m.body,"
+        " coalesce(c.consent_id::text, '')"
         " from deliveries d join messages m on m.id = d.message_id"
+        " left join consent_decisions c on c.message_id = d.message_id"
+        " and c.recipient = d.recipient and c.decision = 'allow'"
         " where d.recipient = $1 and d.state = 'pending' and d.id > $2::bigint"
         " order by d.id limit $3::int",
         3, values);
@@ -327,6 +494,7 @@ s_fetch(s_store_t *self, brk_fetch_t *f)
         row->delivery = strtoull(PQgetvalue(res, i, 0), NULL, 10);
         row->attempts = strtoull(PQgetvalue(res, i, 1), NULL, 10);
         snprintf(row->recipient, sizeof(row->recipient), "%s", f->agency);
+        snprintf(row->consent_id, sizeof(row->consent_id), "%s", PQgetvalue(res, i, 12));
         snprintf(d->id, sizeof(d->id), "%s", PQgetvalue(res, i, 2));
         snprintf(d->type, sizeof(d->type), "%s", PQgetvalue(res, i, 3));
         d->version = strtoull(PQgetvalue(res, i, 4), NULL, 10);
@@ -375,6 +543,21 @@ s_update(s_store_t *self, const brk_update_t *u)
                       "update deliveries set state = 'acked', settled_at = now(),"
                       " updated_at = now() where id = $1 and state = 'pending'",
                       1, one);
+    case BRK_UPDATE_REVOKED: {
+        const char *r[5] = {id, u->consent_id, u->code, u->reason, u->actor};
+        return s_exec(
+            self,
+            "with r as (update deliveries set state = 'revoked', settled_at = now(),"
+            "  updated_at = now() where id = $1 and state = 'pending'"
+            "  returning id, message_id, recipient, attempts),"
+            " e as (insert into delivery_events (delivery_id, attempt, event, reason, "
+            "actor)"
+            "  select id, attempts, 'revoked', $4, $5 from r)"
+            " insert into consent_decisions (message_id, recipient, decision, basis,"
+            "  consent_id, reason, detail, decided_at)"
+            " select message_id, recipient, 'deny', 'consent', $2, $3, $4, now() from r",
+            5, r);
+    }
     case BRK_UPDATE_NACK: ev[2] = "nack"; break;
     case BRK_UPDATE_REQUEUED: ev[2] = "requeued"; break;
     case BRK_UPDATE_DEAD: ev[2] = "dead"; break;

@@ -17,11 +17,24 @@
 
 #include <czmq.h>
 
+#include "consent.h"
+#include "decision.h"
 #include "maillage/codec.h"
-#include "router.h"
+
+typedef enum {
+    BRK_JOB_PLAIN,  /* any event */
+    BRK_JOB_GRANT,  /* consent.granted: also a row of `consents` */
+    BRK_JOB_REVOKE, /* consent.revoked: the consent revoked, its pending
+                       deliveries settled `revoked` */
+} brk_job_kind_t;
 
 /* A PUBLISH on its way to the database. */
 typedef struct {
+    brk_job_kind_t kind;
+    brk_consent_t *consent;            /* GRANT: the consent to store; owned */
+    char consent_id[MLG_UUID_LEN + 1]; /* REVOKE */
+    uint64_t *keep;                    /* REVOKE: deliveries in flight, not settled now */
+    size_t nkeep;
     /* in (the loop's) */
     mlg_msg_t *msg; /* owned */
     char sender[MLG_AGENCY_ID_MAX + 1];
@@ -42,6 +55,7 @@ typedef struct {
     uint64_t delivery;
     uint64_t attempts;  /* attempts made so far */
     mlg_msg_t *deliver; /* op DELIVER, all but `delivery` and `attempt`; owned */
+    char consent_id[MLG_UUID_LEN + 1]; /* the consent it relies on, or "" */
     char recipient[MLG_AGENCY_ID_MAX + 1];
 } brk_delivery_t;
 
@@ -62,6 +76,8 @@ typedef enum {
     BRK_UPDATE_NACK,     /* NACK with requeue: stays pending */
     BRK_UPDATE_REQUEUED, /* client gone or silent: stays pending */
     BRK_UPDATE_DEAD,     /* dead-lettered */
+    BRK_UPDATE_REVOKED,  /* never delivered: its consent was revoked or
+                             expired; a second decision is stored */
 } brk_update_kind_t;
 
 typedef struct {
@@ -70,6 +86,8 @@ typedef struct {
     uint64_t attempt;
     char reason[MLG_STRBUF(MLG_REASON_MAX)];
     char actor[96];
+    char consent_id[MLG_UUID_LEN + 1]; /* REVOKED */
+    char code[MLG_CODE_MAX + 1];       /* REVOKED: REVOKED or EXPIRED */
 } brk_update_t;
 
 /* Starts the store thread on `database` (a libpq URL). It connects in

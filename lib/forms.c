@@ -4,7 +4,11 @@
     past them. Called by the codec (envelope keys) and the validator
     (`format`). */
 
+/* timegm() */
+#define _DEFAULT_SOURCE
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "maillage/forms.h"
@@ -238,3 +242,36 @@ mlg_is_email(const char *s, size_t len)
             return false;
     return mlg_utf8_check(s, len, NULL);
 }
+
+/* RFC 3339 text to a timestamp; false if it is not one. */
+bool
+mlg_date_time_parse(const char *s, size_t len, mlg_time_t *t)
+{
+    if (!mlg_is_date_time(s, len))
+        return false;
+    struct tm tm = {0};
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    tm.tm_hour = atoi(s + 11);
+    tm.tm_min = atoi(s + 14);
+    tm.tm_sec = atoi(s + 17);
+    int64_t sec = (int64_t)timegm(&tm);
+    uint32_t nsec = 0;
+    size_t i = 19;
+    if (s[i] == '.') {
+        uint32_t scale = 100000000;
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            nsec += (uint32_t)(s[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (s[i] == '+' || s[i] == '-') {
+        int offset = atoi(s + i + 1) * 3600 + atoi(s + i + 4) * 60;
+        sec += s[i] == '+' ? -offset : offset;
+    }
+    t->sec = sec;
+    t->nsec = nsec;
+    return true;
+}
+

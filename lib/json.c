@@ -4,8 +4,6 @@
     either direction is untrusted. Called by the adapters, the CLI and
     the tests; no I/O. */
 
-/* timegm() */
-#define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -248,38 +246,6 @@ mlg_msgpack_to_json(const uint8_t *data, size_t len, char **out, char *err, size
 
 /* ---- a PUBLISH written as JSON ------------------------------------- */
 
-/* RFC 3339 text to a timestamp; false if it is not one. */
-static bool
-s_parse_rfc3339(const char *s, size_t len, mlg_time_t *t)
-{
-    if (!mlg_is_date_time(s, len))
-        return false;
-    struct tm tm = {0};
-    tm.tm_year = atoi(s) - 1900;
-    tm.tm_mon = atoi(s + 5) - 1;
-    tm.tm_mday = atoi(s + 8);
-    tm.tm_hour = atoi(s + 11);
-    tm.tm_min = atoi(s + 14);
-    tm.tm_sec = atoi(s + 17);
-    int64_t sec = (int64_t)timegm(&tm);
-    uint32_t nsec = 0;
-    size_t i = 19;
-    if (s[i] == '.') {
-        uint32_t scale = 100000000;
-        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-            nsec += (uint32_t)(s[i] - '0') * scale;
-            scale /= 10;
-        }
-    }
-    if (s[i] == '+' || s[i] == '-') {
-        int offset = atoi(s + i + 1) * 3600 + atoi(s + i + 4) * 60;
-        sec += s[i] == '+' ? -offset : offset;
-    }
-    t->sec = sec;
-    t->nsec = nsec;
-    return true;
-}
-
 mlg_rc_t
 mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p, mlg_error_t *err)
 {
@@ -304,7 +270,7 @@ mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p, mlg_error
     json_object_del(root, "occurred_at");
     if (at
         && !(json_is_string(at)
-             && s_parse_rfc3339(json_string_value(at), json_string_length(at),
+             && mlg_date_time_parse(json_string_value(at), json_string_length(at),
                                 &occurred))) {
         json_decref(at);
         json_decref(root);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "maillage/codec.h"
 #include "maillage/export.h"
 
 /* Valid UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
@@ -38,6 +39,10 @@ MLG_EXPORT bool mlg_is_date(const char *s, size_t len);
 /* RFC 3339 date-time: date "T" time with optional fraction and a
    "Z" or ±hh:mm offset ('t' and 'z' accepted, as RFC 3339 allows). */
 MLG_EXPORT bool mlg_is_date_time(const char *s, size_t len);
+
+/* Reads an RFC 3339 date-time (as mlg_is_date_time accepts it) into a
+   timestamp in UTC; false if it is not one. */
+MLG_EXPORT bool mlg_date_time_parse(const char *s, size_t len, mlg_time_t *t);
 
 /* A plain e-mail address: local@domain, no spaces or controls, a dot in
    the domain, ≤ 254 bytes. Not the full RFC 5321 grammar, on purpose. */

@@ -94,9 +94,11 @@ route(const char *type, const char *to, const char *publisher, mlg_rc_t rc,
     brk_decision_t *d = NULL;
     size_t n = 0;
     char reason[256] = "";
-    assert_int_equal(brk_route(s_cfg, mlg_registry_find(s_reg, type, 1), m, publisher, &d,
+    brk_consents_t *none = brk_consents_new();
+    assert_int_equal(brk_route(s_cfg, none, mlg_registry_find(s_reg, type, 1), m, publisher, 0, &d,
                                &n, reason, sizeof(reason)),
                      rc);
+    brk_consents_destroy(&none);
     if (rc != MLG_OK) {
         assert_non_null(strstr(reason, expect));
         assert_null(d);
