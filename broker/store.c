@@ -319,7 +319,8 @@ s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
         "with r as (update deliveries d set state = 'revoked', settled_at = now(),"
         "  updated_at = now() from consent_decisions c"
         "  where c.message_id = d.message_id and c.recipient = d.recipient"
-        "  and c.decision = 'allow' and c.consent_id = $1 and d.state = 'pending'"
+        "  and c.decision = 'allow' and c.basis = 'consent' and c.consent_id = $1"
+        "  and d.state = 'pending'"
         "  and d.id <> all($2::bigint[])"
         "  returning d.id, d.message_id, d.recipient, d.attempts),"
         " e as (insert into delivery_events (delivery_id, attempt, event, reason, actor)"
@@ -471,7 +472,7 @@ s_fetch(s_store_t *self, brk_fetch_t *f)
         " coalesce(c.consent_id::text, '')"
         " from deliveries d join messages m on m.id = d.message_id"
         " left join consent_decisions c on c.message_id = d.message_id"
-        " and c.recipient = d.recipient and c.decision = 'allow'"
+        " and c.recipient = d.recipient and c.decision = 'allow' and c.basis = 'consent'"
         " where d.recipient = $1 and d.state = 'pending' and d.id > $2::bigint"
         " order by d.id limit $3::int",
         3, values);
