@@ -52,14 +52,22 @@ echo "== checking examples/events/ as published by ccas-paris-13 (maillage-check
 build/tools/maillage-check --from ccas-paris-13 examples/events/*.json || true
 
 echo "== publishing (maillage-send)"
+echo "-- a referral before any consent: denied NO_CONSENT"
 build/tools/maillage-send --endpoint "$endpoint" --as ccas-paris-13 \
-  examples/events/2-referral-created.json examples/events/6-alert.json || true
+  examples/events/7-referral-before-consent.json || true
+echo "-- the person's consent (ccas-paris-13 and ehpad-les-tilleuls), then the referral"
+build/tools/maillage-send --endpoint "$endpoint" --as ccas-paris-13 \
+  examples/events/1-consent-granted.json examples/events/2-referral-created.json || true
+echo "-- a child protection alert: a legal obligation, no consent needed"
+build/tools/maillage-send --endpoint "$endpoint" --as ccas-paris-13 \
+  examples/events/6-alert.json || true
+echo "-- a care home announces free places: to its subscribers"
 build/tools/maillage-send --endpoint "$endpoint" --as ehpad-les-tilleuls \
   examples/events/5-capacity.json || true
-echo "   (the referral is denied NO_CONSENT: consents are not kept yet, so no"
-echo "    consent-based exchange is allowed; the alert is a legal obligation)"
 
 echo "== the recipients take their deliveries"
+build/tools/maillage-send --endpoint "$endpoint" --as ehpad-les-tilleuls --receive 2 \
+  --timeout 2000 || true
 build/tools/maillage-send --endpoint "$endpoint" --as cd75 --receive 1 --timeout 2000 || true
 build/tools/maillage-send --endpoint "$endpoint" --as ars-idf --receive 1 --timeout 2000 || true
 
@@ -67,7 +75,7 @@ echo "== what PostgreSQL kept (the tables operators and auditors read)"
 psql "$MLG_DATABASE_URL" -P pager=off -c \
   "select seq, type, sender, subject, purpose, length(body) as body_bytes from messages order by seq"
 psql "$MLG_DATABASE_URL" -P pager=off -c \
-  "select m.seq, c.recipient, c.decision, c.basis, c.reason from consent_decisions c
+  "select m.seq, c.recipient, c.decision, c.basis, c.reason, c.consent_id from consent_decisions c
    join messages m on m.id = c.message_id order by m.seq, c.id"
 psql "$MLG_DATABASE_URL" -P pager=off -c \
   "select d.id as delivery, m.seq, d.recipient, d.state, d.attempts from deliveries d
