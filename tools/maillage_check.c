@@ -16,28 +16,12 @@
 
 #include "maillage/codec.h"
 #include "maillage/json.h"
+#include "toolutil.h"
 #include "maillage/schema.h"
 
 #ifndef MLG_DEFAULT_SCHEMAS
 #define MLG_DEFAULT_SCHEMAS "schemas"
 #endif
-
-static char *
-s_read(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(MLG_MAX_MESSAGE_BYTES_DEFAULT + 1);
-    size_t n = buf ? fread(buf, 1, MLG_MAX_MESSAGE_BYTES_DEFAULT + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > MLG_MAX_MESSAGE_BYTES_DEFAULT) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
 
 static void
 s_reject(const char *path, mlg_rc_t rc, const char *reason)
@@ -50,7 +34,7 @@ static int
 s_check(const mlg_registry_t *reg, const char *path, const char *from)
 {
     size_t len;
-    char *text = s_read(path, &len);
+    char *text = tool_read_file(path, MLG_MAX_MESSAGE_BYTES_DEFAULT, &len);
     if (!text) {
         printf("%s: could not read the file (or it is over %u bytes)\n", path,
                MLG_MAX_MESSAGE_BYTES_DEFAULT);

@@ -17,23 +17,7 @@
 
 #include "maillage/client.h"
 #include "maillage/json.h"
-
-static char *
-s_read(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(MLG_MAX_MESSAGE_BYTES_DEFAULT + 1);
-    size_t n = buf ? fread(buf, 1, MLG_MAX_MESSAGE_BYTES_DEFAULT + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > MLG_MAX_MESSAGE_BYTES_DEFAULT) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
+#include "toolutil.h"
 
 static void
 s_print_answer(const char *path, const mlg_msg_t *a)
@@ -103,7 +87,7 @@ main(int argc, char **argv)
     size_t nearly = 0, next = 0;
     for (int i = 0; i < nfiles; i++) {
         size_t len;
-        char *text = s_read(files[i], &len);
+        char *text = tool_read_file(files[i], MLG_MAX_MESSAGE_BYTES_DEFAULT, &len);
         mlg_msg_t *m = NULL;
         if (!text || mlg_publish_from_json(text, len, &m, &err) != MLG_OK) {
             printf("%s: not sent: %s\n", files[i],

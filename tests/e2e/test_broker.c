@@ -87,30 +87,16 @@ teardown(void **state)
 static mlg_client_t *
 client(const char *agency, uint64_t credit)
 {
-    mlg_error_t err;
-    mlg_client_t *c = mlg_client_new(s_bp.endpoint, agency, "e2e", credit, 5000, &err);
-    if (!c)
-        print_error("could not connect as %s: %s\n", agency, err.reason);
+    mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
     assert_non_null(c);
     return c;
-}
-
-static void
-new_id(char *id)
-{
-    zuuid_t *u = zuuid_new();
-    const char *s = zuuid_str_canonical(u);
-    for (int i = 0; s[i]; i++)
-        id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
-    id[36] = '\0';
-    zuuid_destroy(&u);
 }
 
 /* A PUBLISH from JSON text with "%s" for a fresh id (written to id). */
 static mlg_msg_t *
 publish_msg(const char *fmt, char *id)
 {
-    new_id(id);
+    brokerproc_new_id(id);
     char json[4096];
     snprintf(json, sizeof(json), fmt, id);
     mlg_msg_t *m = NULL;
@@ -500,7 +486,7 @@ test_publish_codes(void **state)
                   " \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\", \"reason\": \"");
     memset(p, 'x', 70000);
     strcpy(p + 70000, "\"}}");
-    new_id(id);
+    brokerproc_new_id(id);
     char *json = malloc(81000);
     snprintf(json, 81000, big, id);
     mlg_error_t err;

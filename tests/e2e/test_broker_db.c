@@ -104,10 +104,7 @@ s_db_open(void)
 static mlg_client_t *
 client(const char *agency, uint64_t credit)
 {
-    mlg_error_t err;
-    mlg_client_t *c = mlg_client_new(s_bp.endpoint, agency, "e2e-db", credit, 5000, &err);
-    if (!c)
-        print_error("could not connect as %s: %s\n", agency, err.reason);
+    mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
     assert_non_null(c);
     return c;
 }
@@ -115,12 +112,7 @@ client(const char *agency, uint64_t credit)
 static mlg_msg_t *
 alert(char *id)
 {
-    zuuid_t *u = zuuid_new();
-    const char *s = zuuid_str_canonical(u);
-    for (int i = 0; i < 36; i++)
-        id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
-    id[36] = '\0';
-    zuuid_destroy(&u);
+    brokerproc_new_id(id);
     char json[1024];
     snprintf(json, sizeof(json),
              "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"

@@ -57,25 +57,10 @@ teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static void
-new_id(char *id)
-{
-    zuuid_t *u = zuuid_new();
-    const char *s = zuuid_str_canonical(u);
-    for (int i = 0; i < 36; i++)
-        id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
-    id[36] = '\0';
-    zuuid_destroy(&u);
-}
-
 static mlg_client_t *
 client(const char *agency, uint64_t credit)
 {
-    mlg_error_t err;
-    mlg_client_t *c =
-        mlg_client_new(s_bp.endpoint, agency, "e2e-consent", credit, 5000, &err);
-    if (!c)
-        print_error("could not connect as %s: %s\n", agency, err.reason);
+    mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
     assert_non_null(c);
     return c;
 }
@@ -89,7 +74,7 @@ publish(mlg_client_t *c, char *id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    new_id(id);
+    brokerproc_new_id(id);
     snprintf(json, sizeof(json), "{\"id\": \"%s\", %s}", id, body);
     mlg_msg_t *m = NULL;
     mlg_error_t err;

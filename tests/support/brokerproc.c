@@ -189,3 +189,24 @@ brokerproc_scalar(PGconn *conn, const char *sql)
     PQclear(res);
     return v;
 }
+
+mlg_client_t *
+brokerproc_client(const brokerproc_t *bp, const char *agency, uint64_t credit)
+{
+    mlg_error_t err;
+    mlg_client_t *c = mlg_client_new(bp->endpoint, agency, "e2e", credit, 5000, &err);
+    if (!c)
+        fprintf(stderr, "could not join as %s: %s\n", agency, err.reason);
+    return c;
+}
+
+void
+brokerproc_new_id(char id[37])
+{
+    zuuid_t *u = zuuid_new();
+    const char *s = zuuid_str_canonical(u);
+    for (int i = 0; i < 36; i++)
+        id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
+    id[36] = '\0';
+    zuuid_destroy(&u);
+}

@@ -10,6 +10,8 @@
 
 #include <libpq-fe.h>
 
+#include "maillage/client.h"
+
 typedef struct {
     char dir[256];       /* the test's temporary folder */
     char endpoint[64];   /* tcp://127.0.0.1:PORT */
@@ -44,6 +46,14 @@ int brokerproc_wait_log(brokerproc_t *bp, const char *text, int timeout_ms);
 
 /* Stops the broker if running and removes the folder. */
 void brokerproc_cleanup(brokerproc_t *bp);
+
+/* A client joined to the broker as `agency` with `credit`; NULL (and the
+   broker's answer on stderr) when it could not join within 5 s. */
+mlg_client_t *brokerproc_client(const brokerproc_t *bp, const char *agency,
+                                uint64_t credit);
+
+/* A fresh message id: a lowercase canonical UUID. */
+void brokerproc_new_id(char id[37]);
 
 /* A connection to the broker's database. */
 PGconn *brokerproc_db(const brokerproc_t *bp);
