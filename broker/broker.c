@@ -861,6 +861,12 @@ brk_broker_new(const brk_config_t *cfg, const mlg_registry_t *reg, const char *s
     uint64_t hard = 2 * cfg->max_message_bytes + 4096;
     zsock_set_maxmsgsize(self->router, hard > INT32_MAX ? INT32_MAX : (int)hard);
     zsock_set_linger(self->router, 1000);
+    /* A publisher may have many publishes outstanding and read the answers
+       later: ROUTER drops what is over a peer's high-water mark, so leave
+       room for every answer it can have pending. Bounded: one answer per
+       frame the peer sent, plus deliveries within its credit. */
+    uint64_t hwm = 2 * cfg->max_outstanding + S_MAX_CREDIT;
+    zsock_set_sndhwm(self->router, hwm > INT32_MAX ? INT32_MAX : (int)hwm);
     if (zsock_bind(self->router, "%s", cfg->endpoint) < 0) {
         brk_log(BRK_LOG_ERROR, "loop", "could not bind %s: %s", cfg->endpoint,
                 zmq_strerror(zmq_errno()));

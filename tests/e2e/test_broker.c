@@ -765,6 +765,36 @@ test_garbage_does_not_disturb_others(void **state)
     mlg_client_destroy(&good);
 }
 
+static void
+test_burst_beyond_pipe_bounds(void **state)
+{
+    (void)state;
+    /* more publishes at once than an actor pipe holds by default (1000):
+       the loop and the store must not block each other */
+    enum { N = 5000 };
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    char fmt[1024], id[37];
+    snprintf(fmt, sizeof(fmt),
+             "{\"id\": \"%%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+             " \"to\": [\"cd75\"], \"subject\": \"P-1\", \"purpose\": \"protection\","
+             " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+             " \"concern\": \"c\", \"urgency\": \"urgent\"}}");
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m = publish_msg(fmt, id);
+        mlg_client_send(pub, m);
+        mlg_msg_destroy(&m);
+    }
+    int confirmed = 0;
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *a = mlg_client_recv(pub, 20000);
+        assert_non_null(a);
+        confirmed += a->op == MLG_OP_CONFIRM;
+        mlg_msg_destroy(&a);
+    }
+    assert_int_equal(confirmed, N);
+    mlg_client_destroy(&pub);
+}
+
 /* ---- crash ------------------------------------------------------------- */
 
 static void
@@ -853,6 +883,7 @@ main(void)
         cmocka_unit_test(test_shared_queue_and_second_hello),
         cmocka_unit_test(test_large_backlog_in_order),
         cmocka_unit_test(test_garbage_does_not_disturb_others),
+        cmocka_unit_test(test_burst_beyond_pipe_bounds),
         cmocka_unit_test(test_sigkill_loses_nothing_confirmed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
