@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "consent_event.h"
 #include "log.h"
@@ -57,6 +58,7 @@ struct brk_broker_t {
     const brk_config_t *cfg;
     const mlg_registry_t *reg;
     zsock_t *router;
+    zactor_t *auth; /* the ZAP handler, under CURVE */
     zactor_t *store;
     zloop_t *loop;
     zhashx_t *sessions;       /* key -> s_session_t */
@@ -370,13 +372,22 @@ s_session_end(brk_broker_t *self, s_session_t *s, const char *why)
 /* ---- the maps --------------------------------------------------------- */
 
 static void
-s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m)
+s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id)
 {
     const brk_agency_t *agency = brk_config_agency(self->cfg, m->agency);
+    char reason[256];
     if (!agency) {
-        char reason[256];
         snprintf(reason, sizeof(reason),
                  "'%s' is not an agency registered with this broker", m->agency);
+        s_send_error(self, s->routing_id, MLG_FORBIDDEN, reason);
+        return;
+    }
+    /* under CURVE the key says who the client is, not the HELLO */
+    if (self->cfg->curve && (!user_id || strcmp(user_id, m->agency) != 0)) {
+        snprintf(reason, sizeof(reason),
+                 "this connection's key belongs to '%s', not to '%s'",
+                 user_id ? user_id : "no agency", m->agency);
+        brk_log(BRK_LOG_WARNING, "auth", "%s", reason);
         s_send_error(self, s->routing_id, MLG_FORBIDDEN, reason);
         return;
     }
@@ -641,7 +652,7 @@ s_on_router(zloop_t *loop, zsock_t *reader, void *arg)
         goto done;
     }
     switch (m->op) {
-    case MLG_OP_HELLO: s_on_hello(self, s, m); break;
+    case MLG_OP_HELLO: s_on_hello(self, s, m, zframe_meta(frame, "User-Id")); break;
     case MLG_OP_PUBLISH: s_on_publish(self, s, &m, zframe_size(frame)); break;
     case MLG_OP_ACK:
     case MLG_OP_NACK: s_on_ack(self, s, m); break;
@@ -867,6 +878,27 @@ brk_broker_new(const brk_config_t *cfg, const mlg_registry_t *reg, const char *s
        frame the peer sent, plus deliveries within its credit. */
     uint64_t hwm = 2 * cfg->max_outstanding + S_MAX_CREDIT;
     zsock_set_sndhwm(self->router, hwm > INT32_MAX ? INT32_MAX : (int)hwm);
+    if (cfg->curve) {
+        zcert_t *cert = zcert_load(cfg->secret_cert ? cfg->secret_cert : "");
+        if (!cert) {
+            brk_log(BRK_LOG_ERROR, "config",
+                    "%s: security/secret_cert: could not load the certificate '%s'",
+                    cfg->path, cfg->secret_cert ? cfg->secret_cert : "");
+            brk_broker_destroy(&self);
+            return NULL;
+        }
+        /* the ZAP handler first: CURVE without one admits any key */
+        self->auth = brk_auth_new(cfg);
+        if (!self->auth) {
+            zcert_destroy(&cert);
+            brk_broker_destroy(&self);
+            return NULL;
+        }
+        zcert_apply(cert, self->router);
+        zcert_destroy(&cert);
+        zsock_set_curve_server(self->router, 1);
+        zsock_set_zap_domain(self->router, "maillage");
+    }
     if (zsock_bind(self->router, "%s", cfg->endpoint) < 0) {
         brk_log(BRK_LOG_ERROR, "loop", "could not bind %s: %s", cfg->endpoint,
                 zmq_strerror(zmq_errno()));
@@ -925,6 +957,7 @@ brk_broker_destroy(brk_broker_t **self_p)
     zhashx_destroy(&self->sessions);
     zhashx_destroy(&self->queues);
     zsock_destroy(&self->router);
+    zactor_destroy(&self->auth);
     free(self);
     *self_p = NULL;
 }

@@ -329,6 +329,12 @@ brk_config_load(const char *path, char *err, size_t errlen)
         rc = s_fail(err, errlen, "%s: broker/database: required", path);
     if (rc == 0 && !cfg->schemas && !(cfg->schemas = s_resolve(path, "schemas")))
         rc = s_fail(err, errlen, "%s: broker/schemas: could not allocate", path);
+    if (rc == 0 && cfg->curve && (!cfg->secret_cert || !cfg->secret_cert[0]))
+        rc =
+            s_fail(err, errlen,
+                   "%s: security/secret_cert: required when curve = 1 (the broker's zcert"
+                   " secret file)",
+                   path);
     if (rc == 0 && cfg->nagencies == 0)
         rc = s_fail(err, errlen, "%s: agencies: at least one agency is required", path);
     if (rc)

@@ -73,16 +73,9 @@ main(int argc, char **argv)
         free(cfg->database);
         cfg->database = strdup(database);
     }
-    if (cfg->curve) {
-        brk_log(BRK_LOG_ERROR, "config",
-                "%s: security/curve: CURVE is not supported by this version yet; set "
-                "curve = 0 (development only)",
-                config);
-        brk_config_destroy(&cfg);
-        return 2;
-    }
-    brk_log(BRK_LOG_WARNING, "config",
-            "CURVE is off: the broker trusts the agency that HELLO names");
+    if (!cfg->curve)
+        brk_log(BRK_LOG_WARNING, "config",
+                "CURVE is off: the broker trusts the agency that HELLO names");
     mlg_registry_t *reg = mlg_registry_load(cfg->schemas, err, sizeof(err));
     if (!reg) {
         brk_log(BRK_LOG_ERROR, "config", "%s", err);

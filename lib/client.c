@@ -93,9 +93,28 @@ mlg_client_recv(mlg_client_t *self, int timeout_ms)
     }
 }
 
+static mlg_client_t *s_new(const char *endpoint, const char *agency, const char *name,
+                           uint64_t credit, int timeout_ms, const char *cert_file,
+                           const char *server_key, mlg_error_t *err);
+
 mlg_client_t *
 mlg_client_new(const char *endpoint, const char *agency, const char *name,
                uint64_t credit, int timeout_ms, mlg_error_t *err)
+{
+    return s_new(endpoint, agency, name, credit, timeout_ms, NULL, NULL, err);
+}
+
+mlg_client_t *
+mlg_client_new_curve(const char *endpoint, const char *agency, const char *name,
+                     uint64_t credit, int timeout_ms, const char *cert_file,
+                     const char *server_key, mlg_error_t *err)
+{
+    return s_new(endpoint, agency, name, credit, timeout_ms, cert_file, server_key, err);
+}
+
+static mlg_client_t *
+s_new(const char *endpoint, const char *agency, const char *name, uint64_t credit,
+      int timeout_ms, const char *cert_file, const char *server_key, mlg_error_t *err)
 {
     mlg_error_t dummy;
     if (!err)
@@ -114,6 +133,22 @@ mlg_client_new(const char *endpoint, const char *agency, const char *name,
         return NULL;
     }
     zsock_set_linger(self->dealer, 500);
+    if (cert_file) {
+        zcert_t *cert = zcert_load(cert_file);
+        if (!cert || !server_key || strlen(server_key) != 40) {
+            err->rc = MLG_ERR_USAGE;
+            snprintf(err->reason, sizeof(err->reason),
+                     cert ? "the broker's public key is not a Z85 key"
+                          : "could not load the certificate %.300s",
+                     cert_file);
+            zcert_destroy(&cert);
+            mlg_client_destroy(&self);
+            return NULL;
+        }
+        zcert_apply(cert, self->dealer);
+        zcert_destroy(&cert);
+        zsock_set_curve_serverkey(self->dealer, server_key);
+    }
     if (zsock_connect(self->dealer, "%s", endpoint) != 0) {
         err->rc = MLG_ERR_USAGE;
         snprintf(err->reason, sizeof(err->reason), "could not connect to %s", endpoint);

@@ -31,6 +31,15 @@ MLG_EXPORT mlg_client_t *mlg_client_new(const char *endpoint, const char *agency
                                         const char *name, uint64_t credit, int timeout_ms,
                                         mlg_error_t *err);
 
+/* The same over CurveZMQ: `cert_file` is the client's certificate in
+   czmq's zcert format (the secret file, holding both keys), and
+   `server_key` the broker's public key in Z85. NULL with MLG_ERR_USAGE
+   when the certificate cannot be loaded. */
+MLG_EXPORT mlg_client_t *mlg_client_new_curve(const char *endpoint, const char *agency,
+                                              const char *name, uint64_t credit,
+                                              int timeout_ms, const char *cert_file,
+                                              const char *server_key, mlg_error_t *err);
+
 /* Says BYE and closes. */
 MLG_EXPORT void mlg_client_destroy(mlg_client_t **self_p);
 

@@ -308,7 +308,7 @@ test_config_errors(void **state)
         {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\nagencies\n    "
          "cd75\n"
          "        name = x\n",
-         "security/curve: CURVE is not supported by this version yet"},
+         "security/secret_cert: required when curve = 1"},
         {"broker\n    endpoint = tcp://127.0.0.1:1\n    database = x\n    schemas = "
          "/nowhere\n"
          "security\n    curve = 0\nagencies\n    cd75\n        name = x\n",

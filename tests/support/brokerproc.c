@@ -11,6 +11,8 @@
 #include "brokerproc.h"
 #include "pgenv.h"
 
+const char *brokerproc_security = NULL;
+
 static int
 s_free_port(void)
 {
@@ -91,11 +93,12 @@ s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
             "    schemas = %s/schemas\n"
             "%s"
             "security\n"
-            "    curve = 0\n"
+            "%s"
             "agencies\n"
             "%s",
             bp->endpoint, bp->database, getenv("MLG_SOURCE_DIR"),
-            broker_extra ? broker_extra : "", agencies);
+            broker_extra ? broker_extra : "",
+            brokerproc_security ? brokerproc_security : "    curve = 0\n", agencies);
     fclose(f);
     return 0;
 }

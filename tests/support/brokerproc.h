@@ -21,6 +21,10 @@ typedef struct {
     pid_t pid;
 } brokerproc_t;
 
+/* The security section written by the next brokerproc_init (lines
+   indented by 4); NULL: "curve = 0". */
+extern const char *brokerproc_security;
+
 /* Creates a fresh database `dbname` and a configuration whose agencies
    section is `agencies` (ZPL, indented by 4). `broker_extra` lines go in
    the broker section. Does not start the broker. 0 on success. */

@@ -1,0 +1,186 @@
+/*  test_curve.c: the broker under CurveZMQ (security/curve = 1).
+
+    Certificates are made here with czmq's zcert. A registered key gets
+    WELCOME; an unknown key, or no CURVE at all, gets nothing and the
+    broker logs the refusal; a key of one agency claiming another is
+    FORBIDDEN; an agency may hold two keys while it rotates them. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "brokerproc.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+
+static brokerproc_t s_bp;
+static char s_dir[64];
+static char s_server_key[41];
+static char s_unknown_key[41];
+
+/* Makes a certificate pair NAME and NAME_secret in s_dir; its public key
+   in `pub` (41 bytes). */
+static void
+s_cert(const char *name, char *pub)
+{
+    zcert_t *c = zcert_new();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", s_dir, name);
+    zcert_save(c, path);
+    snprintf(pub, 41, "%s", zcert_public_txt(c));
+    zcert_destroy(&c);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof(s_dir), "/tmp/maillage-curve-XXXXXX");
+    if (!mkdtemp(s_dir))
+        return -1;
+    char ccas[41], cd75a[41], cd75b[41];
+    s_cert("broker", s_server_key);
+    s_cert("ccas", ccas);
+    s_cert("cd75-old", cd75a);
+    s_cert("cd75-new", cd75b);
+    s_cert("stranger", s_unknown_key);
+    static char security[256], agencies[1024];
+    snprintf(security, sizeof(security),
+             "    curve = 1\n    secret_cert = %s/broker_secret\n", s_dir);
+    snprintf(agencies, sizeof(agencies),
+             "    ccas-paris-13\n        name = \"CCAS\"\n"
+             "        public_key = \"%s\"\n        publish = \"child.protection.alert\"\n"
+             "    cd75\n        name = \"Departement\"\n"
+             "        public_key = \"%s %s\"\n",
+             ccas, cd75a, cd75b);
+    brokerproc_security = security;
+    int rc =
+        brokerproc_init(&s_bp, "e2e_curve", NULL, agencies) || brokerproc_start(&s_bp);
+    brokerproc_security = NULL;
+    return rc ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    int rc = brokerproc_stop(&s_bp, SIGTERM);
+    brokerproc_cleanup(&s_bp);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
+    if (system(cmd) != 0)
+        return -1;
+    return rc == 0 ? 0 : -1;
+}
+
+static mlg_client_t *
+join(const char *agency, const char *cert, mlg_error_t *err)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s_secret", s_dir, cert);
+    return mlg_client_new_curve(s_bp.endpoint, agency, "e2e-curve", 1, 2000, path,
+                                s_server_key, err);
+}
+
+static void
+test_registered_key_welcome(void **state)
+{
+    (void)state;
+    mlg_error_t err;
+    mlg_client_t *c = join("ccas-paris-13", "ccas", &err);
+    if (!c)
+        print_error("%s\n", err.reason);
+    assert_non_null(c);
+    mlg_client_destroy(&c);
+}
+
+static void
+test_unknown_key_and_plain_refused(void **state)
+{
+    (void)state;
+    mlg_error_t err;
+    mlg_client_t *c = join("ccas-paris-13", "stranger", &err);
+    assert_null(c);
+    assert_int_equal(err.rc, MLG_UNAVAILABLE); /* no WELCOME: nothing at all */
+    char line[128];
+    snprintf(line, sizeof(line), "refused CURVE key %s", s_unknown_key);
+    assert_int_equal(brokerproc_wait_log(&s_bp, line, 3000), 0);
+    c = mlg_client_new(s_bp.endpoint, "ccas-paris-13", "plain", 0, 1000, &err);
+    assert_null(c);
+}
+
+static void
+test_key_of_another_agency_forbidden(void **state)
+{
+    (void)state;
+    mlg_error_t err;
+    mlg_client_t *c = join("cd75", "ccas", &err);
+    assert_null(c);
+    assert_int_equal(err.rc, MLG_FORBIDDEN);
+    assert_non_null(strstr(err.reason, "belongs to 'ccas-paris-13', not to 'cd75'"));
+}
+
+static void
+test_two_keys_while_rotating(void **state)
+{
+    (void)state;
+    mlg_error_t err;
+    mlg_client_t *a = join("cd75", "cd75-old", &err);
+    mlg_client_t *b = join("cd75", "cd75-new", &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    mlg_client_destroy(&a);
+    mlg_client_destroy(&b);
+}
+
+static void
+test_acl_under_curve(void **state)
+{
+    (void)state;
+    mlg_error_t err;
+    mlg_client_t *c = join("cd75", "cd75-new", &err);
+    assert_non_null(c);
+    char id[37], json[512];
+    brokerproc_new_id(id);
+    snprintf(
+        json, sizeof(json),
+        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+        " \"to\": [\"ccas-paris-13\"], \"subject\": \"P\", \"purpose\": \"protection\","
+        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
+        id, id);
+    mlg_msg_t *m = NULL;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = mlg_client_recv(c, 5000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_REJECT);
+    assert_string_equal(a->code, "FORBIDDEN");
+    mlg_msg_destroy(&a);
+    PGconn *db = brokerproc_db(&s_bp);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "select count(*) from messages where id = '%s'", id);
+    assert_int_equal(brokerproc_scalar(db, sql), 0);
+    PQfinish(db);
+    mlg_client_destroy(&c);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registered_key_welcome),
+        cmocka_unit_test(test_unknown_key_and_plain_refused),
+        cmocka_unit_test(test_key_of_another_agency_forbidden),
+        cmocka_unit_test(test_two_keys_while_rotating),
+        cmocka_unit_test(test_acl_under_curve),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
