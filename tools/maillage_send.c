@@ -3,6 +3,7 @@
 
         maillage-send --endpoint URL --as AGENCY [FILE.json...]
                       [--receive N] [--timeout MS]
+                      [--cert NAME_secret --server-key KEY]      (CURVE)
 
     Each FILE is one PUBLISH as JSON (see maillage-check); its answer is
     printed as one line (confirm, with seq, routed and denied; or reject
@@ -41,14 +42,14 @@ static int
 s_usage(void)
 {
     fprintf(stderr, "usage: maillage-send --endpoint URL --as AGENCY [FILE.json...]"
-                    " [--receive N] [--timeout MS]\n");
+                    " [--receive N] [--timeout MS] [--cert FILE --server-key KEY]\n");
     return 2;
 }
 
 int
 main(int argc, char **argv)
 {
-    const char *endpoint = NULL, *agency = NULL;
+    const char *endpoint = NULL, *agency = NULL, *cert = NULL, *server_key = NULL;
     long receive = 0, timeout = 3000;
     const char **files = calloc((size_t)argc, sizeof(char *));
     int nfiles = 0;
@@ -61,6 +62,10 @@ main(int argc, char **argv)
             receive = atol(argv[++i]);
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
             timeout = atol(argv[++i]);
+        else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+            cert = argv[++i];
+        else if (strcmp(argv[i], "--server-key") == 0 && i + 1 < argc)
+            server_key = argv[++i];
         else if (strncmp(argv[i], "--", 2) == 0) {
             free(files);
             return s_usage();
@@ -74,7 +79,10 @@ main(int argc, char **argv)
     }
     mlg_error_t err;
     mlg_client_t *c =
-        mlg_client_new(endpoint, agency, "maillage-send", (uint64_t)receive, 5000, &err);
+        cert ? mlg_client_new_curve(endpoint, agency, "maillage-send", (uint64_t)receive,
+                                    5000, cert, server_key, &err)
+             : mlg_client_new(endpoint, agency, "maillage-send", (uint64_t)receive, 5000,
+                              &err);
     if (!c) {
         fprintf(stderr, "maillage-send: could not join %s as %s: %s%s%s\n", endpoint,
                 agency, mlg_rc_wire(err.rc) ? mlg_rc_wire(err.rc) : "",
