@@ -1,8 +1,8 @@
 /*  auth.c: the ZAP handler actor (see auth.h).
 
     One table, Z85 public key -> agency id, owned by the actor and
-    replaced whole on a reload. Every refusal is logged with the key and
-    the peer's address: the key is public, never a secret. */
+    replaced whole on a reload. The User-Id it gives is "<agency> <key>". Every refusal is
+   logged with the key and the peer's address: the key is public, never a secret. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +78,13 @@ s_on_request(zsock_t *rep, zhashx_t *table)
         zmq_z85_encode(z85, zframe_data(key), 32);
         agency = zhashx_lookup(table, z85);
     }
-    if (agency)
-        s_reply(rep, request_id ? request_id : "", "200", "OK", agency);
+    if (agency) {
+        /* "agency key": the broker needs both, to end a removed key's
+           sessions after a reload */
+        char user[MLG_AGENCY_ID_MAX + 42];
+        snprintf(user, sizeof(user), "%s %s", agency, z85);
+        s_reply(rep, request_id ? request_id : "", "200", "OK", user);
+    }
     else {
         brk_log(BRK_LOG_WARNING, "auth", "refused %s key %s from %s",
                 mechanism ? mechanism : "?", z85[0] ? z85 : "(none)",

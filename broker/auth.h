@@ -2,8 +2,8 @@
 
     It admits only the public keys of the agencies section and makes the
     key's agency the connection's identity: the ZeroMQ `User-Id` of every
-    frame from that connection. It must run before the ROUTER binds:
-    CURVE without a ZAP handler admits any key (libzmq #2594). */
+    frame from that connection is "<agency> <Z85 key>". It must run before the ROUTER
+   binds: CURVE without a ZAP handler admits any key (libzmq #2594). */
 
 #ifndef BRK_AUTH_H
 #define BRK_AUTH_H

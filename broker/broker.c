@@ -35,7 +35,8 @@ typedef struct {
     bool hello;
     char agency[MLG_AGENCY_ID_MAX + 1];
     char client[MLG_STRBUF(MLG_CLIENT_MAX)];
-    char name[32]; /* "s-<n>", the session id given in WELCOME */
+    char name[32];      /* "s-<n>", the session id given in WELCOME */
+    char curve_key[41]; /* under CURVE: the connection's public key */
     uint64_t credit;
     uint64_t inflight;
     int64_t last_seen;
@@ -55,7 +56,7 @@ typedef struct {
 } s_flight_t;
 
 struct brk_broker_t {
-    const brk_config_t *cfg;
+    brk_config_t *cfg; /* main's; a reload replaces its agencies */
     const mlg_registry_t *reg;
     zsock_t *router;
     zactor_t *auth; /* the ZAP handler, under CURVE */
@@ -71,6 +72,7 @@ struct brk_broker_t {
     bool draining;
     uint64_t next_session;
     volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *reload;
 };
 
 /* ---- sending ---------------------------------------------------------- */
@@ -382,14 +384,26 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
         s_send_error(self, s->routing_id, MLG_FORBIDDEN, reason);
         return;
     }
-    /* under CURVE the key says who the client is, not the HELLO */
-    if (self->cfg->curve && (!user_id || strcmp(user_id, m->agency) != 0)) {
-        snprintf(reason, sizeof(reason),
-                 "this connection's key belongs to '%s', not to '%s'",
-                 user_id ? user_id : "no agency", m->agency);
-        brk_log(BRK_LOG_WARNING, "auth", "%s", reason);
-        s_send_error(self, s->routing_id, MLG_FORBIDDEN, reason);
-        return;
+    /* under CURVE the key says who the client is, not the HELLO; and the
+       key must still be registered (a reload may have removed it) */
+    if (self->cfg->curve) {
+        char owner[MLG_AGENCY_ID_MAX + 1] = "", key[41] = "";
+        if (!user_id || sscanf(user_id, "%64s %40s", owner, key) != 2)
+            owner[0] = '\0';
+        if (strcmp(owner, m->agency) != 0 || !brk_agency_has_key(agency, key)) {
+            if (strcmp(owner, m->agency) != 0)
+                snprintf(reason, sizeof(reason),
+                         "this connection's key belongs to '%s', not to '%s'",
+                         owner[0] ? owner : "no agency", m->agency);
+            else
+                snprintf(reason, sizeof(reason),
+                         "this connection's key is no longer registered for '%s'",
+                         m->agency);
+            brk_log(BRK_LOG_WARNING, "auth", "%s", reason);
+            s_send_error(self, s->routing_id, MLG_FORBIDDEN, reason);
+            return;
+        }
+        snprintf(s->curve_key, sizeof(s->curve_key), "%s", key);
     }
     if (s->hello) { /* a second HELLO replaces the first */
         s->hello = false;
@@ -814,6 +828,45 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
 
 /* ---- timers ----------------------------------------------------------- */
 
+/* SIGHUP: the agencies section again, without dropping other clients. */
+static void
+s_reload(brk_broker_t *self)
+{
+    char err[1024];
+    brk_config_t *next = brk_config_load(self->cfg->path, err, sizeof(err));
+    if (!next) {
+        brk_log(BRK_LOG_ERROR, "config", "reload refused, the running agencies stay: %s",
+                err);
+        return;
+    }
+    if (next->curve != self->cfg->curve) {
+        brk_log(BRK_LOG_ERROR, "config",
+                "%s: security/curve: a reload cannot change it (restart the broker)",
+                self->cfg->path);
+        brk_config_destroy(&next);
+        return;
+    }
+    if (self->auth && brk_auth_set_keys(self->auth, next) != 0) {
+        brk_log(BRK_LOG_ERROR, "config", "reload refused: a public key is not Z85");
+        brk_config_destroy(&next);
+        return;
+    }
+    brk_config_swap_agencies(self->cfg, next);
+    brk_config_destroy(&next); /* now holds the old agencies */
+    zlistx_t *keys = zhashx_keys(self->sessions);
+    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_session_t *s = zhashx_lookup(self->sessions, key);
+        if (!s || !s->hello)
+            continue;
+        const brk_agency_t *a = brk_config_agency(self->cfg, s->agency);
+        if (!a || (self->cfg->curve && !brk_agency_has_key(a, s->curve_key)))
+            s_session_end(self, s, "its key or agency was removed by a reload");
+    }
+    zlistx_destroy(&keys);
+    brk_log(BRK_LOG_INFO, "config", "reloaded %s: %zu agencies", self->cfg->path,
+            self->cfg->nagencies);
+}
+
 static int
 s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
@@ -822,6 +875,10 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
     brk_broker_t *self = arg;
     if (*self->stop && !self->draining)
         return -1; /* leave zloop_start: brk_broker_run drains */
+    if (self->reload && *self->reload) {
+        *self->reload = 0;
+        s_reload(self);
+    }
     int64_t now = zclock_mono();
     int64_t limit = 3 * (int64_t)self->cfg->heartbeat_ms;
     /* over a copy of the keys: ending a session changes the table (and
@@ -852,7 +909,7 @@ s_on_drain_timeout(zloop_t *loop, int timer_id, void *arg)
 /* ---- life ------------------------------------------------------------- */
 
 brk_broker_t *
-brk_broker_new(const brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir)
+brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir)
 {
     brk_broker_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -919,9 +976,11 @@ brk_broker_new(const brk_config_t *cfg, const mlg_registry_t *reg, const char *s
 }
 
 int
-brk_broker_run(brk_broker_t *self, volatile sig_atomic_t *stop)
+brk_broker_run(brk_broker_t *self, volatile sig_atomic_t *stop,
+               volatile sig_atomic_t *reload)
 {
     self->stop = stop;
+    self->reload = reload;
     while (!*stop)
         zloop_start(self->loop); /* returns on a signal, or -1 from a handler */
     brk_log(BRK_LOG_INFO, "loop", "stopping: no new maps read, %zu publish(es) in hand",

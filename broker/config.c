@@ -350,3 +350,25 @@ brk_config_agency(const brk_config_t *self, const char *id)
             return &self->agencies[i];
     return NULL;
 }
+
+void
+brk_config_swap_agencies(brk_config_t *a, brk_config_t *b)
+{
+    brk_agency_t *agencies = a->agencies;
+    size_t n = a->nagencies;
+    a->agencies = b->agencies;
+    a->nagencies = b->nagencies;
+    b->agencies = agencies;
+    b->nagencies = n;
+}
+
+bool
+brk_agency_has_key(const brk_agency_t *agency, const char *key)
+{
+    if (!agency->public_keys || strlen(key) != 40)
+        return false;
+    for (const char *p = strstr(agency->public_keys, key); p; p = strstr(p + 1, key))
+        if ((p == agency->public_keys || p[-1] == ' ') && (p[40] == '\0' || p[40] == ' '))
+            return true;
+    return false;
+}

@@ -42,6 +42,13 @@ brk_config_t *brk_config_load(const char *path, char *err, size_t errlen);
 
 void brk_config_destroy(brk_config_t **self_p);
 
+/* Swaps the agencies sections of two configurations (a reload takes the
+   new file's agencies and leaves the running broker settings alone). */
+void brk_config_swap_agencies(brk_config_t *a, brk_config_t *b);
+
+/* Is `key` (Z85) one of the agency's public keys? */
+bool brk_agency_has_key(const brk_agency_t *agency, const char *key);
+
 /* The agency with that id, or NULL. O(number of agencies). */
 const brk_agency_t *brk_config_agency(const brk_config_t *self, const char *id);
 

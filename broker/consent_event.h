@@ -21,7 +21,7 @@ mlg_rc_t brk_consent_grant(const brk_consents_t *index, const mlg_msg_t *msg,
    parties, the subject another, or it is revoked already by another
    message. */
 mlg_rc_t brk_consent_revoke(const brk_consents_t *index, const mlg_msg_t *msg,
-                            const char *publisher, brk_consent_t **out,
-                            char *reason, size_t reasonlen);
+                            const char *publisher, brk_consent_t **out, char *reason,
+                            size_t reasonlen);
 
 #endif

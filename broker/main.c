@@ -4,7 +4,8 @@
 
     Reads and checks the configuration and the schemas (any error stops
     it here, with the file, key and problem), then runs the event loop
-    until SIGTERM or SIGINT, and drains. Exit 0 after a clean stop, 2 on
+    until SIGTERM or SIGINT, and drains. SIGHUP reloads the agencies
+    section (keys, ACLs, subscriptions). Exit 0 after a clean stop, 2 on
     a usage or configuration error, 1 if it could not start. */
 
 #include <czmq.h>
@@ -22,12 +23,15 @@
 #endif
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void
 s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 static int
@@ -92,13 +96,14 @@ main(int argc, char **argv)
     sa.sa_handler = s_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     const char *sql_dir =
         getenv("MAILLAGE_SQL_DIR") ? getenv("MAILLAGE_SQL_DIR") : MLG_SQL_DIR;
     brk_broker_t *broker = brk_broker_new(cfg, reg, sql_dir);
     int rc = 1;
     if (broker) {
-        rc = brk_broker_run(broker, &s_stop);
+        rc = brk_broker_run(broker, &s_stop, &s_reload);
         brk_broker_destroy(&broker);
         brk_log(BRK_LOG_INFO, "loop", "stopped");
     }

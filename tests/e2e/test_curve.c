@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -24,6 +25,12 @@ static brokerproc_t s_bp;
 static char s_dir[64];
 static char s_server_key[41];
 static char s_unknown_key[41];
+static char s_ccas[41], s_cd75_old[41], s_cd75_new[41];
+static const char *s_agency_fmt = "    ccas-paris-13\n        name = \"CCAS\"\n"
+                                  "        public_key = \"%s\"\n"
+                                  "        publish = \"child.protection.alert\"\n"
+                                  "    cd75\n        name = \"Departement\"\n"
+                                  "        public_key = \"%s\"\n";
 
 /* Makes a certificate pair NAME and NAME_secret in s_dir; its public key
    in `pub` (41 bytes). */
@@ -45,21 +52,16 @@ setup(void **state)
     snprintf(s_dir, sizeof(s_dir), "/tmp/maillage-curve-XXXXXX");
     if (!mkdtemp(s_dir))
         return -1;
-    char ccas[41], cd75a[41], cd75b[41];
     s_cert("broker", s_server_key);
-    s_cert("ccas", ccas);
-    s_cert("cd75-old", cd75a);
-    s_cert("cd75-new", cd75b);
+    s_cert("ccas", s_ccas);
+    s_cert("cd75-old", s_cd75_old);
+    s_cert("cd75-new", s_cd75_new);
     s_cert("stranger", s_unknown_key);
-    static char security[256], agencies[1024];
+    static char security[256], agencies[1024], both[90];
     snprintf(security, sizeof(security),
              "    curve = 1\n    secret_cert = %s/broker_secret\n", s_dir);
-    snprintf(agencies, sizeof(agencies),
-             "    ccas-paris-13\n        name = \"CCAS\"\n"
-             "        public_key = \"%s\"\n        publish = \"child.protection.alert\"\n"
-             "    cd75\n        name = \"Departement\"\n"
-             "        public_key = \"%s %s\"\n",
-             ccas, cd75a, cd75b);
+    snprintf(both, sizeof(both), "%s %s", s_cd75_old, s_cd75_new);
+    snprintf(agencies, sizeof(agencies), s_agency_fmt, s_ccas, both);
     brokerproc_security = security;
     int rc =
         brokerproc_init(&s_bp, "e2e_curve", NULL, agencies) || brokerproc_start(&s_bp);
@@ -172,6 +174,59 @@ test_acl_under_curve(void **state)
     mlg_client_destroy(&c);
 }
 
+static void
+test_reload_removes_a_key(void **state)
+{
+    (void)state;
+    mlg_error_t err;
+    mlg_client_t *old = join("cd75", "cd75-old", &err);
+    mlg_client_t *kept = join("cd75", "cd75-new", &err);
+    mlg_client_t *other = join("ccas-paris-13", "ccas", &err);
+    assert_non_null(old);
+    assert_non_null(kept);
+    assert_non_null(other);
+    char agencies[1024];
+    snprintf(agencies, sizeof(agencies), s_agency_fmt, s_ccas, s_cd75_new);
+    char security[256];
+    snprintf(security, sizeof(security),
+             "    curve = 1\n    secret_cert = %s/broker_secret\n", s_dir);
+    brokerproc_security = security;
+    assert_int_equal(brokerproc_rewrite(&s_bp, NULL, agencies), 0);
+    brokerproc_security = NULL;
+    kill(s_bp.pid, SIGHUP);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "reloaded", 5000), 0);
+    /* the removed key's session is no longer served... */
+    mlg_msg_t *ping = mlg_msg_new(MLG_OP_PING);
+    mlg_client_send(old, ping);
+    mlg_msg_t *a = mlg_client_recv(old, 3000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_ERROR);
+    assert_string_equal(a->code, "HELLO_REQUIRED");
+    mlg_msg_destroy(&a);
+    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
+    strcpy(hello->agency, "cd75");
+    mlg_client_send(old, hello);
+    a = mlg_client_recv(old, 3000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_ERROR);
+    assert_string_equal(a->code, "FORBIDDEN");
+    assert_non_null(strstr(a->reason, "no longer registered"));
+    mlg_msg_destroy(&a);
+    mlg_msg_destroy(&hello);
+    /* ...a new connection with it is refused... */
+    mlg_client_t *again = join("cd75", "cd75-old", &err);
+    assert_null(again);
+    /* ...and the others carry on */
+    mlg_client_send(kept, ping);
+    mlg_client_send(other, ping);
+    assert_null(mlg_client_recv(kept, 300)); /* a PONG, swallowed: no ERROR */
+    assert_null(mlg_client_recv(other, 300));
+    mlg_msg_destroy(&ping);
+    mlg_client_destroy(&old);
+    mlg_client_destroy(&kept);
+    mlg_client_destroy(&other);
+}
+
 int
 main(void)
 {
@@ -181,6 +236,7 @@ main(void)
         cmocka_unit_test(test_key_of_another_agency_forbidden),
         cmocka_unit_test(test_two_keys_while_rotating),
         cmocka_unit_test(test_acl_under_curve),
+        cmocka_unit_test(test_reload_removes_a_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,7 +78,8 @@ s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
 {
     snprintf(bp->database, sizeof(bp->database), "%s", url);
     snprintf(bp->conninfo, sizeof(bp->conninfo), "%s", conninfo);
-    snprintf(bp->endpoint, sizeof(bp->endpoint), "tcp://127.0.0.1:%d", s_free_port());
+    if (!bp->endpoint[0]) /* a rewrite keeps the broker's endpoint */
+        snprintf(bp->endpoint, sizeof(bp->endpoint), "tcp://127.0.0.1:%d", s_free_port());
     snprintf(bp->log, sizeof(bp->log), "%s/broker.log", bp->dir);
 
     char path[300];
@@ -212,4 +213,13 @@ brokerproc_new_id(char id[37])
         id[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
     id[36] = '\0';
     zuuid_destroy(&u);
+}
+
+int
+brokerproc_rewrite(brokerproc_t *bp, const char *broker_extra, const char *agencies)
+{
+    char url[512], conninfo[2048];
+    snprintf(url, sizeof(url), "%s", bp->database);
+    snprintf(conninfo, sizeof(conninfo), "%s", bp->conninfo);
+    return s_write_config(bp, url, conninfo, broker_extra, agencies);
 }

@@ -36,6 +36,10 @@ int brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_ext
 int brokerproc_init_url(brokerproc_t *bp, const char *url, const char *conninfo,
                         const char *broker_extra, const char *agencies);
 
+/* Writes the configuration again (the same endpoint and database), for a
+   reload. 0 on success. */
+int brokerproc_rewrite(brokerproc_t *bp, const char *broker_extra, const char *agencies);
+
 /* Starts the broker and waits until it has its database (its log says
    so), up to 20 s. 0 on success. */
 int brokerproc_start(brokerproc_t *bp);
