@@ -46,6 +46,8 @@ typedef struct {
     char agency[MLG_AGENCY_ID_MAX + 1];
     zlistx_t *ready; /* brk_delivery_t *, owned */
     uint64_t cursor;
+    uint64_t replay_floor; /* after a replay: rows up to here may be in memory */
+    bool restart;          /* a replay came while a read-ahead was out */
     bool fetching;
     bool more;
 } s_queue_t;
@@ -763,6 +765,40 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
     brk_job_destroy(&job);
 }
 
+/* Is a delivery in flight, or waiting in the queue's read-ahead? */
+static bool
+s_in_memory(brk_broker_t *self, s_queue_t *q, uint64_t delivery)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%llu", (unsigned long long)delivery);
+    if (zhashx_lookup(self->inflight, key))
+        return true;
+    for (brk_delivery_t *r = zlistx_first(q->ready); r; r = zlistx_next(q->ready))
+        if (r->delivery == delivery)
+            return true;
+    return false;
+}
+
+/* Dead letters of this agency are pending again: read its queue from the
+   start, skipping what is held in memory already. */
+static void
+s_on_replay(brk_broker_t *self, const char *agency)
+{
+    s_queue_t *q = s_queue(self, agency);
+    if (!q)
+        return;
+    brk_log(BRK_LOG_INFO, agency, "dead letters replayed by an operator");
+    if (q->fetching) {
+        q->restart = true; /* s_on_fetched rewinds once the answer is in */
+        return;
+    }
+    if (q->cursor > q->replay_floor)
+        q->replay_floor = q->cursor;
+    q->cursor = 0;
+    q->more = true;
+    s_pump(self, q);
+}
+
 static void
 s_on_fetched(brk_broker_t *self, brk_fetch_t *f)
 {
@@ -776,6 +812,10 @@ s_on_fetched(brk_broker_t *self, brk_fetch_t *f)
         for (size_t i = 0; i < f->nrows; i++) {
             brk_delivery_t *row = f->rows[i];
             f->rows[i] = NULL;
+            if (row->delivery <= q->replay_floor && s_in_memory(self, q, row->delivery)) {
+                brk_delivery_destroy(&row); /* read again after a replay: held already */
+                continue;
+            }
             if (row->delivery > q->cursor)
                 q->cursor = row->delivery;
             zlistx_add_end(q->ready, row);
@@ -784,6 +824,13 @@ s_on_fetched(brk_broker_t *self, brk_fetch_t *f)
            none now (new publishes set `more` again) */
         q->more = f->nrows == f->limit;
         f->nrows = 0;
+    }
+    if (q->restart) {
+        q->restart = false;
+        if (q->cursor > q->replay_floor)
+            q->replay_floor = q->cursor;
+        q->cursor = 0;
+        q->more = true;
     }
     brk_fetch_destroy(&f);
     s_pump(self, q);
@@ -802,6 +849,10 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
         s_on_done(self, ptr);
     else if (streq(verb, "FETCHED"))
         s_on_fetched(self, ptr);
+    else if (streq(verb, "REPLAY")) {
+        s_on_replay(self, ptr);
+        free(ptr);
+    }
     else if (streq(verb, "CONSENTS")) {
         /* the index as the database has it: what every broker would decide */
         brk_consents_destroy(&self->consents);

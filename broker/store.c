@@ -194,6 +194,8 @@ s_connect(s_store_t *self, zsock_t *pipe)
         s_disconnect(self, pipe);
         return false;
     }
+    /* operators' replays (maillage dlq replay) come as notifications */
+    PQclear(PQexec(conn, "listen maillage_replay"));
     self->conn = conn;
     self->backoff_ms = S_BACKOFF_MIN_MS;
     brk_log(BRK_LOG_INFO, "store", "database connected, %zu consent(s) loaded",
@@ -646,6 +648,25 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     }
 }
 
+/* Dead letters replayed by an operator: tell the loop which queues to
+   read again from the start. */
+static void
+s_check_notifies(s_store_t *self, zsock_t *pipe)
+{
+    if (!self->conn)
+        return;
+    if (!PQconsumeInput(self->conn)) {
+        s_disconnect(self, pipe);
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(self->conn))) {
+        if (n->extra && n->extra[0])
+            zsock_send(pipe, "sp", "REPLAY", strdup(n->extra));
+        PQfreemem(n);
+    }
+}
+
 static void
 s_actor(zsock_t *pipe, void *args)
 {
@@ -656,11 +677,15 @@ s_actor(zsock_t *pipe, void *args)
     bool terminated = false;
     while (!terminated) {
         /* while disconnected, wake up to retry */
-        void *which = zpoller_wait(poller, self->conn ? -1 : S_BACKOFF_MIN_MS);
+        /* idle: look for notifications twice a second, or reconnect */
+        void *which = zpoller_wait(poller, self->conn ? 500 : S_BACKOFF_MIN_MS);
         if (!which) {
             if (zpoller_terminated(poller))
                 break;
-            s_connect(self, pipe);
+            if (self->conn)
+                s_check_notifies(self, pipe);
+            else
+                s_connect(self, pipe);
             continue;
         }
         size_t n = 0;
@@ -682,6 +707,7 @@ s_actor(zsock_t *pipe, void *args)
         }
         if (n)
             s_run_batch(self, pipe, cmds, n);
+        s_check_notifies(self, pipe);
     }
     zpoller_destroy(&poller);
     free(cmds);

@@ -1,0 +1,274 @@
+/*  test_cli.c: the operator CLI `maillage` against the real broker and
+    PostgreSQL: audit, subject-report, consents, dlq list and dlq replay
+    (a replayed dead letter reaches a connected client), with their exit
+    codes and errors. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+#include <jansson.h>
+
+#include "brokerproc.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+
+static brokerproc_t s_bp;
+static char s_dead_id[37];        /* the message whose delivery died */
+static unsigned long long s_dead; /* its delivery id */
+
+static const char *s_agencies =
+    "    ccas-paris-13\n"
+    "        name = \"CCAS Paris 13\"\n"
+    "        publish = \"child.protection.alert, consent.*\"\n"
+    "    ehpad-les-tilleuls\n"
+    "        name = \"EHPAD\"\n"
+    "    cd91\n"
+    "        name = \"Essonne\"\n";
+
+/* Runs the CLI; its stdout in out (malloc'd), its exit code returned. */
+static int
+cli(char **out, const char *fmt, ...)
+{
+    char args[1024], cmd[4096], path[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(path, sizeof(path), "%s/cli.out", s_bp.dir);
+    snprintf(cmd, sizeof(cmd), "%s --database '%s' %s >%s 2>%s.err",
+             getenv("MLG_CLI_BIN"), s_bp.database, args, path, path);
+    int status = system(cmd);
+    FILE *f = fopen(path, "r");
+    *out = calloc(1, 1 << 20);
+    if (f) {
+        size_t n = fread(*out, 1, (1 << 20) - 1, f);
+        (*out)[n] = '\0';
+        fclose(f);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static mlg_msg_t *
+publish(mlg_client_t *c, const char *json)
+{
+    mlg_msg_t *m = NULL;
+    mlg_error_t err;
+    if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK)
+        print_error("%s\n", err.reason);
+    assert_non_null(m);
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = mlg_client_recv(c, 10000);
+    assert_non_null(a);
+    return a;
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    if (brokerproc_init(&s_bp, "e2e_cli", "    heartbeat_ms = 1000\n", s_agencies)
+        || brokerproc_start(&s_bp))
+        return -1;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    int rc = brokerproc_stop(&s_bp, SIGTERM);
+    brokerproc_cleanup(&s_bp);
+    return rc == 0 ? 0 : -1;
+}
+
+static void
+test_dead_letter_listed_and_replayed(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
+    mlg_client_t *sub = brokerproc_client(&s_bp, "cd91", 1);
+    assert_non_null(pub);
+    assert_non_null(sub);
+    char json[1024];
+    brokerproc_new_id(s_dead_id);
+    snprintf(
+        json, sizeof(json),
+        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+        " \"to\": [\"cd91\"], \"subject\": \"P-CLI\", \"purpose\": \"protection\","
+        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
+        s_dead_id, s_dead_id);
+    mlg_msg_t *a = publish(pub, json);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    mlg_msg_t *d = mlg_client_recv(sub, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->op, MLG_OP_DELIVER);
+    s_dead = (unsigned long long)d->delivery;
+    mlg_client_nack(sub, d->delivery, false, "format inconnu");
+    mlg_msg_destroy(&d);
+    zclock_sleep(300);
+
+    char *out;
+    assert_int_equal(cli(&out, "--json dlq list --agency cd91"), 0);
+    json_t *rows = json_loads(out, 0, NULL);
+    assert_int_equal(json_array_size(rows), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "id")),
+                     s_dead);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(rows, 0), "last_error")),
+        "format inconnu");
+    json_decref(rows);
+    free(out);
+    assert_int_equal(cli(&out, "dlq list --agency ehpad-les-tilleuls"), 0);
+    assert_non_null(strstr(out, "(none)"));
+    free(out);
+
+    /* replay: the connected client gets it again, attempts counted anew */
+    assert_int_equal(cli(&out, "dlq replay %llu", s_dead), 0);
+    assert_non_null(strstr(out, "replayed delivery"));
+    free(out);
+    d = mlg_client_recv(sub, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->op, MLG_OP_DELIVER);
+    assert_string_equal(d->id, s_dead_id);
+    assert_int_equal(d->attempt, 1);
+    mlg_client_ack(sub, d->delivery);
+    mlg_msg_destroy(&d);
+    /* nothing dead is left to replay: not found */
+    assert_int_equal(cli(&out, "dlq replay %llu", s_dead), 1);
+    free(out);
+    assert_int_equal(cli(&out, "dlq replay"), 2);
+    free(out);
+    assert_int_equal(cli(&out, "dlq replay --agency"), 2);
+    free(out);
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
+static void
+test_audit(void **state)
+{
+    (void)state;
+    zclock_sleep(300); /* the ack is written in the store's next batch */
+    char *out;
+    assert_int_equal(cli(&out, "--json audit %s", s_dead_id), 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_non_null(doc);
+    json_t *msg = json_object_get(doc, "message");
+    assert_string_equal(json_string_value(json_object_get(msg, "sender")),
+                        "ccas-paris-13");
+    assert_string_equal(json_string_value(json_object_get(msg, "type")),
+                        "child.protection.alert");
+    json_t *dec = json_array_get(json_object_get(doc, "decisions"), 0);
+    assert_string_equal(json_string_value(json_object_get(dec, "basis")),
+                        "legal_obligation");
+    json_t *del = json_array_get(json_object_get(doc, "deliveries"), 0);
+    assert_string_equal(json_string_value(json_object_get(del, "state")), "acked");
+    json_t *events = json_object_get(doc, "delivery_events");
+    char seen[128] = "";
+    for (size_t i = 0; i < json_array_size(events); i++) {
+        strcat(seen,
+               json_string_value(json_object_get(json_array_get(events, i), "event")));
+        strcat(seen, " ");
+    }
+    assert_string_equal(seen, "nack dead replayed ");
+    json_decref(doc);
+    free(out);
+    /* the table for people names each part */
+    assert_int_equal(cli(&out, "audit %s", s_dead_id), 0);
+    assert_non_null(strstr(out, "decisions"));
+    assert_non_null(strstr(out, "legal_obligation"));
+    free(out);
+    assert_int_equal(cli(&out, "audit 00000000-0000-4000-8000-000000000000"), 1);
+    free(out);
+    assert_int_equal(cli(&out, "audit not-an-id"), 2);
+    free(out);
+}
+
+static void
+test_subject_report_and_consents(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
+    char id[37], json[1024];
+    brokerproc_new_id(id);
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"type\": \"consent.granted\", \"version\": 1,"
+             " \"subject\": \"P-CLI\", \"body\": {\"consent_id\":"
+             " \"dddddddd-0000-4000-8000-000000000001\", \"parties\": [\"ccas-paris-13\","
+             " \"ehpad-les-tilleuls\"], \"purposes\": [\"orientation\"], \"categories\":"
+             " [\"social\"], \"valid_from\": \"2025-01-01T00:00:00Z\", \"collected_by\":"
+             " {\"name\": \"x\", \"role\": \"y\"}, \"method\": \"written\"}}",
+             id);
+    mlg_msg_t *a = publish(pub, json);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    mlg_client_destroy(&pub);
+
+    char *out;
+    assert_int_equal(cli(&out, "subject-report P-CLI"), 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_array_size(json_object_get(doc, "messages")), 2);
+    assert_int_equal(json_array_size(json_object_get(doc, "consents")), 1);
+    /* bodies come as JSON, for the person's right of access */
+    json_t *first = json_array_get(json_object_get(doc, "messages"), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(first, "body"), "urgency")),
+        "urgent");
+    json_decref(doc);
+    free(out);
+    assert_int_equal(cli(&out, "subject-report P-NOBODY"), 1);
+    free(out);
+
+    assert_int_equal(cli(&out, "consents --subject P-CLI"), 0);
+    assert_non_null(strstr(out, "in force"));
+    free(out);
+    assert_int_equal(cli(&out, "--json consents --subject P-CLI"), 0);
+    json_t *rows = json_loads(out, 0, NULL);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(rows, 0), "status")),
+        "in force");
+    json_decref(rows);
+    free(out);
+    assert_int_equal(cli(&out, "consents --subject P-NOBODY"), 1);
+    free(out);
+    assert_int_equal(cli(&out, "consents"), 2);
+    free(out);
+}
+
+static void
+test_connection_errors(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "%s --database 'postgresql://nobody@127.0.0.1:1/none' audit "
+             "00000000-0000-4000-8000-000000000000 >/dev/null 2>&1",
+             getenv("MLG_CLI_BIN"));
+    int status = system(cmd);
+    assert_int_equal(WEXITSTATUS(status), 2);
+    snprintf(cmd, sizeof(cmd), "%s --help >/dev/null", getenv("MLG_CLI_BIN"));
+    assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dead_letter_listed_and_replayed),
+        cmocka_unit_test(test_audit),
+        cmocka_unit_test(test_subject_report_and_consents),
+        cmocka_unit_test(test_connection_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,422 @@
+/*  maillage.c: `maillage`, the operator CLI. It reads PostgreSQL
+    directly, so it works while the broker is down.
+
+        maillage [--config FILE | --database URL] [--json] COMMAND ...
+
+        audit MESSAGE_ID          the whole trail of one message
+        subject-report SUBJECT    everything about one person (JSON)
+        consents --subject S      the person's consents, in force or not
+        dlq list [--agency A]     dead deliveries
+        dlq replay ID... | --agency A
+                                  dead deliveries back to pending; a
+                                  running broker sends them at once
+
+    The database comes from --database, else from the broker's
+    configuration (--config, or MAILLAGE_CONFIG). Exit codes: 0 success,
+    1 not found, 2 usage or connection error. */
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "maillage/forms.h"
+#include "maillage/json.h"
+
+#define EXIT_NOT_FOUND 1
+#define EXIT_USAGE 2
+
+typedef struct {
+    PGconn *db;
+    bool json;
+} s_cli_t;
+
+static int
+s_usage(FILE *out, int rc)
+{
+    fprintf(out, "usage: maillage [--config FILE | --database URL] [--json] COMMAND ...\n"
+                 "  audit MESSAGE_ID\n"
+                 "  subject-report SUBJECT\n"
+                 "  consents --subject SUBJECT\n"
+                 "  dlq list [--agency AGENCY]\n"
+                 "  dlq replay DELIVERY_ID... | --agency AGENCY\n");
+    return rc;
+}
+
+static int
+s_error(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "maillage: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return rc;
+}
+
+/* Runs a query; NULL (and the error printed) on failure. */
+static PGresult *
+s_query(s_cli_t *cli, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(cli->db, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    char *msg = PQerrorMessage(cli->db);
+    fprintf(stderr, "maillage: query failed: %.*s\n", (int)strcspn(msg, "\n"), msg);
+    PQclear(res);
+    return NULL;
+}
+
+/* Rows as a JSON array of objects, one member per column; NULL values
+   stay null. Columns named `body` (bytea) become their JSON form. */
+static json_t *
+s_rows(PGresult *res)
+{
+    json_t *rows = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *row = json_object();
+        for (int c = 0; c < PQnfields(res); c++) {
+            const char *name = PQfname(res, c);
+            if (PQgetisnull(res, i, c)) {
+                json_object_set_new(row, name, json_null());
+                continue;
+            }
+            const char *v = PQgetvalue(res, i, c);
+            if (strcmp(name, "body") == 0) {
+                size_t len = 0;
+                unsigned char *raw = PQunescapeBytea((const unsigned char *)v, &len);
+                char *text = NULL;
+                json_t *body = NULL;
+                if (raw && mlg_msgpack_to_json(raw, len, &text, NULL, 0) == MLG_OK)
+                    body = json_loads(text, 0, NULL);
+                free(text);
+                PQfreemem(raw);
+                json_object_set_new(row, name, body ? body : json_null());
+            }
+            else if (PQftype(res, c) == 20 || PQftype(res, c) == 23) /* int8, int4 */
+                json_object_set_new(row, name, json_integer(strtoll(v, NULL, 10)));
+            else
+                json_object_set_new(row, name, json_string(v));
+        }
+        json_array_append_new(rows, row);
+    }
+    return rows;
+}
+
+/* A table for people: a header and one line per row, columns aligned. */
+static void
+s_table(PGresult *res, const char *title)
+{
+    if (title)
+        printf("%s\n", title);
+    int n = PQnfields(res);
+    size_t width[32] = {0};
+    for (int c = 0; c < n && c < 32; c++) {
+        width[c] = strlen(PQfname(res, c));
+        for (int i = 0; i < PQntuples(res); i++)
+            if (strlen(PQgetvalue(res, i, c)) > width[c])
+                width[c] = strlen(PQgetvalue(res, i, c));
+        if (width[c] > 60)
+            width[c] = 60;
+    }
+    for (int c = 0; c < n && c < 32; c++)
+        printf("%-*s%s", (int)width[c], PQfname(res, c), c + 1 < n ? "  " : "\n");
+    for (int i = 0; i < PQntuples(res); i++)
+        for (int c = 0; c < n && c < 32; c++) {
+            const char *v = PQgetisnull(res, i, c) ? "-" : PQgetvalue(res, i, c);
+            printf("%-*.*s%s", (int)width[c], 60, v, c + 1 < n ? "  " : "\n");
+        }
+    if (PQntuples(res) == 0)
+        printf("(none)\n");
+}
+
+static void
+s_print_json(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "null");
+    free(text);
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static const char *SQL_MESSAGE =
+    "select id, seq, type, version, sender, subject, purpose, correlation, occurred_at,"
+    " received_at, length(body) as body_bytes from messages where id = $1::uuid";
+static const char *SQL_DECISIONS =
+    "select recipient, decision, basis, consent_id, reason, detail, decided_at"
+    " from consent_decisions where message_id = $1::uuid order by id";
+static const char *SQL_DELIVERIES =
+    "select id, recipient, state, attempts, last_error, first_sent_at, settled_at"
+    " from deliveries where message_id = $1::uuid order by id";
+static const char *SQL_EVENTS =
+    "select e.delivery_id, d.recipient, e.attempt, e.event, e.reason, e.actor, e.at"
+    " from delivery_events e join deliveries d on d.id = e.delivery_id"
+    " where d.message_id = $1::uuid order by e.id";
+
+static int
+s_audit(s_cli_t *cli, int argc, char **argv)
+{
+    if (argc != 1)
+        return s_usage(stderr, EXIT_USAGE);
+    const char *id = argv[0];
+    if (!mlg_is_uuid(id, strlen(id)))
+        return s_error(EXIT_USAGE, "'%s' is not a message id (a UUID)", id);
+    const char *p[1] = {id};
+    PGresult *res[4] = {
+        s_query(cli, SQL_MESSAGE, 1, p), s_query(cli, SQL_DECISIONS, 1, p),
+        s_query(cli, SQL_DELIVERIES, 1, p), s_query(cli, SQL_EVENTS, 1, p)};
+    int rc = 0;
+    if (!res[0] || !res[1] || !res[2] || !res[3])
+        rc = EXIT_USAGE;
+    else if (PQntuples(res[0]) == 0)
+        rc = s_error(EXIT_NOT_FOUND, "no message with id %s", id);
+    else if (cli->json) {
+        json_t *doc = json_object();
+        json_t *m = s_rows(res[0]);
+        json_object_set(doc, "message", json_array_get(m, 0));
+        json_decref(m);
+        json_object_set_new(doc, "decisions", s_rows(res[1]));
+        json_object_set_new(doc, "deliveries", s_rows(res[2]));
+        json_object_set_new(doc, "delivery_events", s_rows(res[3]));
+        s_print_json(doc);
+        json_decref(doc);
+    }
+    else {
+        s_table(res[0], "message");
+        s_table(res[1], "\ndecisions");
+        s_table(res[2], "\ndeliveries");
+        s_table(res[3], "\ndelivery events");
+    }
+    for (int i = 0; i < 4; i++)
+        PQclear(res[i]);
+    return rc;
+}
+
+/* ---- consents and the subject report ---------------------------------- */
+
+static const char *SQL_CONSENTS =
+    "select id, parties, purposes, categories, valid_from, valid_until, revoked_at,"
+    " granted_by, granted_message_id, revoked_message_id,"
+    " case when revoked_at is not null then 'revoked'"
+    "  when valid_until is not null and valid_until <= now() then 'expired'"
+    "  when valid_from > now() then 'not yet valid' else 'in force' end as status"
+    " from consents where subject = $1 order by valid_from, id";
+
+static int
+s_consents(s_cli_t *cli, int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[0], "--subject") != 0)
+        return s_usage(stderr, EXIT_USAGE);
+    const char *p[1] = {argv[1]};
+    PGresult *res = s_query(cli, SQL_CONSENTS, 1, p);
+    if (!res)
+        return EXIT_USAGE;
+    int rc = PQntuples(res) ? 0 : EXIT_NOT_FOUND;
+    if (cli->json) {
+        json_t *rows = s_rows(res);
+        s_print_json(rows);
+        json_decref(rows);
+    }
+    else
+        s_table(res, NULL);
+    if (rc)
+        s_error(rc, "no consent about subject %s", argv[1]);
+    PQclear(res);
+    return rc;
+}
+
+static int
+s_subject_report(s_cli_t *cli, int argc, char **argv)
+{
+    if (argc != 1)
+        return s_usage(stderr, EXIT_USAGE);
+    const char *p[1] = {argv[0]};
+    PGresult *msgs =
+        s_query(cli,
+                "select id, seq, type, version, sender, purpose, correlation,"
+                " occurred_at, received_at, body from messages"
+                " where subject = $1 order by seq",
+                1, p);
+    PGresult *decisions = s_query(
+        cli,
+        "select c.message_id, c.recipient, c.decision, c.basis, c.consent_id, c.reason,"
+        " c.detail, c.decided_at, d.state as delivery_state, d.attempts, d.settled_at"
+        " from consent_decisions c join messages m on m.id = c.message_id"
+        " left join deliveries d on d.message_id = c.message_id"
+        " and d.recipient = c.recipient and c.decision = 'allow'"
+        " where m.subject = $1 order by m.seq, c.id",
+        1, p);
+    PGresult *consents = s_query(cli, SQL_CONSENTS, 1, p);
+    int rc = 0;
+    if (!msgs || !decisions || !consents)
+        rc = EXIT_USAGE;
+    else if (PQntuples(msgs) == 0 && PQntuples(consents) == 0)
+        rc = s_error(EXIT_NOT_FOUND, "nothing is stored about subject %s", argv[0]);
+    else {
+        /* always JSON: the document handed to a data-protection officer */
+        json_t *doc = json_object();
+        json_object_set_new(doc, "subject", json_string(argv[0]));
+        json_object_set_new(doc, "messages", s_rows(msgs));
+        json_object_set_new(doc, "decisions", s_rows(decisions));
+        json_object_set_new(doc, "consents", s_rows(consents));
+        s_print_json(doc);
+        json_decref(doc);
+    }
+    PQclear(msgs);
+    PQclear(decisions);
+    PQclear(consents);
+    return rc;
+}
+
+/* ---- dead letters ------------------------------------------------------ */
+
+static int
+s_dlq_list(s_cli_t *cli, int argc, char **argv)
+{
+    const char *agency = NULL;
+    if (argc == 2 && strcmp(argv[0], "--agency") == 0)
+        agency = argv[1];
+    else if (argc != 0)
+        return s_usage(stderr, EXIT_USAGE);
+    const char *p[1] = {agency};
+    PGresult *res =
+        s_query(cli,
+                "select d.id, d.recipient, d.message_id, m.type, d.attempts,"
+                " d.last_error, d.settled_at from deliveries d"
+                " join messages m on m.id = d.message_id where d.state = 'dead'"
+                " and ($1::text is null or d.recipient = $1) order by d.id",
+                1, p);
+    if (!res)
+        return EXIT_USAGE;
+    if (cli->json) {
+        json_t *rows = s_rows(res);
+        s_print_json(rows);
+        json_decref(rows);
+    }
+    else
+        s_table(res, NULL);
+    PQclear(res);
+    return 0;
+}
+
+static int
+s_dlq_replay(s_cli_t *cli, int argc, char **argv)
+{
+    if (argc == 0)
+        return s_usage(stderr, EXIT_USAGE);
+    /* an explicit target: ids, or one agency; never "everything" */
+    const char *agency = NULL;
+    char ids[8192] = "{";
+    if (argc == 2 && strcmp(argv[0], "--agency") == 0)
+        agency = argv[1];
+    else
+        for (int i = 0; i < argc; i++) {
+            char *end = NULL;
+            strtoull(argv[i], &end, 10);
+            if (!argv[i][0] || *end || argv[i][0] == '-'
+                || strlen(ids) + 24 > sizeof(ids))
+                return s_error(EXIT_USAGE, "'%s' is not a delivery id", argv[i]);
+            strcat(ids, i ? "," : "");
+            strcat(ids, argv[i]);
+        }
+    strcat(ids, "}");
+    const char *user = getenv("USER") ? getenv("USER") : "unknown";
+    char actor[128];
+    snprintf(actor, sizeof(actor), "operator:%s", user);
+    const char *p[3] = {agency ? NULL : ids, agency, actor};
+    PGresult *res = s_query(
+        cli,
+        "with r as (update deliveries set state = 'pending', attempts = 0,"
+        "  settled_at = null, updated_at = now() where state = 'dead'"
+        "  and (($1::bigint[] is not null and id = any($1::bigint[]))"
+        "   or ($2::text is not null and recipient = $2))"
+        "  returning id, recipient),"
+        " e as (insert into delivery_events (delivery_id, attempt, event, reason, actor)"
+        "  select id, 0, 'replayed', 'replayed by an operator', $3 from r),"
+        " n as (select pg_notify('maillage_replay', recipient) from r group by recipient)"
+        " select (select count(*) from n) as agencies, id, recipient from r order by id",
+        3, p);
+    if (!res)
+        return EXIT_USAGE;
+    int n = PQntuples(res);
+    if (cli->json) {
+        json_t *rows = s_rows(res);
+        s_print_json(rows);
+        json_decref(rows);
+    }
+    else
+        for (int i = 0; i < n; i++)
+            printf("replayed delivery %s to %s\n", PQgetvalue(res, i, 1),
+                   PQgetvalue(res, i, 2));
+    PQclear(res);
+    if (n == 0)
+        return s_error(EXIT_NOT_FOUND, "no dead delivery matched");
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+    const char *config = getenv("MAILLAGE_CONFIG"), *database = NULL;
+    s_cli_t cli = {NULL, false};
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--help") == 0)
+            return s_usage(stdout, 0);
+        else if (strcmp(argv[i], "--json") == 0)
+            cli.json = true;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+            database = argv[++i];
+        else
+            return s_usage(stderr, EXIT_USAGE);
+    }
+    if (i == argc)
+        return s_usage(stderr, EXIT_USAGE);
+    brk_config_t *cfg = NULL;
+    if (!database) {
+        if (!config)
+            return s_error(EXIT_USAGE, "give --database URL or --config FILE");
+        char err[1024];
+        cfg = brk_config_load(config, err, sizeof(err));
+        if (!cfg)
+            return s_error(EXIT_USAGE, "%s", err);
+        database = cfg->database;
+    }
+    cli.db = PQconnectdb(database);
+    int rc;
+    if (PQstatus(cli.db) != CONNECTION_OK) {
+        char *msg = PQerrorMessage(cli.db);
+        rc = s_error(EXIT_USAGE, "could not connect to the database: %.*s",
+                     (int)strcspn(msg, "\n"), msg);
+    }
+    else {
+        const char *cmd = argv[i];
+        int n = argc - i - 1;
+        char **args = argv + i + 1;
+        if (strcmp(cmd, "audit") == 0)
+            rc = s_audit(&cli, n, args);
+        else if (strcmp(cmd, "subject-report") == 0)
+            rc = s_subject_report(&cli, n, args);
+        else if (strcmp(cmd, "consents") == 0)
+            rc = s_consents(&cli, n, args);
+        else if (strcmp(cmd, "dlq") == 0 && n >= 1 && strcmp(args[0], "list") == 0)
+            rc = s_dlq_list(&cli, n - 1, args + 1);
+        else if (strcmp(cmd, "dlq") == 0 && n >= 1 && strcmp(args[0], "replay") == 0)
+            rc = s_dlq_replay(&cli, n - 1, args + 1);
+        else
+            rc = s_usage(stderr, EXIT_USAGE);
+    }
+    PQfinish(cli.db);
+    brk_config_destroy(&cfg);
+    return rc;
+}
