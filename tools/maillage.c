@@ -10,6 +10,11 @@
         dlq replay ID... | --agency A
                                   dead deliveries back to pending; a
                                   running broker sends them at once
+        purge --older-than DURATION [--dry-run]
+                                  retention: clears the bodies of messages
+                                  older than DURATION (365d, 12h) whose
+                                  deliveries are all settled; keeps the
+                                  audit trail
 
     The database comes from --database, else from the broker's
     configuration (--config, or MAILLAGE_CONFIG). Exit codes: 0 success,
@@ -42,7 +47,8 @@ s_usage(FILE *out, int rc)
                  "  subject-report SUBJECT\n"
                  "  consents --subject SUBJECT\n"
                  "  dlq list [--agency AGENCY]\n"
-                 "  dlq replay DELIVERY_ID... | --agency AGENCY\n");
+                 "  dlq replay DELIVERY_ID... | --agency AGENCY\n"
+                 "  purge --older-than DURATION (e.g. 365d, 12h) [--dry-run]\n");
     return rc;
 }
 
@@ -360,6 +366,83 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* ---- retention --------------------------------------------------------- */
+
+/* "365d", "12h", "30m", "45s" -> seconds; -1 if not such a duration. */
+static long long
+s_duration(const char *text)
+{
+    char *end = NULL;
+    long long n = strtoll(text, &end, 10);
+    if (!end || end == text || n < 0 || end[0] == '\0' || end[1] != '\0')
+        return -1;
+    switch (end[0]) {
+    case 'd': return n * 86400;
+    case 'h': return n * 3600;
+    case 'm': return n * 60;
+    case 's': return n;
+    default: return -1;
+    }
+}
+
+static int
+s_purge(s_cli_t *cli, int argc, char **argv)
+{
+    long long seconds = -1;
+    bool dry = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--older-than") == 0 && i + 1 < argc)
+            seconds = s_duration(argv[++i]);
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry = true;
+        else
+            return s_usage(stderr, EXIT_USAGE);
+    }
+    /* an explicit period, always: a purge cannot be undone */
+    if (seconds < 0)
+        return s_error(EXIT_USAGE, "give --older-than DURATION, such as 365d or 12h");
+    char secs[32];
+    snprintf(secs, sizeof(secs), "%lld", seconds);
+    const char *p[1] = {secs};
+    /* settled: no delivery still pending or in flight */
+    const char *eligible =
+        " from messages m where m.body is not null"
+        " and m.received_at < now() - $1::bigint * interval '1 second'"
+        " and not exists (select 1 from deliveries d where d.message_id = m.id"
+        " and d.state in ('pending', 'inflight'))";
+    char sql[1024];
+    if (dry)
+        snprintf(sql, sizeof(sql),
+                 "select count(*) as messages, coalesce(sum(length(m.body)),"
+                 " 0) as bytes%s",
+                 eligible);
+    else
+        snprintf(sql, sizeof(sql),
+                 "with p as (update messages set body = null where id in (select m.id%s)"
+                 " returning 1) select count(*) as messages from p",
+                 eligible);
+    PGresult *res = s_query(cli, sql, 1, p);
+    if (!res)
+        return EXIT_USAGE;
+    if (cli->json) {
+        json_t *rows = s_rows(res);
+        json_t *doc = json_array_get(rows, 0);
+        json_object_set_new(doc, "dry_run", json_boolean(dry));
+        s_print_json(doc);
+        json_decref(rows);
+    }
+    else if (dry)
+        printf("would clear the bodies of %s message(s) (%s bytes) older than %s s;"
+               " ids, types, parties, decisions and times stay\n",
+               PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), secs);
+    else
+        printf("cleared the bodies of %s message(s) older than %s s; ids, types, parties,"
+               " decisions and times stay\n",
+               PQgetvalue(res, 0, 0), secs);
+    PQclear(res);
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 int
@@ -413,6 +496,8 @@ main(int argc, char **argv)
             rc = s_dlq_list(&cli, n - 1, args + 1);
         else if (strcmp(cmd, "dlq") == 0 && n >= 1 && strcmp(args[0], "replay") == 0)
             rc = s_dlq_replay(&cli, n - 1, args + 1);
+        else if (strcmp(cmd, "purge") == 0)
+            rc = s_purge(&cli, n, args);
         else
             rc = s_usage(stderr, EXIT_USAGE);
     }

@@ -247,6 +247,71 @@ test_subject_report_and_consents(void **state)
 }
 
 static void
+test_purge(void **state)
+{
+    (void)state;
+    /* a message still pending for an offline agency keeps its body */
+    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
+    char pending[37], json[1024];
+    brokerproc_new_id(pending);
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+             " \"to\": [\"ehpad-les-tilleuls\"], \"subject\": \"P-CLI\","
+             " \"purpose\": \"protection\", \"body\": {\"alert_id\": \"%s\","
+             " \"concern\": \"c\", \"urgency\": \"urgent\"}}",
+             pending, pending);
+    mlg_msg_t *a = publish(pub, json);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    mlg_client_destroy(&pub);
+    zclock_sleep(1100);
+    PGconn *db = brokerproc_db(&s_bp);
+    long before =
+        brokerproc_scalar(db, "select count(*) from messages where body is not null");
+    long decisions = brokerproc_scalar(db, "select count(*) from consent_decisions");
+    char *out;
+    assert_int_equal(cli(&out, "purge"), 2); /* no period: refused */
+    free(out);
+    assert_int_equal(cli(&out, "purge --older-than soon"), 2);
+    free(out);
+    assert_int_equal(cli(&out, "--json purge --older-than 1s --dry-run"), 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    long would = (long)json_integer_value(json_object_get(doc, "messages"));
+    json_decref(doc);
+    free(out);
+    /* all but the two with a delivery still pending for the offline
+       ehpad: the alert, and the consent notice of test_subject_report */
+    assert_int_equal(would, before - 2);
+    assert_int_equal(
+        brokerproc_scalar(db, "select count(*) from messages where body is not null"),
+        before);
+    assert_int_equal(cli(&out, "purge --older-than 1s"), 0);
+    assert_non_null(strstr(out, "cleared the bodies"));
+    free(out);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from messages where body is not null and id = '%s'",
+             pending);
+    assert_int_equal(brokerproc_scalar(db, sql), 1);
+    assert_int_equal(
+        brokerproc_scalar(db, "select count(*) from messages where body is not null"), 2);
+    /* the audit trail stays whole */
+    assert_int_equal(brokerproc_scalar(db, "select count(*) from consent_decisions"),
+                     decisions);
+    assert_true(brokerproc_scalar(db, "select count(*) from messages") >= before);
+    PQfinish(db);
+    assert_int_equal(cli(&out, "--json audit %s", s_dead_id), 0);
+    doc = json_loads(out, 0, NULL);
+    assert_true(
+        json_is_null(json_object_get(json_object_get(doc, "message"), "body_bytes")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "message"), "sender")),
+        "ccas-paris-13");
+    json_decref(doc);
+    free(out);
+}
+
+static void
 test_connection_errors(void **state)
 {
     (void)state;
@@ -268,6 +333,7 @@ main(void)
         cmocka_unit_test(test_dead_letter_listed_and_replayed),
         cmocka_unit_test(test_audit),
         cmocka_unit_test(test_subject_report_and_consents),
+        cmocka_unit_test(test_purge),
         cmocka_unit_test(test_connection_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
