@@ -10,6 +10,14 @@
         dlq replay ID... | --agency A
                                   dead deliveries back to pending; a
                                   running broker sends them at once
+        keygen AGENCY [DIR]       a CURVE certificate pair, and the
+                                  configuration line to add
+        publish --as AGENCY --type T --version N [--to A ...]
+                [--subject S] [--purpose P] [--correlation C]
+                (--body-json JSON | --body-file FILE)
+                [--endpoint URL] [--cert FILE --server-key KEY]
+                                  sends one event through the broker
+                                  and prints its answer
         purge --older-than DURATION [--dry-run]
                                   retention: clears the bodies of messages
                                   older than DURATION (365d, 12h) whose
@@ -27,9 +35,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <czmq.h>
+
 #include "config.h"
+#include "maillage/client.h"
 #include "maillage/forms.h"
 #include "maillage/json.h"
+#include "toolutil.h"
 
 #define EXIT_NOT_FOUND 1
 #define EXIT_USAGE 2
@@ -42,13 +54,19 @@ typedef struct {
 static int
 s_usage(FILE *out, int rc)
 {
-    fprintf(out, "usage: maillage [--config FILE | --database URL] [--json] COMMAND ...\n"
-                 "  audit MESSAGE_ID\n"
-                 "  subject-report SUBJECT\n"
-                 "  consents --subject SUBJECT\n"
-                 "  dlq list [--agency AGENCY]\n"
-                 "  dlq replay DELIVERY_ID... | --agency AGENCY\n"
-                 "  purge --older-than DURATION (e.g. 365d, 12h) [--dry-run]\n");
+    fprintf(
+        out,
+        "usage: maillage [--config FILE | --database URL] [--json] COMMAND ...\n"
+        "  audit MESSAGE_ID\n"
+        "  subject-report SUBJECT\n"
+        "  consents --subject SUBJECT\n"
+        "  dlq list [--agency AGENCY]\n"
+        "  dlq replay DELIVERY_ID... | --agency AGENCY\n"
+        "  purge --older-than DURATION (e.g. 365d, 12h) [--dry-run]\n"
+        "  keygen AGENCY [DIR]\n"
+        "  publish --as AGENCY --type T --version N [--to A ...] [--subject S]\n"
+        "          [--purpose P] [--correlation C] (--body-json JSON | --body-file F)\n"
+        "          [--endpoint URL] [--cert FILE --server-key KEY]\n");
     return rc;
 }
 
@@ -443,6 +461,165 @@ s_purge(s_cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* ---- keygen and publish: no database ----------------------------------- */
+
+static int
+s_keygen(int argc, char **argv)
+{
+    if (argc < 1 || argc > 2)
+        return s_usage(stderr, EXIT_USAGE);
+    if (!mlg_is_agency_id(argv[0], strlen(argv[0])) && strcmp(argv[0], "broker") != 0)
+        return s_error(EXIT_USAGE, "'%s' is not an agency id", argv[0]);
+    char path[4096], secret[4200];
+    snprintf(path, sizeof(path), "%s/%s", argc == 2 ? argv[1] : ".", argv[0]);
+    snprintf(secret, sizeof(secret), "%s_secret", path);
+    if (zsys_file_exists(path) || zsys_file_exists(secret))
+        return s_error(EXIT_USAGE, "%s exists already: not overwritten", path);
+    zcert_t *cert = zcert_new();
+    if (!cert || zcert_save(cert, path) != 0) {
+        zcert_destroy(&cert);
+        return s_error(EXIT_USAGE, "could not write %s", path);
+    }
+    printf("wrote %s (public) and %s (secret: give it to the agency only)\n", path,
+           secret);
+    printf("add to the agencies section of maillage.cfg:\n    %s\n        public_key = "
+           "\"%s\"\n",
+           argv[0], zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return 0;
+}
+
+static int
+s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
+{
+    const char *as = NULL, *type = NULL, *body = NULL, *body_file = NULL,
+               *endpoint = NULL;
+    const char *cert = NULL, *server_key = NULL;
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
+    int rc = 0;
+    for (int i = 0; i < argc && rc == 0; i++) {
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) {
+            rc = s_usage(stderr, EXIT_USAGE);
+            break;
+        }
+        i++;
+        if (strcmp(opt, "--as") == 0)
+            as = val;
+        else if (strcmp(opt, "--type") == 0)
+            type = val;
+        else if (strcmp(opt, "--version") == 0)
+            m->version = strtoull(val, NULL, 10);
+        else if (strcmp(opt, "--to") == 0) {
+            if (mlg_msg_add_to(m, val) != MLG_OK)
+                rc = s_error(EXIT_USAGE, "'%s' is not an agency id", val);
+        }
+        else if (strcmp(opt, "--subject") == 0)
+            snprintf(m->subject, sizeof(m->subject), "%s", val);
+        else if (strcmp(opt, "--purpose") == 0)
+            snprintf(m->purpose, sizeof(m->purpose), "%s", val);
+        else if (strcmp(opt, "--correlation") == 0)
+            snprintf(m->correlation, sizeof(m->correlation), "%s", val);
+        else if (strcmp(opt, "--body-json") == 0)
+            body = val;
+        else if (strcmp(opt, "--body-file") == 0)
+            body_file = val;
+        else if (strcmp(opt, "--endpoint") == 0)
+            endpoint = val;
+        else if (strcmp(opt, "--cert") == 0)
+            cert = val;
+        else if (strcmp(opt, "--server-key") == 0)
+            server_key = val;
+        else
+            rc = s_usage(stderr, EXIT_USAGE);
+    }
+    if (!endpoint && cfg)
+        endpoint = cfg->endpoint;
+    if (rc == 0 && (!as || !type || !m->version || (!body == !body_file) || !endpoint))
+        rc = s_error(EXIT_USAGE,
+                     "publish needs --as, --type, --version, one of --body-json"
+                     " or --body-file, and --endpoint (or --config)");
+    size_t len = 0;
+    char *file_text = NULL;
+    if (rc == 0 && body_file && !(file_text = tool_read_file(body_file, 1 << 20, &len)))
+        rc = s_error(EXIT_USAGE, "could not read %s", body_file);
+    uint8_t *mp = NULL;
+    size_t mplen = 0;
+    char err[256];
+    if (rc == 0) {
+        const char *text = file_text ? file_text : body;
+        if (mlg_json_to_msgpack(text, strlen(text), &mp, &mplen, err, sizeof(err))
+            != MLG_OK)
+            rc = s_error(EXIT_USAGE, "the body is not JSON: %s", err);
+    }
+    free(file_text);
+    mlg_client_t *c = NULL;
+    if (rc == 0) {
+        snprintf(m->type, sizeof(m->type), "%s", type);
+        mlg_msg_set_body(m, mp, mplen);
+        zuuid_t *u = zuuid_new();
+        const char *id = zuuid_str_canonical(u);
+        for (int i = 0; i < 36; i++)
+            m->id[i] = (char)((id[i] >= 'A' && id[i] <= 'F') ? id[i] + 32 : id[i]);
+        zuuid_destroy(&u);
+        mlg_error_t e;
+        c = cert ? mlg_client_new_curve(endpoint, as, "maillage-cli", 0, 5000, cert,
+                                        server_key, &e)
+                 : mlg_client_new(endpoint, as, "maillage-cli", 0, 5000, &e);
+        if (!c)
+            rc = s_error(EXIT_USAGE, "could not join %s as %s: %s", endpoint, as,
+                         e.reason);
+    }
+    free(mp);
+    if (rc == 0) {
+        mlg_client_send(c, m);
+        mlg_msg_t *a = mlg_client_recv(c, 10000);
+        if (!a)
+            rc = s_error(EXIT_USAGE, "no answer from %s within 10 s", endpoint);
+        else if (json_out) {
+            json_t *doc =
+                json_pack("{s:s, s:s}", "id", m->id, "answer", mlg_op_name(a->op));
+            if (a->op == MLG_OP_CONFIRM) {
+                json_object_set_new(doc, "seq", json_integer((json_int_t)a->seq));
+                json_t *routed = json_array(), *denied = json_array();
+                for (size_t i = 0; i < a->routed_count; i++)
+                    json_array_append_new(routed, json_string(a->routed[i].id));
+                for (size_t i = 0; i < a->denied_count; i++)
+                    json_array_append_new(denied,
+                                          json_pack("{s:s, s:s}", "recipient",
+                                                    a->denied[i].recipient, "reason",
+                                                    a->denied[i].reason));
+                json_object_set_new(doc, "routed", routed);
+                json_object_set_new(doc, "denied", denied);
+            }
+            else {
+                json_object_set_new(doc, "code", json_string(a->code));
+                json_object_set_new(doc, "reason", json_string(a->reason));
+            }
+            s_print_json(doc);
+            json_decref(doc);
+        }
+        else if (a->op == MLG_OP_CONFIRM) {
+            printf("confirmed %s: seq %llu, routed to", m->id,
+                   (unsigned long long)a->seq);
+            for (size_t i = 0; i < a->routed_count; i++)
+                printf(" %s", a->routed[i].id);
+            for (size_t i = 0; i < a->denied_count; i++)
+                printf("%s %s (%s)", i ? "," : "; denied", a->denied[i].recipient,
+                       a->denied[i].reason);
+            printf("\n");
+        }
+        else
+            printf("%s %s: %s\n", mlg_op_name(a->op), a->code, a->reason);
+        if (a && a->op != MLG_OP_CONFIRM)
+            rc = EXIT_NOT_FOUND; /* refused: not a usage error of the CLI */
+        mlg_msg_destroy(&a);
+    }
+    mlg_client_destroy(&c);
+    mlg_msg_destroy(&m);
+    return rc;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 int
@@ -465,7 +642,17 @@ main(int argc, char **argv)
     }
     if (i == argc)
         return s_usage(stderr, EXIT_USAGE);
+    if (strcmp(argv[i], "keygen") == 0)
+        return s_keygen(argc - i - 1, argv + i + 1);
     brk_config_t *cfg = NULL;
+    if (strcmp(argv[i], "publish") == 0) {
+        char err[1024];
+        if (config && !(cfg = brk_config_load(config, err, sizeof(err))))
+            return s_error(EXIT_USAGE, "%s", err);
+        int rc = s_publish(cfg, cli.json, argc - i - 1, argv + i + 1);
+        brk_config_destroy(&cfg);
+        return rc;
+    }
     if (!database) {
         if (!config)
             return s_error(EXIT_USAGE, "give --database URL or --config FILE");

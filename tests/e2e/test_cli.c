@@ -312,6 +312,44 @@ test_purge(void **state)
 }
 
 static void
+test_publish_and_keygen(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(cli(&out,
+                         "--json publish --endpoint %s --as ccas-paris-13 --type"
+                         " child.protection.alert --version 1 --to cd91 --subject P-PUB"
+                         " --purpose protection --body-json '{\"alert_id\":"
+                         " \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\", \"concern\": \"c\","
+                         " \"urgency\": \"urgent\"}'",
+                         s_bp.endpoint),
+                     0);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "answer")), "CONFIRM");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(doc, "routed"), 0)), "cd91");
+    json_decref(doc);
+    free(out);
+    /* refused by the broker: the answer is printed, exit 1 */
+    assert_int_equal(cli(&out,
+                         "publish --endpoint %s --as ccas-paris-13 --type"
+                         " child.protection.alert --version 1 --to cd91 --subject P-PUB"
+                         " --purpose protection --body-json '{\"alert_id\": \"x\"}'",
+                         s_bp.endpoint),
+                     1);
+    assert_non_null(strstr(out, "REJECT INVALID: /concern: required"));
+    free(out);
+    assert_int_equal(cli(&out, "publish --as ccas-paris-13"), 2);
+    free(out);
+    /* keygen never overwrites a key */
+    assert_int_equal(cli(&out, "keygen cd91 %s", s_bp.dir), 0);
+    assert_non_null(strstr(out, "public_key = \""));
+    free(out);
+    assert_int_equal(cli(&out, "keygen cd91 %s", s_bp.dir), 2);
+    free(out);
+}
+
+static void
 test_connection_errors(void **state)
 {
     (void)state;
@@ -334,6 +372,7 @@ main(void)
         cmocka_unit_test(test_audit),
         cmocka_unit_test(test_subject_report_and_consents),
         cmocka_unit_test(test_purge),
+        cmocka_unit_test(test_publish_and_keygen),
         cmocka_unit_test(test_connection_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
