@@ -7,6 +7,7 @@
 /* timegm() */
 #define _DEFAULT_SOURCE
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -275,3 +276,16 @@ mlg_date_time_parse(const char *s, size_t len, mlg_time_t *t)
     return true;
 }
 
+bool
+mlg_time_format(mlg_time_t t, char *buf, size_t len)
+{
+    time_t sec = (time_t)t.sec;
+    struct tm tm;
+    if (t.nsec >= 1000000000u || !gmtime_r(&sec, &tm) || tm.tm_year + 1900 < 0
+        || tm.tm_year + 1900 > 9999)
+        return false;
+    int n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (unsigned)(t.nsec / 1000));
+    return n > 0 && (size_t)n < len;
+}

@@ -271,7 +271,7 @@ mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p, mlg_error
     if (at
         && !(json_is_string(at)
              && mlg_date_time_parse(json_string_value(at), json_string_length(at),
-                                &occurred))) {
+                                    &occurred))) {
         json_decref(at);
         json_decref(root);
         err->rc = MLG_MALFORMED;
@@ -308,4 +308,73 @@ mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p, mlg_error
     }
     json_decref(at);
     return rc;
+}
+
+/* ---- a DELIVER written as JSON ------------------------------------- */
+
+static json_t *
+s_time_json(mlg_time_t t)
+{
+    char buf[40];
+    return mlg_time_format(t, buf, sizeof(buf)) ? json_string(buf) : NULL;
+}
+
+static int
+s_set_str(json_t *obj, const char *key, const char *value)
+{
+    if (!value || !*value)
+        return 0;
+    return json_object_set_new(obj, key, json_string(value));
+}
+
+mlg_rc_t
+mlg_deliver_to_json(const mlg_msg_t *msg, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!msg || msg->op != MLG_OP_DELIVER)
+        return s_err(MLG_ERR_USAGE, err, errlen, "not a DELIVER");
+    msgpack_unpacked up;
+    const char *why = "could not allocate";
+    mlg_rc_t rc = mlg_mp_unpack(msg->body, msg->body_len, MLG_MAX_DEPTH, &up, &why);
+    if (rc != MLG_OK) {
+        msgpack_unpacked_destroy(&up);
+        return s_err(rc, err, errlen, "the body is not one msgpack object: %s", why);
+    }
+    why = "could not allocate";
+    json_t *body = s_to_json(&up.data, &why);
+    msgpack_unpacked_destroy(&up);
+    if (!body)
+        return s_err(MLG_ERR_JSON, err, errlen, "body: %s", why);
+    json_t *root = json_object();
+    json_t *received = s_time_json(msg->received_at);
+    json_t *occurred = msg->has_occurred_at ? s_time_json(msg->occurred_at) : NULL;
+    int bad = !root || !received || (msg->has_occurred_at && !occurred);
+    if (!bad) {
+        bad |= s_set_str(root, "id", msg->id);
+        bad |= s_set_str(root, "type", msg->type);
+        bad |=
+            json_object_set_new(root, "version", json_integer((json_int_t)msg->version));
+        bad |= s_set_str(root, "from", msg->from);
+        bad |= s_set_str(root, "subject", msg->subject);
+        bad |= s_set_str(root, "purpose", msg->purpose);
+        bad |= s_set_str(root, "correlation", msg->correlation);
+        if (occurred)
+            bad |= json_object_set(root, "occurred_at", occurred);
+        bad |= json_object_set(root, "received_at", received);
+        bad |= json_object_set_new(root, "delivery",
+                                   json_integer((json_int_t)msg->delivery));
+        bad |=
+            json_object_set_new(root, "attempt", json_integer((json_int_t)msg->attempt));
+        bad |= json_object_set(root, "body", body);
+    }
+    json_decref(received);
+    json_decref(occurred);
+    json_decref(body);
+    if (!bad)
+        *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!*out)
+        return s_err(bad ? MLG_ERR_JSON : MLG_ERR_NOMEM, err, errlen,
+                     "a timestamp is out of range, or out of memory");
+    return MLG_OK;
 }

@@ -44,6 +44,12 @@ MLG_EXPORT bool mlg_is_date_time(const char *s, size_t len);
    timestamp in UTC; false if it is not one. */
 MLG_EXPORT bool mlg_date_time_parse(const char *s, size_t len, mlg_time_t *t);
 
+/* Writes `t` as RFC 3339 in UTC with microseconds
+   (2026-03-01T09:30:00.000000Z), the form maillage gives timestamps in
+   JSON. False when the year is outside 0000-9999 or buf is too short
+   (28 bytes are enough). */
+MLG_EXPORT bool mlg_time_format(mlg_time_t t, char *buf, size_t len);
+
 /* A plain e-mail address: local@domain, no spaces or controls, a dot in
    the domain, ≤ 254 bytes. Not the full RFC 5321 grammar, on purpose. */
 MLG_EXPORT bool mlg_is_email(const char *s, size_t len);

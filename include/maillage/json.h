@@ -40,4 +40,12 @@ MLG_EXPORT mlg_rc_t mlg_msgpack_to_json(const uint8_t *data, size_t len, char **
 MLG_EXPORT mlg_rc_t mlg_publish_from_json(const char *text, size_t len, mlg_msg_t **msg_p,
                                           mlg_error_t *err);
 
+/* Writes a DELIVER as one JSON object, the form the adapters hand to
+   systems that speak JSON: id, type, version, from, subject, purpose,
+   correlation and occurred_at (when present), received_at (RFC 3339,
+   UTC, microseconds), delivery, attempt, and body as an object.
+   MLG_ERR_JSON when the body holds what JSON cannot. */
+MLG_EXPORT mlg_rc_t mlg_deliver_to_json(const mlg_msg_t *msg, char **out, char *err,
+                                        size_t errlen);
+
 #endif

@@ -1,0 +1,789 @@
+/*  maillage_adapter.c: the adapter host, maillage-adapter.
+
+        maillage-adapter --plugin NAME|PATH --config FILE
+
+    Loads one plugin (include/maillage/adapter.h), joins the broker as the
+    configured agency, and moves events both ways: what the plugin's
+    poll() gives is published within a window of unconfirmed publishes,
+    and each answer goes back to the plugin's outcome(); each delivery goes
+    to the plugin's deliver() and is acked only when that succeeded.
+
+    Failures it rides out by itself, logging each: a broker that is down
+    or restarts (it joins again with backoff, then sends every unconfirmed
+    publish again with its id, so the broker stores none twice), a broker
+    that answers UNAVAILABLE (the publish is sent again after a backoff),
+    a plugin whose system is down (poll and deliver are tried again after
+    a backoff; a delivery waiting for it stays in flight, so it is neither
+    lost nor dead-lettered).
+
+    SIGTERM or SIGINT: stops taking work, says BYE (the broker requeues
+    what was in flight) and closes the plugin. Unconfirmed publishes are
+    the plugin's to give again at the next start. */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "maillage/adapter.h"
+#include "maillage/client.h"
+#include "maillage/forms.h"
+
+#define S_BACKOFF_MIN_MS 100
+#define S_BACKOFF_MAX_MS 5000
+#define S_JOIN_TIMEOUT_MS 3000
+
+typedef struct {
+    char *config_file;
+    char *config_dir;
+    zconfig_t *config;
+    char agency[MLG_AGENCY_ID_MAX + 1];
+    char *endpoint, *client_name, *cert, *server_key;
+    uint64_t credit;
+    size_t window;
+    int poll_ms;
+    const mlg_adapter_plugin_t *plugin;
+    void *dl;
+    void *state;
+    mlg_adapter_host_t host;
+    zhashx_t *paths; /* key -> resolved path, for config_path() */
+} s_adapter_t;
+
+/* A publish answered UNAVAILABLE, to send again at `due`. */
+typedef struct {
+    int64_t due;
+    int delay;
+} s_retry_t;
+
+/* A delivery the plugin could not take yet, to try again at `due`. */
+typedef struct {
+    mlg_msg_t *msg;
+    int64_t due;
+    int delay;
+} s_held_t;
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void
+s_vlog(const char *agency, const char *level, const char *fmt, va_list ap)
+{
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(stderr, "%s maillage-adapter[%s] %s: ", when, agency, level);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void s_log(s_adapter_t *self, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_log(s_adapter_t *self, const char *level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vlog(self->agency[0] ? self->agency : "-", level, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the host's services to the plugin ----------------------------- */
+
+static void s_host_log(void *ctx, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_host_log(void *ctx, const char *level, const char *fmt, ...)
+{
+    s_adapter_t *self = ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vlog(self->agency, level, fmt, ap);
+    va_end(ap);
+}
+
+static const char *
+s_host_config(void *ctx, const char *key)
+{
+    s_adapter_t *self = ctx;
+    char path[512];
+    snprintf(path, sizeof(path), "plugin/%s", key);
+    zconfig_t *item = zconfig_locate(self->config, path);
+    return item ? zconfig_value(item) : NULL;
+}
+
+static const char *
+s_host_config_path(void *ctx, const char *key)
+{
+    s_adapter_t *self = ctx;
+    const char *value = s_host_config(ctx, key);
+    if (!value || !*value)
+        return NULL;
+    const char *known = zhashx_lookup(self->paths, key);
+    if (known)
+        return known;
+    char *path =
+        value[0] == '/' ? strdup(value) : zsys_sprintf("%s/%s", self->config_dir, value);
+    if (!path)
+        return NULL;
+    zhashx_insert(self->paths, key, path);
+    return zhashx_lookup(self->paths, key);
+}
+
+/* ---- configuration -------------------------------------------------- */
+
+static int s_fail(const char *file, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+s_fail(const char *file, const char *key, const char *fmt, ...)
+{
+    fprintf(stderr, "maillage-adapter: %s: %s: ", file, key);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return -1;
+}
+
+static int
+s_uint(const char *file, const char *key, const char *value, uint64_t lo, uint64_t hi,
+       uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (!*value || *end || errno || value[0] == '-' || v < lo || v > hi)
+        return s_fail(file, key, "'%s' is not a whole number from %llu to %llu", value,
+                      (unsigned long long)lo, (unsigned long long)hi);
+    *out = v;
+    return 0;
+}
+
+/* Is `path` (below plugin/) one of the plugin's keys? */
+static bool
+s_plugin_key(const mlg_adapter_plugin_t *plugin, const char *path)
+{
+    for (const char *const *k = plugin->config_keys; k && *k; k++) {
+        size_t len = strlen(*k);
+        if (len && (*k)[len - 1] == '/' ? strncmp(path, *k, len) == 0 && path[len]
+                                        : strcmp(path, *k) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Every leaf below `item` (a plugin section) must be a key the plugin
+   reads; `prefix` is the path so far. */
+static int
+s_check_plugin_keys(s_adapter_t *self, zconfig_t *item, const char *prefix)
+{
+    for (zconfig_t *child = zconfig_child(item); child; child = zconfig_next(child)) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s%s", prefix, zconfig_name(child));
+        if (zconfig_child(child)) {
+            char below[520];
+            snprintf(below, sizeof(below), "%s/", path);
+            bool any = false;
+            for (const char *const *k = self->plugin->config_keys; k && *k; k++)
+                any |= strncmp(*k, below, strlen(below)) == 0
+                       || strncmp(below, *k, strlen(*k)) == 0;
+            if (!any)
+                return s_fail(self->config_file, path, "unknown section for plugin '%s'",
+                              self->plugin->name);
+            if (s_check_plugin_keys(self, child, below))
+                return -1;
+        }
+        else if (!s_plugin_key(self->plugin, path))
+            return s_fail(self->config_file, path, "unknown key for plugin '%s'",
+                          self->plugin->name);
+    }
+    return 0;
+}
+
+static int
+s_load_config(s_adapter_t *self)
+{
+    const char *file = self->config_file;
+    self->config = zconfig_load(file);
+    if (!self->config) {
+        fprintf(stderr, "maillage-adapter: %s: cannot read or parse the file\n", file);
+        return -1;
+    }
+    char *slash = strrchr(file, '/');
+    self->config_dir = slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
+    self->credit = 16;
+    self->window = 100;
+    self->poll_ms = 500;
+    bool has_agency = false, has_endpoint = false;
+    for (zconfig_t *top = zconfig_child(self->config); top; top = zconfig_next(top)) {
+        const char *section = zconfig_name(top);
+        if (strcmp(section, "plugin") == 0)
+            continue;
+        if (strcmp(section, "adapter") != 0)
+            return s_fail(file, section,
+                          "unknown section (adapter and plugin are known)");
+        for (zconfig_t *item = zconfig_child(top); item; item = zconfig_next(item)) {
+            const char *name = zconfig_name(item);
+            const char *value = zconfig_value(item);
+            char key[300];
+            snprintf(key, sizeof(key), "adapter/%s", name);
+            if (zconfig_child(item))
+                return s_fail(file, key, "is a section; a value was expected");
+            uint64_t n = 0;
+            if (strcmp(name, "agency") == 0) {
+                if (!mlg_is_agency_id(value, strlen(value)))
+                    return s_fail(file, key, "'%s' is not an agency id", value);
+                snprintf(self->agency, sizeof(self->agency), "%s", value);
+                has_agency = true;
+            }
+            else if (strcmp(name, "endpoint") == 0) {
+                free(self->endpoint);
+                self->endpoint = strdup(value);
+                has_endpoint = *value != '\0';
+            }
+            else if (strcmp(name, "client") == 0) {
+                free(self->client_name);
+                self->client_name = strdup(value);
+            }
+            else if (strcmp(name, "cert") == 0) {
+                free(self->cert);
+                self->cert = value[0] == '/'
+                                 ? strdup(value)
+                                 : zsys_sprintf("%s/%s", self->config_dir, value);
+            }
+            else if (strcmp(name, "server_key") == 0) {
+                if (strlen(value) != 40)
+                    return s_fail(file, key, "is not a Z85 public key (40 characters)");
+                free(self->server_key);
+                self->server_key = strdup(value);
+            }
+            else if (strcmp(name, "credit") == 0) {
+                if (s_uint(file, key, value, 1, 100000, &n))
+                    return -1;
+                self->credit = n;
+            }
+            else if (strcmp(name, "window") == 0) {
+                if (s_uint(file, key, value, 1, 100000, &n))
+                    return -1;
+                self->window = (size_t)n;
+            }
+            else if (strcmp(name, "poll_ms") == 0) {
+                if (s_uint(file, key, value, 1, 3600000, &n))
+                    return -1;
+                self->poll_ms = (int)n;
+            }
+            else
+                return s_fail(file, key, "unknown key");
+        }
+    }
+    if (!has_agency)
+        return s_fail(file, "adapter/agency", "is required");
+    if (!has_endpoint)
+        return s_fail(file, "adapter/endpoint", "is required");
+    if (!self->cert != !self->server_key)
+        return s_fail(file, self->cert ? "adapter/server_key" : "adapter/cert",
+                      "CURVE needs both cert and server_key");
+    return 0;
+}
+
+/* ---- the plugin ------------------------------------------------------- */
+
+static int
+s_load_plugin(s_adapter_t *self, const char *name, const char *self_exe)
+{
+    char path[8192 + 64];
+    if (strchr(name, '/'))
+        snprintf(path, sizeof(path), "%s", name);
+    else {
+        bool ok = true;
+        for (const char *c = name; *c; c++)
+            ok &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'
+                  || *c == '_';
+        if (!ok || !*name) {
+            fprintf(stderr,
+                    "maillage-adapter: --plugin '%s': not a plugin name or a path\n",
+                    name);
+            return -1;
+        }
+        /* beside the executable (the build tree), else the install folder */
+        char exe[4096];
+        ssize_t len = readlink(self_exe, exe, sizeof(exe) - 1);
+        exe[len > 0 ? len : 0] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(path, sizeof(path), "%s/maillage-plugin-%s.so", slash ? exe : ".", name);
+        if (access(path, R_OK) != 0)
+            snprintf(path, sizeof(path), "%s/maillage-plugin-%s.so", MLG_PLUGIN_DIR,
+                     name);
+    }
+    self->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!self->dl) {
+        fprintf(stderr, "maillage-adapter: cannot load plugin %s: %s\n", path, dlerror());
+        return -1;
+    }
+    self->plugin = dlsym(self->dl, MLG_ADAPTER_SYMBOL);
+    if (!self->plugin) {
+        fprintf(stderr, "maillage-adapter: %s is not a maillage plugin (no symbol %s)\n",
+                path, MLG_ADAPTER_SYMBOL);
+        return -1;
+    }
+    if (self->plugin->abi != MLG_ADAPTER_ABI) {
+        fprintf(stderr,
+                "maillage-adapter: plugin %s was built for plugin ABI %u; this host "
+                "speaks ABI "
+                "%u: rebuild the plugin against this version's maillage/adapter.h\n",
+                path, (unsigned)self->plugin->abi, (unsigned)MLG_ADAPTER_ABI);
+        return -1;
+    }
+    if (!self->plugin->open || !self->plugin->poll || !self->plugin->outcome
+        || !self->plugin->deliver || !self->plugin->close || !self->plugin->name) {
+        fprintf(stderr,
+                "maillage-adapter: plugin %s leaves a function of its table empty\n",
+                path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static int
+s_next_delay(int delay)
+{
+    return delay < S_BACKOFF_MIN_MS       ? S_BACKOFF_MIN_MS
+           : delay * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS
+                                          : delay * 2;
+}
+
+static mlg_client_t *
+s_join(s_adapter_t *self, mlg_error_t *err)
+{
+    if (self->cert)
+        return mlg_client_new_curve(self->endpoint, self->agency, self->client_name,
+                                    self->credit, S_JOIN_TIMEOUT_MS, self->cert,
+                                    self->server_key, err);
+    return mlg_client_new(self->endpoint, self->agency, self->client_name, self->credit,
+                          S_JOIN_TIMEOUT_MS, err);
+}
+
+static void
+s_outcome(s_adapter_t *self, void *tag, const char *id, const mlg_adapter_outcome_t *out)
+{
+    if (out->confirmed)
+        s_log(self, "info", "%s confirmed%s (seq %llu)", id,
+              out->duplicate ? ", duplicate" : "", (unsigned long long)out->seq);
+    else
+        s_log(self, "warn", "%s refused: %s %s", id, out->code, out->reason);
+    if (self->plugin->outcome(self->state, tag, out) != MLG_ADAPTER_OK)
+        s_log(self, "warn",
+              "%s: the plugin could not record the answer; it will publish it "
+              "again",
+              id);
+}
+
+static void
+s_held_free(void **item_p)
+{
+    s_held_t *h = *item_p;
+    if (h) {
+        mlg_msg_destroy(&h->msg);
+        free(h);
+        *item_p = NULL;
+    }
+}
+
+/* Hands a delivery to the plugin; acks, nacks, or holds it. */
+static void
+s_deliver(s_adapter_t *self, mlg_client_t *client, zlistx_t *held, mlg_msg_t *msg,
+          int delay)
+{
+    char err[512] = "";
+    mlg_adapter_rc_t rc = self->plugin->deliver(self->state, msg, err, sizeof(err));
+    if (rc == MLG_ADAPTER_OK) {
+        mlg_client_ack(client, msg->delivery);
+        s_log(self, "info", "delivery %llu (%s %s from %s) handed over and acked",
+              (unsigned long long)msg->delivery, msg->id, msg->type, msg->from);
+        mlg_msg_destroy(&msg);
+    }
+    else if (rc == MLG_ADAPTER_REFUSE) {
+        mlg_client_nack(client, msg->delivery, false,
+                        err[0] ? err : "refused by the plugin");
+        s_log(self, "warn", "delivery %llu (%s) refused by the plugin: %s",
+              (unsigned long long)msg->delivery, msg->id, err);
+        mlg_msg_destroy(&msg);
+    }
+    else {
+        s_held_t *h = calloc(1, sizeof(*h));
+        if (!h) {
+            mlg_client_nack(client, msg->delivery, true, "out of memory");
+            mlg_msg_destroy(&msg);
+            return;
+        }
+        h->msg = msg;
+        h->delay = s_next_delay(delay);
+        h->due = zclock_mono() + h->delay;
+        zlistx_add_end(held, h);
+        s_log(self, "warn", "delivery %llu (%s) not taken yet, again in %d ms: %s",
+              (unsigned long long)msg->delivery, msg->id, h->delay, err);
+    }
+}
+
+static int
+s_run(s_adapter_t *self)
+{
+    mlg_client_t *client = NULL;
+    zhashx_t *retries = zhashx_new(); /* id -> s_retry_t */
+    zhashx_set_destructor(retries, (zhashx_destructor_fn *)zstr_free);
+    zlistx_t *held = zlistx_new();
+    zlistx_set_destructor(held, s_held_free);
+    int join_delay = 0, poll_delay = 0;
+    int64_t next_join = 0, next_poll = 0;
+    size_t max = self->window;
+    mlg_msg_t **events = calloc(max, sizeof(*events));
+    void **tags = calloc(max, sizeof(*tags));
+    if (!events || !tags || !retries || !held) {
+        s_log(self, "error", "out of memory");
+        free(events);
+        free(tags);
+        zhashx_destroy(&retries);
+        zlistx_destroy(&held);
+        return 1;
+    }
+
+    while (!s_stop) {
+        int64_t now = zclock_mono();
+        /* 1. a connection */
+        if (!client || !mlg_client_connected(client)) {
+            if (now < next_join) {
+                zclock_sleep((int)(next_join - now < 200 ? next_join - now : 200));
+                continue;
+            }
+            mlg_error_t err;
+            mlg_rc_t rc = MLG_OK;
+            if (!client) {
+                client = s_join(self, &err);
+                rc = client ? MLG_OK : err.rc;
+            }
+            else
+                rc = mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err);
+            if (rc != MLG_OK) {
+                join_delay = s_next_delay(join_delay);
+                next_join = zclock_mono() + join_delay;
+                s_log(self, "warn", "cannot join %s as %s: %s %s; again in %d ms",
+                      self->endpoint, self->agency,
+                      mlg_rc_wire(rc) ? mlg_rc_wire(rc) : "", err.reason, join_delay);
+                if (rc == MLG_ERR_USAGE || rc == MLG_FORBIDDEN)
+                    s_log(self, "error",
+                          "check the configuration: the broker refuses it");
+                continue;
+            }
+            join_delay = 0;
+            /* the old connection's deliveries were requeued by the broker,
+               and the unconfirmed publishes were sent again */
+            zlistx_purge(held);
+            zhashx_purge(retries);
+            s_log(self, "info",
+                  "joined %s as %s (session %s), %zu unconfirmed sent again",
+                  self->endpoint, self->agency, mlg_client_session(client),
+                  mlg_client_unconfirmed(client));
+        }
+
+        /* 2. publishes answered UNAVAILABLE whose time has come */
+        int64_t wake = now + 200;
+        for (s_retry_t *r = zhashx_first(retries); r; r = zhashx_next(retries)) {
+            if (r->due && r->due <= now) {
+                const char *id = zhashx_cursor(retries);
+                r->due = 0;
+                if (mlg_client_resend(client, id) == MLG_OK)
+                    s_log(self, "info", "%s sent again", id);
+            }
+            else if (r->due && r->due < wake)
+                wake = r->due;
+        }
+
+        /* 3. deliveries the plugin could not take yet */
+        for (s_held_t *h = zlistx_first(held); h; h = zlistx_next(held)) {
+            if (h->due > now) {
+                if (h->due < wake)
+                    wake = h->due;
+                continue;
+            }
+            mlg_msg_t *msg = h->msg;
+            int delay = h->delay;
+            h->msg = NULL;
+            zlistx_delete(held, zlistx_cursor(held));
+            s_deliver(self, client, held, msg, delay);
+            break; /* the list changed: look again on the next turn */
+        }
+
+        /* 4. new events from the plugin, within the window */
+        size_t open_slots = self->window - mlg_client_unconfirmed(client);
+        if (mlg_client_unconfirmed(client) < self->window && now >= next_poll) {
+            size_t n = 0;
+            mlg_adapter_rc_t rc =
+                self->plugin->poll(self->state, open_slots, events, tags, &n);
+            if (n > open_slots)
+                n = open_slots; /* a plugin bug; what is over is dropped */
+            for (size_t i = 0; i < n; i++) {
+                char id[MLG_UUID_LEN + 1];
+                snprintf(id, sizeof(id), "%s", events[i]->id);
+                mlg_rc_t prc = mlg_client_publish(client, events[i], tags[i]);
+                if (prc == MLG_ERR_USAGE) {
+                    mlg_adapter_outcome_t out = {
+                        .code = "INVALID",
+                        .reason =
+                            "another event with this id is waiting for the broker's "
+                            "answer"};
+                    s_outcome(self, tags[i], id, &out);
+                }
+                else
+                    s_log(self, "info", "published %s (%s)", id, events[i]->type);
+                mlg_msg_destroy(&events[i]);
+            }
+            if (rc != MLG_ADAPTER_OK) {
+                poll_delay = s_next_delay(poll_delay);
+                next_poll = now + poll_delay;
+            }
+            else {
+                poll_delay = 0;
+                next_poll = n == open_slots && n > 0 ? now : now + self->poll_ms;
+            }
+        }
+        if (mlg_client_unconfirmed(client) < self->window && next_poll < wake)
+            wake = next_poll;
+
+        /* 5. what the broker says */
+        int wait = (int)(wake - zclock_mono());
+        mlg_msg_t *msg = mlg_client_recv(client, wait > 0 ? wait : 0);
+        if (!msg) {
+            uint64_t beat = mlg_client_heartbeat_ms(client);
+            if (beat && mlg_client_silence_ms(client) > (int64_t)(3 * beat)) {
+                s_log(self, "warn",
+                      "the broker has been silent for %lld ms: joining again",
+                      (long long)mlg_client_silence_ms(client));
+                mlg_error_t err;
+                if (mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
+                    zlistx_purge(held);
+                    zhashx_purge(retries);
+                    s_log(self, "info", "joined again, %zu unconfirmed sent again",
+                          mlg_client_unconfirmed(client));
+                }
+                else {
+                    join_delay = s_next_delay(join_delay);
+                    next_join = zclock_mono() + join_delay;
+                    s_log(self, "warn", "cannot join: %s", err.reason);
+                }
+            }
+            continue;
+        }
+        switch (msg->op) {
+        case MLG_OP_CONFIRM: {
+            void *tag = NULL;
+            if (mlg_client_settle(client, msg->id, &tag)) {
+                zhashx_delete(retries, msg->id);
+                mlg_adapter_outcome_t out = {
+                    .confirmed = true, .duplicate = msg->duplicate, .seq = msg->seq};
+                s_outcome(self, tag, msg->id, &out);
+            }
+            break;
+        }
+        case MLG_OP_REJECT:
+            if (msg->code_rc == MLG_UNAVAILABLE) {
+                s_retry_t *r = zhashx_lookup(retries, msg->id);
+                if (!r) {
+                    r = calloc(1, sizeof(*r));
+                    if (!r || zhashx_insert(retries, msg->id, r) != 0) {
+                        free(r);
+                        break; /* sent again at the next reconnection */
+                    }
+                }
+                r->delay = s_next_delay(r->delay);
+                r->due = zclock_mono() + r->delay;
+                s_log(self, "warn", "%s: broker unavailable (%s); again in %d ms",
+                      msg->id, msg->reason, r->delay);
+            }
+            else if (msg->code_rc == MLG_HELLO_REQUIRED) {
+                s_log(self, "warn", "the broker lost this session: joining again");
+                mlg_error_t err;
+                if (mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
+                    zlistx_purge(held);
+                    zhashx_purge(retries);
+                }
+            }
+            else {
+                void *tag = NULL;
+                if (mlg_client_settle(client, msg->id, &tag)) {
+                    zhashx_delete(retries, msg->id);
+                    mlg_adapter_outcome_t out = {.code = msg->code,
+                                                 .reason = msg->reason};
+                    s_outcome(self, tag, msg->id, &out);
+                }
+            }
+            break;
+        case MLG_OP_DELIVER:
+            s_deliver(self, client, held, msg, 0);
+            msg = NULL;
+            break;
+        case MLG_OP_ERROR:
+            if (msg->code_rc == MLG_HELLO_REQUIRED) {
+                s_log(self, "warn", "the broker lost this session: joining again");
+                mlg_error_t err;
+                if (mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
+                    zlistx_purge(held);
+                    zhashx_purge(retries);
+                }
+            }
+            else
+                s_log(self, "warn", "broker: ERROR %s %s", msg->code, msg->reason);
+            break;
+        default: break;
+        }
+        mlg_msg_destroy(&msg);
+    }
+
+    s_log(self, "info",
+          "stopping: %zu publishes unconfirmed (published again at the next "
+          "start), %zu deliveries held (requeued by the broker)",
+          client ? mlg_client_unconfirmed(client) : 0, zlistx_size(held));
+    mlg_client_destroy(&client);
+    zlistx_destroy(&held);
+    zhashx_destroy(&retries);
+    free(events);
+    free(tags);
+    return 0;
+}
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out, "usage: maillage-adapter --plugin NAME|PATH --config FILE\n"
+                 "\n"
+                 "Bridges a system to the maillage broker through a plugin: 'files'\n"
+                 "(a drop folder), 'sql' (outbox and inbox tables of a PostgreSQL\n"
+                 "database), or the path of a plugin of your own (README, Adapters).\n"
+                 "\n"
+                 "The configuration (ZPL) has an 'adapter' section (agency, endpoint,\n"
+                 "client, credit, window, poll_ms, cert, server_key) and a 'plugin'\n"
+                 "section read by the plugin.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *plugin_name = NULL;
+    s_adapter_t self;
+    memset(&self, 0, sizeof(self));
+    static const struct option options[] = {{"plugin", required_argument, NULL, 'p'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "p:c:h", options, NULL)) != -1) {
+        if (opt == 'p')
+            plugin_name = optarg;
+        else if (opt == 'c')
+            self.config_file = optarg;
+        else if (opt == 'h') {
+            s_usage(stdout);
+            return 0;
+        }
+        else {
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (!plugin_name || !self.config_file || optind != argc) {
+        s_usage(stderr);
+        return 2;
+    }
+    zsys_init();
+    zsys_handler_set(NULL);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGINT, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    self.paths = zhashx_new();
+    zhashx_set_destructor(self.paths, (zhashx_destructor_fn *)zstr_free);
+    if (s_load_plugin(&self, plugin_name, "/proc/self/exe") != 0) {
+        status = 2;
+        goto done;
+    }
+    if (s_load_config(&self) != 0) {
+        status = 2;
+        goto done;
+    }
+    zconfig_t *section = zconfig_locate(self.config, "plugin");
+    if (section && s_check_plugin_keys(&self, section, "") != 0) {
+        status = 2;
+        goto done;
+    }
+    self.host.self = &self;
+    self.host.config = s_host_config;
+    self.host.config_path = s_host_config_path;
+    self.host.log = s_host_log;
+    self.host.agency = self.agency;
+    if (!self.cert)
+        s_log(&self, "warn",
+              "no CURVE certificate (adapter/cert): the connection is not "
+              "encrypted; development only");
+
+    int delay = 0;
+    while (!s_stop) {
+        char err[512] = "";
+        mlg_adapter_rc_t rc =
+            self.plugin->open(&self.host, &self.state, err, sizeof(err));
+        if (rc == MLG_ADAPTER_OK)
+            break;
+        if (rc != MLG_ADAPTER_RETRY) {
+            fprintf(stderr, "maillage-adapter: %s: plugin '%s': %s\n", self.config_file,
+                    self.plugin->name, err);
+            status = 2;
+            goto done;
+        }
+        delay = s_next_delay(delay);
+        s_log(&self, "warn", "plugin '%s' cannot open yet: %s; again in %d ms",
+              self.plugin->name, err, delay);
+        zclock_sleep(delay);
+    }
+    if (s_stop) {
+        status = 0;
+        goto done;
+    }
+    s_log(&self, "info", "plugin '%s' open; broker %s, window %zu, credit %llu",
+          self.plugin->name, self.endpoint, self.window, (unsigned long long)self.credit);
+    status = s_run(&self);
+    self.plugin->close(self.state);
+
+done:
+    zconfig_destroy(&self.config);
+    zhashx_destroy(&self.paths);
+    free(self.config_dir);
+    free(self.endpoint);
+    free(self.client_name);
+    free(self.cert);
+    free(self.server_key);
+    /* the plugin stays loaded: czmq's atexit handlers may run its code */
+    return status;
+}
