@@ -22,17 +22,10 @@ s_free_port(void)
     return port;
 }
 
-static int s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
-                          const char *broker_extra, const char *agencies);
-
 int
-brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
-                const char *agencies)
+brokerproc_make_db(const char *dbname, char *url, size_t urllen, char *conninfo,
+                   size_t conninfolen)
 {
-    memset(bp, 0, sizeof(*bp));
-    snprintf(bp->dir, sizeof(bp->dir), "/tmp/maillage-e2e-XXXXXX");
-    if (!mkdtemp(bp->dir))
-        return -1;
     char host[1024], port[16], user[64], base[2048];
     if (pgenv_get("MLG_PGHOST", host, sizeof(host))
         || pgenv_get("MLG_PGPORT", port, sizeof(port))
@@ -54,10 +47,26 @@ brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
     PQfinish(admin);
     if (!ok)
         return -1;
+    snprintf(url, urllen, "postgresql://%s@127.0.0.1:%s/%s", user, port, dbname);
+    snprintf(conninfo, conninfolen, "host=%s port=%s user=%s dbname=%s", host, port, user,
+             dbname);
+    return 0;
+}
+
+static int s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
+                          const char *broker_extra, const char *agencies);
+
+int
+brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
+                const char *agencies)
+{
+    memset(bp, 0, sizeof(*bp));
+    snprintf(bp->dir, sizeof(bp->dir), "/tmp/maillage-e2e-XXXXXX");
+    if (!mkdtemp(bp->dir))
+        return -1;
     char url[512], conninfo[2048];
-    snprintf(url, sizeof(url), "postgresql://%s@127.0.0.1:%s/%s", user, port, dbname);
-    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=%s dbname=%s", host, port,
-             user, dbname);
+    if (brokerproc_make_db(dbname, url, sizeof(url), conninfo, sizeof(conninfo)) != 0)
+        return -1;
     return s_write_config(bp, url, conninfo, broker_extra, agencies);
 }
 

@@ -6,6 +6,7 @@
 #define MLG_TEST_BROKERPROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include <libpq-fe.h>
@@ -30,6 +31,12 @@ extern const char *brokerproc_security;
    the broker section. Does not start the broker. 0 on success. */
 int brokerproc_init(brokerproc_t *bp, const char *dbname, const char *broker_extra,
                     const char *agencies);
+
+/* Creates a fresh, empty database `dbname` in the suite's PostgreSQL
+   (dropping any of that name) and gives its URL and a libpq conninfo
+   for it. 0 on success. */
+int brokerproc_make_db(const char *dbname, char *url, size_t urllen, char *conninfo,
+                       size_t conninfolen);
 
 /* The same on a database the caller made: `url` for the broker,
    `conninfo` for the test's own queries. */

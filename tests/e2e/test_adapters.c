@@ -1,0 +1,675 @@
+/*  test_adapters.c: maillage-adapter with its sql and files plugins,
+    against the real broker and PostgreSQL, as separate processes:
+
+    - a row in agency A's outbox reaches agency B's inbox; a row the broker
+      refuses is marked with the code and the reason;
+    - a file dropped in A's in/ reaches B's out/ and moves to done/; a
+      schema-invalid file ends in failed/ beside its reason; a file still
+      being written is left alone;
+    - 500 events streamed while the adapters are SIGKILLed at random
+      points and restarted: none lost, none inserted twice;
+    - the broker killed and restarted under running adapters, which carry
+      on by themselves;
+    - a plugin of another ABI, and a configuration with an unknown key,
+      are refused with a clear message. */
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+#include <jansson.h>
+
+#include "brokerproc.h"
+
+static brokerproc_t s_bp;
+static char s_legacy_a[2048]; /* conninfo of agency A's own database (outbox) */
+static char s_legacy_b[2048]; /* agency B's (inbox) */
+
+static const char *s_agencies = "    ccas-paris-13\n"
+                                "        name = \"CCAS Paris 13\"\n"
+                                "        publish = \"service.*\"\n"
+                                "    ehpad-les-tilleuls\n"
+                                "        name = \"EHPAD\"\n"
+                                "        publish = \"service.*\"\n";
+
+typedef struct {
+    pid_t pid;
+    char cfg[400];
+    char log[400];
+    const char *plugin;
+} adapter_t;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void
+s_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *
+s_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void
+s_exec_sql(const char *conninfo, const char *sql)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    PGresult *r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(r);
+    PQfinish(conn);
+}
+
+static long
+s_scalar(const char *conninfo, const char *sql)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    long v = brokerproc_scalar(conn, sql);
+    PQfinish(conn);
+    return v;
+}
+
+/* Waits until `sql` gives at least `want`; the last value seen. */
+static long
+s_wait_scalar(const char *conninfo, const char *sql, long want, int timeout_ms)
+{
+    int64_t deadline = zclock_mono() + timeout_ms;
+    long v = -1;
+    PGconn *conn = PQconnectdb(conninfo);
+    while (zclock_mono() < deadline) {
+        v = brokerproc_scalar(conn, sql);
+        if (v >= want)
+            break;
+        zclock_sleep(50);
+    }
+    PQfinish(conn);
+    return v;
+}
+
+static void
+s_adapter_config(adapter_t *a, const char *name, const char *plugin, const char *agency,
+                 const char *plugin_section)
+{
+    snprintf(a->cfg, sizeof(a->cfg), "%s/%s.cfg", s_bp.dir, name);
+    snprintf(a->log, sizeof(a->log), "%s/%s.log", s_bp.dir, name);
+    a->plugin = plugin;
+    FILE *f = fopen(a->cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "adapter\n"
+            "    agency = %s\n"
+            "    endpoint = %s\n"
+            "    client = \"%s@e2e\"\n"
+            "    credit = 20\n"
+            "    window = 50\n"
+            "    poll_ms = 50\n"
+            "plugin\n"
+            "%s",
+            agency, s_bp.endpoint, name, plugin_section);
+    fclose(f);
+}
+
+static void
+s_adapter_start(adapter_t *a)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *log = freopen(a->log, "a", stderr);
+        (void)log;
+        const char *bin = getenv("MLG_ADAPTER_BIN");
+        execl(bin, bin, "--plugin", a->plugin, "--config", a->cfg, (char *)NULL);
+        _exit(127);
+    }
+    a->pid = pid;
+}
+
+static int
+s_adapter_stop(adapter_t *a, int sig)
+{
+    if (a->pid <= 0)
+        return -1;
+    kill(a->pid, sig);
+    int status = 0;
+    waitpid(a->pid, &status, 0);
+    a->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool
+s_alive(const adapter_t *a)
+{
+    return a->pid > 0 && waitpid(a->pid, NULL, WNOHANG) == 0;
+}
+
+static void
+s_dump_log(const char *path)
+{
+    char *text = s_read_file(path);
+    if (text) {
+        size_t len = strlen(text);
+        fprintf(stderr, "---- %s (last part)\n%s\n", path,
+                len > 4000 ? text + len - 4000 : text);
+        free(text);
+    }
+}
+
+/* Runs the adapter to its end (a refused start); its exit code, and its
+   stderr in *err. */
+static int
+s_adapter_run(const char *plugin, const char *cfg, char **err)
+{
+    char log[400];
+    snprintf(log, sizeof(log), "%s/run.log", s_bp.dir);
+    unlink(log);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        const char *bin = getenv("MLG_ADAPTER_BIN");
+        execl(bin, bin, "--plugin", plugin, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *err = s_read_file(log);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *
+s_sql_section(const char *conninfo, bool outbox, bool inbox)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof(buf),
+             "    database = \"%s\"\n"
+             "%s%s",
+             conninfo, outbox ? "    outbox\n        table = maillage_outbox\n" : "",
+             inbox ? "    inbox\n        table = maillage_inbox\n" : "");
+    return buf;
+}
+
+/* Inserts n outbox rows in A's database, addressed to B, as the legacy
+   system would; ids are made by the database. */
+static void
+s_outbox_insert(int n, int from)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "insert into maillage_outbox (type, version, recipients, body) "
+             "select 'service.capacity.changed', 1, array['ehpad-les-tilleuls'], "
+             "jsonb_build_object('service_id', 'svc-' || g, 'service', 'home-care', "
+             "'places_total', 40, 'places_available', g) "
+             "from generate_series(%d, %d) g",
+             from, from + n - 1);
+    s_exec_sql(s_legacy_a, sql);
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+static int
+s_setup(void **state)
+{
+    (void)state;
+    if (brokerproc_init(&s_bp, "e2e_adapters", "    heartbeat_ms = 300\n", s_agencies)
+            != 0
+        || brokerproc_start(&s_bp) != 0) {
+        fprintf(stderr, "the broker did not start\n");
+        return -1;
+    }
+    char url[512];
+    if (brokerproc_make_db("e2e_legacy_a", url, sizeof(url), s_legacy_a,
+                           sizeof(s_legacy_a))
+        || brokerproc_make_db("e2e_legacy_b", url, sizeof(url), s_legacy_b,
+                              sizeof(s_legacy_b)))
+        return -1;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/adapters/sql/tables.sql", getenv("MLG_SOURCE_DIR"));
+    char *tables = s_read_file(path);
+    if (!tables)
+        return -1;
+    const char *dbs[] = {s_legacy_a, s_legacy_b};
+    for (int i = 0; i < 2; i++) {
+        PGconn *conn = PQconnectdb(dbs[i]);
+        PGresult *r = PQexec(conn, tables);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            fprintf(stderr, "tables.sql: %s", PQerrorMessage(conn));
+        PQclear(r);
+        PQfinish(conn);
+        if (!ok) {
+            free(tables);
+            return -1;
+        }
+    }
+    free(tables);
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    (void)state;
+    brokerproc_cleanup(&s_bp);
+    return 0;
+}
+
+static void
+s_reset_legacy(void)
+{
+    s_exec_sql(s_legacy_a, "truncate maillage_outbox, maillage_inbox");
+    s_exec_sql(s_legacy_b, "truncate maillage_outbox, maillage_inbox");
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void
+test_sql_outbox_reaches_inbox(void **state)
+{
+    (void)state;
+    s_reset_legacy();
+    adapter_t a = {0}, b = {0};
+    s_adapter_config(&a, "sql-a", "sql", "ccas-paris-13",
+                     s_sql_section(s_legacy_a, true, false));
+    s_adapter_config(&b, "sql-b", "sql", "ehpad-les-tilleuls",
+                     s_sql_section(s_legacy_b, false, true));
+    s_adapter_start(&a);
+    s_adapter_start(&b);
+
+    s_exec_sql(s_legacy_a,
+               "insert into maillage_outbox (id, type, version, recipients, correlation, "
+               "occurred_at, body) values ('0b9f7c7e-3f5c-4c1e-9a59-000000000001', "
+               "'service.capacity.changed', 1, array['ehpad-les-tilleuls'], 'case-7', "
+               "'2026-03-01T09:30:00Z', '{\"service_id\": \"ssiad-13\", \"service\": "
+               "\"home-care\", \"places_total\": 40, \"places_available\": 3}')");
+    /* refused by the broker: places_total missing */
+    s_exec_sql(s_legacy_a,
+               "insert into maillage_outbox (id, type, recipients, body) values "
+               "('0b9f7c7e-3f5c-4c1e-9a59-000000000002', 'service.capacity.changed', "
+               "array['ehpad-les-tilleuls'], '{\"service_id\": \"x\", \"service\": "
+               "\"home-care\", \"places_available\": 3}')");
+    /* refused by the plugin itself: not a valid envelope */
+    s_exec_sql(s_legacy_a,
+               "insert into maillage_outbox (id, type, recipients, body) values "
+               "('0b9f7c7e-3f5c-4c1e-9a59-000000000003', 'Not A Type', "
+               "array['ehpad-les-tilleuls'], '{}')");
+
+    long got = s_wait_scalar(s_legacy_b, "select count(*) from maillage_inbox", 1, 15000);
+    if (got != 1) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_int_equal(got, 1);
+    PGconn *conn = PQconnectdb(s_legacy_b);
+    PGresult *r =
+        PQexec(conn, "select id::text, type, version, sender, correlation, "
+                     "occurred_at = '2026-03-01T09:30:00Z', body->>'service_id', "
+                     "(body->>'places_available')::int, received_at is not null "
+                     "from maillage_inbox");
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "0b9f7c7e-3f5c-4c1e-9a59-000000000001");
+    assert_string_equal(PQgetvalue(r, 0, 1), "service.capacity.changed");
+    assert_string_equal(PQgetvalue(r, 0, 2), "1");
+    assert_string_equal(PQgetvalue(r, 0, 3), "ccas-paris-13");
+    assert_string_equal(PQgetvalue(r, 0, 4), "case-7");
+    assert_string_equal(PQgetvalue(r, 0, 5), "t");
+    assert_string_equal(PQgetvalue(r, 0, 6), "ssiad-13");
+    assert_string_equal(PQgetvalue(r, 0, 7), "3");
+    assert_string_equal(PQgetvalue(r, 0, 8), "t");
+    PQclear(r);
+    PQfinish(conn);
+
+    /* the outbox says what became of each row */
+    assert_int_equal(
+        s_wait_scalar(s_legacy_a,
+                      "select count(*) from maillage_outbox where sent_at is not "
+                      "null or error_code is not null",
+                      3, 10000),
+        3);
+    conn = PQconnectdb(s_legacy_a);
+    r = PQexec(conn,
+               "select right(id::text, 1), sent_at is not null, broker_seq is not null, "
+               "coalesce(error_code, ''), coalesce(error_reason, '') "
+               "from maillage_outbox order by id");
+    assert_int_equal(PQntuples(r), 3);
+    assert_string_equal(PQgetvalue(r, 0, 1), "t");
+    assert_string_equal(PQgetvalue(r, 0, 2), "t");
+    assert_string_equal(PQgetvalue(r, 0, 3), "");
+    assert_string_equal(PQgetvalue(r, 1, 1), "f");
+    assert_string_equal(PQgetvalue(r, 1, 3), "INVALID");
+    assert_non_null(strstr(PQgetvalue(r, 1, 4), "/places_total"));
+    assert_string_equal(PQgetvalue(r, 2, 1), "f");
+    assert_string_equal(PQgetvalue(r, 2, 3), "MALFORMED");
+    PQclear(r);
+    PQfinish(conn);
+
+    /* the broker stored the first only, and B acked it */
+    PGconn *db = brokerproc_db(&s_bp);
+    assert_int_equal(brokerproc_scalar(db, "select count(*) from messages where id = "
+                                           "'0b9f7c7e-3f5c-4c1e-9a59-000000000001'"),
+                     1);
+    assert_int_equal(brokerproc_scalar(db, "select count(*) from messages where id in "
+                                           "('0b9f7c7e-3f5c-4c1e-9a59-000000000002', "
+                                           "'0b9f7c7e-3f5c-4c1e-9a59-000000000003')"),
+                     0);
+    long acked = -1;
+    for (int i = 0; i < 100 && acked != 1; i++, zclock_sleep(50))
+        acked =
+            brokerproc_scalar(db, "select count(*) from deliveries where message_id = "
+                                  "'0b9f7c7e-3f5c-4c1e-9a59-000000000001' and state = "
+                                  "'acked'");
+    assert_int_equal(acked, 1);
+    PQfinish(db);
+
+    assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
+    assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
+}
+
+static void
+test_files_drop_folder(void **state)
+{
+    (void)state;
+    char dir_a[400], dir_b[400], section[600], path[800], tmp[800];
+    snprintf(dir_a, sizeof(dir_a), "%s/drop-a", s_bp.dir);
+    snprintf(dir_b, sizeof(dir_b), "%s/drop-b", s_bp.dir);
+    adapter_t a = {0}, b = {0};
+    snprintf(section, sizeof(section), "    dir = drop-a\n");
+    s_adapter_config(&a, "files-a", "files", "ccas-paris-13", section);
+    snprintf(section, sizeof(section), "    dir = %s\n", dir_b);
+    s_adapter_config(&b, "files-b", "files", "ehpad-les-tilleuls", section);
+    s_adapter_start(&a);
+    s_adapter_start(&b);
+    /* the folders are made by the adapter; wait for in/ */
+    snprintf(path, sizeof(path), "%s/in", dir_a);
+    struct stat st;
+    for (int i = 0; i < 200 && stat(path, &st) != 0; i++)
+        zclock_sleep(25);
+    assert_int_equal(stat(path, &st), 0);
+
+    /* a file still being written: its name does not end in .json */
+    snprintf(tmp, sizeof(tmp), "%s/in/.capacity.json.tmp", dir_a);
+    s_write_file(tmp, "{\"type\": \"service.capacity.changed\", \"vers");
+    /* a good event, written then renamed */
+    snprintf(tmp, sizeof(tmp), "%s/in/.good.json.part", dir_a);
+    s_write_file(tmp,
+                 "{\"id\": \"7d1e0c1a-4b7e-4e0b-8f5e-0000000000f1\", "
+                 "\"type\": \"service.capacity.changed\", \"version\": 1, "
+                 "\"to\": [\"ehpad-les-tilleuls\"], \"correlation\": \"files-1\", "
+                 "\"body\": {\"service_id\": \"ssiad-13\", \"service\": \"home-care\", "
+                 "\"places_total\": 40, \"places_available\": 12}}");
+    snprintf(path, sizeof(path), "%s/in/good.json", dir_a);
+    assert_int_equal(rename(tmp, path), 0);
+    /* a schema-invalid one (places_available is a string), and one with no id */
+    snprintf(path, sizeof(path), "%s/in/invalid.json", dir_a);
+    s_write_file(path,
+                 "{\"id\": \"7d1e0c1a-4b7e-4e0b-8f5e-0000000000f2\", "
+                 "\"type\": \"service.capacity.changed\", \"version\": 1, "
+                 "\"to\": [\"ehpad-les-tilleuls\"], "
+                 "\"body\": {\"service_id\": \"ssiad-13\", \"service\": \"home-care\", "
+                 "\"places_total\": 40, \"places_available\": \"many\"}}");
+    snprintf(path, sizeof(path), "%s/in/noid.json", dir_a);
+    s_write_file(path, "{\"type\": \"service.capacity.changed\", \"version\": 1, "
+                       "\"to\": [\"ehpad-les-tilleuls\"], "
+                       "\"body\": {\"service_id\": \"noid\", \"service\": \"home-care\", "
+                       "\"places_total\": 1, \"places_available\": 1}}");
+
+    /* B's out/ gets the good one as JSON */
+    snprintf(path, sizeof(path), "%s/out/7d1e0c1a-4b7e-4e0b-8f5e-0000000000f1.json",
+             dir_b);
+    char *text = NULL;
+    for (int i = 0; i < 300 && !(text = s_read_file(path)); i++)
+        zclock_sleep(50);
+    if (!text) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_non_null(text);
+    json_error_t jerr;
+    json_t *got = json_loads(text, 0, &jerr);
+    free(text);
+    assert_non_null(got);
+    assert_string_equal(json_string_value(json_object_get(got, "from")), "ccas-paris-13");
+    assert_string_equal(json_string_value(json_object_get(got, "type")),
+                        "service.capacity.changed");
+    assert_string_equal(json_string_value(json_object_get(got, "correlation")),
+                        "files-1");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "body"),
+                                                        "places_available")),
+                     12);
+    assert_non_null(json_string_value(json_object_get(got, "received_at")));
+    json_decref(got);
+
+    /* A's files: good and noid in done/, invalid in failed/ with its reason */
+    snprintf(path, sizeof(path), "%s/failed/invalid.json.error", dir_a);
+    for (int i = 0; i < 200 && !(text = s_read_file(path)); i++)
+        zclock_sleep(50);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "INVALID"));
+    assert_non_null(strstr(text, "/places_available"));
+    free(text);
+    snprintf(path, sizeof(path), "%s/failed/invalid.json", dir_a);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof(path), "%s/done/noid.json", dir_a);
+    for (int i = 0; i < 200 && stat(path, &st) != 0; i++)
+        zclock_sleep(50);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof(path), "%s/done/good.json", dir_a);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof(path), "%s/in/good.json", dir_a);
+    assert_int_not_equal(stat(path, &st), 0);
+    /* the partial file was not touched */
+    snprintf(path, sizeof(path), "%s/in/.capacity.json.tmp", dir_a);
+    assert_int_equal(stat(path, &st), 0);
+    /* B got two events in all: good and noid */
+    snprintf(path, sizeof(path), "%s/out", dir_b);
+    int files = 0;
+    for (int i = 0; i < 100; i++) {
+        files = 0;
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            files += e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+        if (files >= 2)
+            break;
+        zclock_sleep(50);
+    }
+    assert_int_equal(files, 2);
+
+    assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
+    assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
+}
+
+static void
+test_sql_survives_sigkill(void **state)
+{
+    (void)state;
+    s_reset_legacy();
+    adapter_t a = {0}, b = {0};
+    s_adapter_config(&a, "kill-a", "sql", "ccas-paris-13",
+                     s_sql_section(s_legacy_a, true, false));
+    s_adapter_config(&b, "kill-b", "sql", "ehpad-les-tilleuls",
+                     s_sql_section(s_legacy_b, false, true));
+    PGconn *db = brokerproc_db(&s_bp);
+    const char *count_sql =
+        "select count(*) from messages where sender = 'ccas-paris-13'";
+    long before = brokerproc_scalar(db, count_sql);
+    s_adapter_start(&a);
+    s_adapter_start(&b);
+    unsigned seed = (unsigned)time(NULL);
+    fprintf(stderr, "random seed %u\n", seed);
+    srand(seed);
+    int kills = 0;
+    /* 500 events in ten bursts; after each, a random pause and a SIGKILL
+       of A, B or both, then a restart */
+    for (int burst = 0; burst < 10; burst++) {
+        s_outbox_insert(50, burst * 50 + 1);
+        zclock_sleep(20 + rand() % 300);
+        int which = rand() % 3;
+        if (which != 1) {
+            s_adapter_stop(&a, SIGKILL);
+            kills++;
+        }
+        if (which != 0) {
+            s_adapter_stop(&b, SIGKILL);
+            kills++;
+        }
+        zclock_sleep(rand() % 100);
+        if (!a.pid)
+            s_adapter_start(&a);
+        if (!b.pid)
+            s_adapter_start(&b);
+    }
+    fprintf(stderr, "%d SIGKILLs\n", kills);
+    long got =
+        s_wait_scalar(s_legacy_b, "select count(*) from maillage_inbox", 500, 60000);
+    if (got != 500) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_int_equal(got, 500);
+    /* the same 500 ids on both sides, each once */
+    PGconn *conn = PQconnectdb(s_legacy_b);
+    PGresult *r =
+        PQexec(conn, "select count(distinct id), count(distinct body->>'service_id') "
+                     "from maillage_inbox");
+    assert_string_equal(PQgetvalue(r, 0, 0), "500");
+    assert_string_equal(PQgetvalue(r, 0, 1), "500");
+    PQclear(r);
+    PQfinish(conn);
+    assert_int_equal(
+        s_wait_scalar(s_legacy_a,
+                      "select count(*) from maillage_outbox where sent_at is not null",
+                      500, 20000),
+        500);
+    assert_int_equal(s_scalar(s_legacy_a, "select count(*) from maillage_outbox where "
+                                          "error_code is not null"),
+                     0);
+    /* the broker stored each event once; every delivery ends acked */
+    assert_int_equal(brokerproc_scalar(db, count_sql) - before, 500);
+    long pending = -1;
+    for (int i = 0; i < 200 && pending != 0; i++, zclock_sleep(50))
+        pending =
+            brokerproc_scalar(db, "select count(*) from deliveries where recipient = "
+                                  "'ehpad-les-tilleuls' and state = 'pending'");
+    assert_int_equal(pending, 0);
+    assert_int_equal(
+        brokerproc_scalar(db, "select count(*) from deliveries where state = 'dead'"), 0);
+    PQfinish(db);
+    s_adapter_stop(&a, SIGTERM);
+    s_adapter_stop(&b, SIGTERM);
+}
+
+static void
+test_broker_restart_under_adapters(void **state)
+{
+    (void)state;
+    s_reset_legacy();
+    adapter_t a = {0}, b = {0};
+    s_adapter_config(&a, "restart-a", "sql", "ccas-paris-13",
+                     s_sql_section(s_legacy_a, true, false));
+    s_adapter_config(&b, "restart-b", "sql", "ehpad-les-tilleuls",
+                     s_sql_section(s_legacy_b, false, true));
+    s_adapter_start(&a);
+    s_adapter_start(&b);
+    s_outbox_insert(20, 1);
+    assert_int_equal(
+        s_wait_scalar(s_legacy_b, "select count(*) from maillage_inbox", 20, 15000), 20);
+
+    /* the broker dies; events keep coming into the outbox */
+    brokerproc_stop(&s_bp, SIGKILL);
+    s_outbox_insert(20, 21);
+    zclock_sleep(1500);
+    assert_int_equal(s_scalar(s_legacy_b, "select count(*) from maillage_inbox"), 20);
+    assert_true(s_alive(&a));
+    assert_true(s_alive(&b));
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+    s_outbox_insert(20, 41);
+
+    long got =
+        s_wait_scalar(s_legacy_b, "select count(*) from maillage_inbox", 60, 30000);
+    if (got != 60) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_int_equal(got, 60);
+    assert_int_equal(
+        s_wait_scalar(s_legacy_a,
+                      "select count(*) from maillage_outbox where sent_at is not null",
+                      60, 10000),
+        60);
+    /* the same processes all along */
+    assert_true(s_alive(&a));
+    assert_true(s_alive(&b));
+    char *log = s_read_file(a.log);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "joined"));
+    free(log);
+    assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
+    assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
+}
+
+static void
+test_refuses_bad_plugin_and_config(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    adapter_t a = {0};
+    s_adapter_config(&a, "abi", "files", "ccas-paris-13", "    dir = abi\n");
+    assert_int_equal(s_adapter_run(getenv("MLG_OLD_PLUGIN"), a.cfg, &err), 2);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "ABI 999"));
+    assert_non_null(strstr(err, "ABI 1"));
+    free(err);
+
+    s_adapter_config(&a, "typo", "sql", "ccas-paris-13",
+                     "    database = \"dbname=x\"\n    outbox\n        tabel = t\n");
+    assert_int_equal(s_adapter_run("sql", a.cfg, &err), 2);
+    assert_non_null(strstr(err, "outbox/tabel"));
+    free(err);
+
+    s_adapter_config(&a, "noplugin", "files", "ccas-paris-13", "    dir = x\n");
+    assert_int_equal(s_adapter_run("no-such-plugin", a.cfg, &err), 2);
+    assert_non_null(strstr(err, "cannot load plugin"));
+    free(err);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refuses_bad_plugin_and_config),
+        cmocka_unit_test(test_sql_outbox_reaches_inbox),
+        cmocka_unit_test(test_files_drop_folder),
+        cmocka_unit_test(test_sql_survives_sigkill),
+        cmocka_unit_test(test_broker_restart_under_adapters),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
