@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -227,6 +229,95 @@ test_reload_removes_a_key(void **state)
     mlg_client_destroy(&other);
 }
 
+/* The adapter host under CURVE: its configuration names its certificate
+   and the broker's key; a file dropped in its in/ reaches a client of
+   the addressee, and an adapter with an unknown key never joins. */
+static void
+test_adapter_with_curve(void **state)
+{
+    (void)state;
+    char cfg[256], log[256], in[256], path[300];
+    const char *names[] = {"ccas", "stranger"};
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(cfg, sizeof(cfg), "%s/adapter-%s.cfg", s_dir, names[i]);
+        FILE *f = fopen(cfg, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "adapter\n    agency = ccas-paris-13\n    endpoint = %s\n"
+                "    cert = %s_secret\n    server_key = \"%s\"\n    poll_ms = 50\n"
+                "plugin\n    dir = drop-%s\n",
+                s_bp.endpoint, names[i], s_server_key, names[i]);
+        fclose(f);
+        snprintf(log, sizeof(log), "%s/adapter-%s.log", s_dir, names[i]);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            FILE *l = freopen(log, "w", stderr);
+            (void)l;
+            const char *bin = getenv("MLG_ADAPTER_BIN");
+            execl(bin, bin, "--plugin", "files", "--config", cfg, (char *)NULL);
+            _exit(127);
+        }
+    }
+    mlg_error_t err;
+    mlg_client_t *cd75 = NULL;
+    char cd75_cert[128];
+    snprintf(cd75_cert, sizeof(cd75_cert), "%s/cd75-new_secret", s_dir);
+    cd75 = mlg_client_new_curve(s_bp.endpoint, "cd75", "e2e-curve", 5, 2000, cd75_cert,
+                                s_server_key, &err);
+    assert_non_null(cd75);
+
+    char id[37];
+    brokerproc_new_id(id);
+    snprintf(in, sizeof(in), "%s/drop-ccas/in", s_dir);
+    for (int i = 0; i < 200 && access(in, W_OK) != 0; i++)
+        zclock_sleep(25);
+    snprintf(path, sizeof(path), "%s/alert.json", in);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+            " \"to\": [\"cd75\"], \"subject\": \"P\", \"purpose\": \"protection\","
+            " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": "
+            "\"urgent\"}}",
+            id, id);
+    fclose(f);
+    mlg_msg_t *d = NULL;
+    for (int i = 0; i < 20 && !d; i++) {
+        d = mlg_client_recv(cd75, 500);
+        if (d && d->op != MLG_OP_DELIVER)
+            mlg_msg_destroy(&d);
+    }
+    assert_non_null(d);
+    assert_string_equal(d->id, id);
+    assert_string_equal(d->from, "ccas-paris-13");
+    mlg_client_ack(cd75, d->delivery);
+    mlg_msg_destroy(&d);
+    mlg_client_destroy(&cd75);
+
+    /* the stranger's adapter was never welcomed */
+    snprintf(log, sizeof(log), "%s/adapter-stranger.log", s_dir);
+    for (int i = 0; i < 2; i++) {
+        kill(pids[i], SIGTERM);
+        int status = 0;
+        waitpid(pids[i], &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    f = fopen(log, "r");
+    assert_non_null(f);
+    char line[1024];
+    bool refused = false, joined = false;
+    while (fgets(line, sizeof(line), f)) {
+        refused |= strstr(line, "cannot join") != NULL;
+        joined |= strstr(line, "joined") != NULL && strstr(line, "cannot") == NULL;
+    }
+    fclose(f);
+    assert_true(refused);
+    assert_false(joined);
+}
+
 int
 main(void)
 {
@@ -236,6 +327,7 @@ main(void)
         cmocka_unit_test(test_key_of_another_agency_forbidden),
         cmocka_unit_test(test_two_keys_while_rotating),
         cmocka_unit_test(test_acl_under_curve),
+        cmocka_unit_test(test_adapter_with_curve),
         cmocka_unit_test(test_reload_removes_a_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
