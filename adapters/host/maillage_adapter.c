@@ -685,7 +685,8 @@ s_usage(FILE *out)
                  "\n"
                  "The configuration (ZPL) has an 'adapter' section (agency, endpoint,\n"
                  "client, credit, window, poll_ms, cert, server_key) and a 'plugin'\n"
-                 "section read by the plugin.\n");
+                 "section read by the plugin. --check loads the plugin and checks the\n"
+                 "configuration, then exits (0: fit to run, 2: not).\n");
 }
 
 int
@@ -696,11 +697,15 @@ main(int argc, char **argv)
     memset(&self, 0, sizeof(self));
     static const struct option options[] = {{"plugin", required_argument, NULL, 'p'},
                                             {"config", required_argument, NULL, 'c'},
+                                            {"check", no_argument, NULL, 'k'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int opt;
+    bool check_only = false;
     while ((opt = getopt_long(argc, argv, "p:c:h", options, NULL)) != -1) {
-        if (opt == 'p')
+        if (opt == 'k')
+            check_only = true;
+        else if (opt == 'p')
             plugin_name = optarg;
         else if (opt == 'c')
             self.config_file = optarg;
@@ -737,6 +742,12 @@ main(int argc, char **argv)
     zconfig_t *section = zconfig_locate(self.config, "plugin");
     if (section && s_check_plugin_keys(&self, section, "") != 0) {
         status = 2;
+        goto done;
+    }
+    if (check_only) {
+        printf("%s: fit to run plugin '%s' (ABI %u) as %s\n", self.config_file,
+               self.plugin->name, (unsigned)self.plugin->abi, self.agency);
+        status = 0;
         goto done;
     }
     self.host.self = &self;
