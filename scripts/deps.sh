@@ -3,6 +3,8 @@
 # this machine lacks. Safe to run again: it installs only what is missing.
 #
 #   scripts/deps.sh          build, test, demo and fuzz dependencies
+#   scripts/deps.sh PKG...   those, and the named packages too (CI adds
+#                            docker-compose to check docker-compose.yml)
 #
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
@@ -17,6 +19,7 @@ packages=(
   clang libclang-rt-14-dev                # libFuzzer and the sanitizer build
 )
 
+packages+=("$@")
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
