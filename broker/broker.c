@@ -14,6 +14,7 @@
     delivery, in flight or not, comes back. */
 
 #include <czmq.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,9 @@
 #include "auth.h"
 #include "broker.h"
 #include "consent_event.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "store.h"
 
@@ -63,6 +66,8 @@ struct brk_broker_t {
     zsock_t *router;
     zactor_t *auth; /* the ZAP handler, under CURVE */
     zactor_t *store;
+    brk_http_t *http; /* broker/http: /metrics, /healthz, the dashboard */
+    unsigned ticks;
     zloop_t *loop;
     zhashx_t *sessions;       /* key -> s_session_t */
     zhashx_t *queues;         /* agency -> s_queue_t */
@@ -76,6 +81,8 @@ struct brk_broker_t {
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload;
 };
+
+static void s_send_agencies(brk_broker_t *self);
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -109,6 +116,7 @@ static void
 s_send_reject(brk_broker_t *self, zframe_t *rid, const char *id, mlg_rc_t code,
               const char *reason)
 {
+    brk_metrics_rejected(mlg_rc_wire(code));
     mlg_msg_t *m = mlg_msg_new(MLG_OP_REJECT);
     snprintf(m->id, sizeof(m->id), "%s", id);
     snprintf(m->code, sizeof(m->code), "%s", mlg_rc_wire(code));
@@ -731,7 +739,16 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
 {
     self->outstanding--;
     s_consent_done(self, job);
+    if (job->rc == MLG_OK && !job->duplicate) {
+        brk_metrics_received(job->msg->type);
+        for (size_t i = 0; i < job->ndecisions; i++)
+            brk_metrics_decision(job->decisions[i].allow,
+                                 mlg_basis_name(job->decisions[i].basis));
+    }
     if (job->rc == MLG_OK) {
+        mlg_time_t now = mlg_time_now();
+        brk_metrics_confirm_seconds(
+            (double)(now.sec * 1000000 + now.nsec / 1000 - job->received_us) / 1e6);
         mlg_msg_t *c = mlg_msg_new(MLG_OP_CONFIRM);
         snprintf(c->id, sizeof(c->id), "%s", job->msg->id);
         c->seq = job->seq;
@@ -860,6 +877,7 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
     }
     else if (streq(verb, "DB-UP") || streq(verb, "DB-DOWN")) {
         self->db_up = streq(verb, "DB-UP");
+        brk_metrics_set_db(self->db_up);
         if (self->db_up) {
             brk_log(BRK_LOG_INFO, "loop", "database available: publishing open");
             for (s_queue_t *q = zhashx_first(self->queues); q;
@@ -914,8 +932,62 @@ s_reload(brk_broker_t *self)
             s_session_end(self, s, "its key or agency was removed by a reload");
     }
     zlistx_destroy(&keys);
+    s_send_agencies(self);
     brk_log(BRK_LOG_INFO, "config", "reloaded %s: %zu agencies", self->cfg->path,
             self->cfg->nagencies);
+}
+
+/* The registry, for the store to write into the agencies table. */
+static void
+s_send_agencies(brk_broker_t *self)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < self->cfg->nagencies; i++) {
+        const brk_agency_t *a = &self->cfg->agencies[i];
+        json_t *o = json_object(), *keys = json_array(), *pub = json_array(),
+               *sub = json_array();
+        char *copy = strdup(a->public_keys ? a->public_keys : ""), *save = NULL;
+        for (char *k = copy ? strtok_r(copy, " ", &save) : NULL; k;
+             k = strtok_r(NULL, " ", &save))
+            json_array_append_new(keys, json_string(k));
+        free(copy);
+        for (size_t k = 0; k < a->npublish; k++)
+            json_array_append_new(pub, json_string(a->publish[k]));
+        for (size_t k = 0; k < a->nsubscribe; k++)
+            json_array_append_new(sub, json_string(a->subscribe[k]));
+        json_object_set_new(o, "id", json_string(a->id));
+        json_object_set_new(o, "name", json_string(a->name ? a->name : ""));
+        json_object_set_new(o, "public_keys", keys);
+        json_object_set_new(o, "publish", pub);
+        json_object_set_new(o, "subscribe", sub);
+        json_array_append_new(list, o);
+    }
+    char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    json_decref(list);
+    if (text)
+        zsock_send(self->store, "sp", "AGENCIES", text);
+}
+
+/* The loop's figures for the HTTP thread: clients and deliveries in
+   flight, per registered agency. */
+static void
+s_publish_figures(brk_broker_t *self)
+{
+    size_t n = self->cfg->nagencies;
+    size_t *clients = calloc(n ? n : 1, sizeof(*clients));
+    uint64_t *inflight = calloc(n ? n : 1, sizeof(*inflight));
+    if (clients && inflight) {
+        for (s_session_t *s = zhashx_first(self->sessions); s;
+             s = zhashx_next(self->sessions))
+            for (size_t i = 0; s->hello && i < n; i++)
+                if (strcmp(self->cfg->agencies[i].id, s->agency) == 0) {
+                    clients[i]++;
+                    inflight[i] += s->inflight;
+                }
+        brk_metrics_set_agencies(self->cfg->agencies, n, clients, inflight);
+    }
+    free(clients);
+    free(inflight);
 }
 
 static int
@@ -943,6 +1015,8 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
     zlistx_destroy(&keys);
     /* queues whose read-ahead failed try again */
     s_pump_all(self);
+    if (self->http && self->ticks++ % 10 == 0)
+        s_publish_figures(self);
     return 0;
 }
 
@@ -1013,11 +1087,25 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
         brk_broker_destroy(&self);
         return NULL;
     }
+    brk_metrics_init();
+    if (cfg->http && *cfg->http) {
+        char err[600];
+        self->http = brk_http_new(cfg->http, cfg->database, err, sizeof(err));
+        if (!self->http) {
+            brk_log(BRK_LOG_ERROR, "config", "%s: %s", cfg->path, err);
+            brk_broker_destroy(&self);
+            return NULL;
+        }
+        s_publish_figures(self);
+        brk_log(BRK_LOG_INFO, "http",
+                "/metrics, /healthz and the dashboard on http://%s/", cfg->http);
+    }
     self->store = brk_store_new(cfg->database, sql_dir);
     if (!self->store) {
         brk_broker_destroy(&self);
         return NULL;
     }
+    s_send_agencies(self);
     self->loop = zloop_new();
     zloop_reader(self->loop, self->router, s_on_router, self);
     zloop_reader(self->loop, (zsock_t *)zactor_sock(self->store), s_on_store, self);
@@ -1052,6 +1140,8 @@ brk_broker_destroy(brk_broker_t **self_p)
     brk_broker_t *self = *self_p;
     if (!self)
         return;
+    brk_http_destroy(&self->http);
+    brk_metrics_shutdown();
     zloop_destroy(&self->loop);
     /* the store finishes the batch in hand, then stops */
     zactor_destroy(&self->store);

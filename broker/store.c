@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "metrics.h"
 #include "store.h"
 
 #define S_MAX_BATCH 1000
@@ -30,7 +31,11 @@ typedef struct {
     int64_t next_try_ms;
     bool told_up; /* last state told to the loop */
     bool told_once;
+    char *agencies;      /* the registry as JSON, from the loop (AGENCIES) */
+    bool agencies_dirty; /* not yet written to this connection */
 } s_store_t;
+
+static void s_write_agencies(s_store_t *self);
 
 void
 brk_job_destroy(brk_job_t **job_p)
@@ -201,6 +206,8 @@ s_connect(s_store_t *self, zsock_t *pipe)
     brk_log(BRK_LOG_INFO, "store", "database connected, %zu consent(s) loaded",
             brk_consents_size(consents));
     self->told_once = false; /* each new connection sends the index again */
+    self->agencies_dirty = true;
+    s_write_agencies(self);
     zsock_send(pipe, "sp", "CONSENTS", consents);
     s_tell(self, pipe, true);
     return true;
@@ -583,6 +590,39 @@ s_update(s_store_t *self, const brk_update_t *u)
                   2, le);
 }
 
+/* ---- the agencies table ------------------------------------------------ */
+
+/* The registry as the configuration has it (DESIGN.md "Database"): rows
+   upserted, agencies no longer configured removed. */
+static void
+s_write_agencies(s_store_t *self)
+{
+    if (!self->conn || !self->agencies || !self->agencies_dirty)
+        return;
+    const char *params[1] = {self->agencies};
+    PGresult *r = PQexecParams(
+        self->conn,
+        "with cfg as (select * from json_to_recordset($1::json) as x(id text, name text,"
+        " public_keys text[], publish text[], subscribe text[])),"
+        " gone as (delete from agencies where id not in (select id from cfg))"
+        " insert into agencies (id, name, public_keys, publish, subscribe, updated_at)"
+        " select id, name, public_keys, publish, subscribe, now() from cfg"
+        " on conflict (id) do update set name = excluded.name,"
+        " public_keys = excluded.public_keys, publish = excluded.publish,"
+        " subscribe = excluded.subscribe, updated_at = now()"
+        " where (agencies.name, agencies.public_keys, agencies.publish, "
+        "agencies.subscribe)"
+        " is distinct from (excluded.name, excluded.public_keys, excluded.publish,"
+        " excluded.subscribe)",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK)
+        self->agencies_dirty = false;
+    else
+        brk_log(BRK_LOG_WARNING, "store", "could not write the agencies table: %s",
+                PQresultErrorMessage(r));
+    PQclear(r);
+}
+
 /* ---- the batch -------------------------------------------------------- */
 
 typedef struct {
@@ -618,6 +658,7 @@ static void
 s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
 {
     bool ok = s_connect(self, pipe);
+    int64_t began = zclock_usecs();
     if (ok)
         ok = s_exec(self, "begin", 0, NULL);
     for (size_t i = 0; ok && i < n; i++) {
@@ -630,6 +671,8 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     }
     if (ok)
         ok = s_exec(self, "commit", 0, NULL);
+    if (ok)
+        brk_metrics_commit_seconds((double)(zclock_usecs() - began) / 1e6);
     if (!ok && self->conn) {
         if (PQstatus(self->conn) != CONNECTION_OK)
             s_disconnect(self, pipe);
@@ -701,6 +744,16 @@ s_actor(zsock_t *pipe, void *args)
                 terminated = true;
                 break;
             }
+            if (streq(verb, "AGENCIES")) {
+                zstr_free(&verb);
+                free(self->agencies);
+                self->agencies = ptr;
+                self->agencies_dirty = true;
+                s_write_agencies(self);
+                if (!(zsock_events(pipe) & ZMQ_POLLIN))
+                    break; /* nothing else waiting: do not block for more */
+                continue;
+            }
             cmds[n].verb = verb;
             cmds[n].ptr = ptr;
             n++;
@@ -715,6 +768,7 @@ s_actor(zsock_t *pipe, void *args)
         PQfinish(self->conn);
     free(self->database);
     free(self->sql_dir);
+    free(self->agencies);
     free(self);
 }
 

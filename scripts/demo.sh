@@ -62,8 +62,11 @@ bash scripts/pg.sh start "$pgdir" maillage >/dev/null
 # shellcheck disable=SC1091
 source "$pgdir/env"
 legacy_url="postgresql://$MLG_PGUSER@127.0.0.1:$MLG_PGPORT/ccas_legacy"
-psql -q "$MLG_DATABASE_URL" -c "drop database if exists ccas_legacy with (force)" \
-  -c "create database ccas_legacy"
+# a fresh pathway each run: both databases made anew
+admin_url="postgresql://$MLG_PGUSER@127.0.0.1:$MLG_PGPORT/postgres"
+for db in maillage ccas_legacy; do
+  psql -q "$admin_url" -c "drop database if exists $db with (force)" -c "create database $db"
+done
 say "the broker's database: $MLG_DATABASE_URL"
 say "the CCAS's legacy database: $legacy_url"
 
@@ -245,11 +248,14 @@ after=$(publish situation.shared "array['ehpad-les-tilleuls']" "$subject" "'coor
 wait_for 20 row_settled "$after"
 say "a share after the withdrawal, $after: $(decisions "$after")"
 
+step "maillage status: the queues as the database and the broker see them"
+"$cli" --database "$MLG_DATABASE_URL" --http "$http" status | sed 's/^/   /'
+
 step "where to look"
-say "$cli status --database $MLG_DATABASE_URL"
-say "$cli audit $rid --database $MLG_DATABASE_URL"
-say "$cli subject-report $subject --database $MLG_DATABASE_URL"
-say "$cli consents --subject $subject --database $MLG_DATABASE_URL"
+say "$cli --database $MLG_DATABASE_URL --http $http status"
+say "$cli --database $MLG_DATABASE_URL audit $rid"
+say "$cli --database $MLG_DATABASE_URL subject-report $subject"
+say "$cli --database $MLG_DATABASE_URL consents --subject $subject"
 say "the dashboard: http://$http/    metrics: http://$http/metrics"
 say "psql $MLG_DATABASE_URL       (messages, deliveries, consent_decisions, consents)"
 say "psql $legacy_url   (orientations, maillage_outbox, maillage_inbox)"

@@ -15,6 +15,8 @@ packages=(
   libmsgpack-dev                          # msgpack-c
   libpq-dev postgresql                    # libpq, and a server for tests and demo
   libjansson-dev                          # JSON (schemas, adapters, CLI)
+  libmicrohttpd-dev                       # the broker's HTTP endpoint (/metrics, dashboard)
+  chromium                                # the dashboard's test, in headless Chromium
   libcmocka-dev                           # unit tests
   clang libclang-rt-14-dev                # libFuzzer and the sanitizer build
 )

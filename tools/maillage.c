@@ -1,8 +1,10 @@
 /*  maillage.c: `maillage`, the operator CLI. It reads PostgreSQL
     directly, so it works while the broker is down.
 
-        maillage [--config FILE | --database URL] [--json] COMMAND ...
+        maillage [--config FILE | --database URL] [--http ADDR] [--json] COMMAND ...
 
+        status                    broker up or not; per agency: clients,
+                                  pending, in flight, dead, oldest pending
         audit MESSAGE_ID          the whole trail of one message
         subject-report SUBJECT    everything about one person (JSON)
         consents --subject S      the person's consents, in force or not
@@ -49,6 +51,7 @@
 typedef struct {
     PGconn *db;
     bool json;
+    const char *http; /* the broker's HTTP address, for live figures */
 } s_cli_t;
 
 static int
@@ -56,7 +59,9 @@ s_usage(FILE *out, int rc)
 {
     fprintf(
         out,
-        "usage: maillage [--config FILE | --database URL] [--json] COMMAND ...\n"
+        "usage: maillage [--config FILE | --database URL] [--http ADDR] [--json] COMMAND "
+        "...\n"
+        "  status\n"
         "  audit MESSAGE_ID\n"
         "  subject-report SUBJECT\n"
         "  consents --subject SUBJECT\n"
@@ -165,6 +170,130 @@ s_print_json(json_t *doc)
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text ? text : "null");
     free(text);
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static const char *SQL_STATUS =
+    "select a.id as agency, a.name,"
+    " count(d.id) filter (where d.state = 'pending') as pending,"
+    " count(d.id) filter (where d.state = 'dead') as dead,"
+    " coalesce(floor(extract(epoch from now() - min(m.received_at)"
+    "   filter (where d.state = 'pending')))::bigint, 0) as oldest_pending_seconds"
+    " from agencies a"
+    " left join deliveries d on d.recipient = a.id and d.state in ('pending', 'dead')"
+    " left join messages m on m.id = d.message_id"
+    " group by a.id, a.name order by a.id";
+
+/* The broker's live figures from its /api/status: NULL when it does not
+   answer (the reason in why). */
+static json_t *
+s_broker_status(const char *http, char *why, size_t whylen)
+{
+    if (!http || !*http) {
+        snprintf(why, whylen, "no broker/http address (give --config or --http)");
+        return NULL;
+    }
+    int code = 0;
+    char *body = NULL;
+    if (tool_http_get(http, "/api/status", 2000, &code, &body) != 0) {
+        snprintf(why, whylen, "no answer from http://%s/", http);
+        return NULL;
+    }
+    json_t *doc = code == 200 ? json_loads(body, 0, NULL) : NULL;
+    if (!doc)
+        snprintf(why, whylen, "http://%s/api/status answered %d", http, code);
+    free(body);
+    return doc;
+}
+
+static json_t *
+s_live_agency(json_t *live, const char *id)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(live, "agencies"), i, a)
+    {
+        const char *aid = json_string_value(json_object_get(a, "id"));
+        if (aid && strcmp(aid, id) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+static int
+s_status(s_cli_t *cli, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0)
+        return s_usage(stderr, EXIT_USAGE);
+    PGresult *res = s_query(cli, SQL_STATUS, 0, NULL);
+    if (!res)
+        return EXIT_USAGE;
+    char why[300] = "";
+    json_t *live = s_broker_status(cli->http, why, sizeof(why));
+    json_t *rows = s_rows(res);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        json_t *a =
+            s_live_agency(live, json_string_value(json_object_get(row, "agency")));
+        json_object_set(row, "clients", a ? json_object_get(a, "clients") : json_null());
+        json_object_set(row, "inflight",
+                        a ? json_object_get(a, "inflight") : json_null());
+    }
+    if (cli->json) {
+        json_t *doc = json_object();
+        json_t *broker = json_object();
+        json_object_set_new(broker, "reachable", json_boolean(live != NULL));
+        json_object_set_new(broker, "address",
+                            cli->http ? json_string(cli->http) : json_null());
+        json_object_set(broker, "database_up",
+                        live ? json_object_get(live, "database_up") : json_null());
+        if (!live)
+            json_object_set_new(broker, "reason", json_string(why));
+        json_object_set_new(doc, "broker", broker);
+        json_object_set(doc, "agencies", rows);
+        s_print_json(doc);
+        json_decref(doc);
+    }
+    else {
+        if (live)
+            printf("broker: up at http://%s/ (database %s)\n", cli->http,
+                   json_is_true(json_object_get(live, "database_up")) ? "up" : "DOWN");
+        else
+            printf("broker: unreachable: %s\n", why);
+        printf("%-24s %-32s %7s %9s %9s %6s %14s\n", "agency", "name", "clients",
+               "pending", "inflight", "dead", "oldest pending");
+        json_array_foreach(rows, i, row)
+        {
+            json_t *clients = json_object_get(row, "clients");
+            json_t *inflight = json_object_get(row, "inflight");
+            char c[24] = "-", f[24] = "-", age[32] = "-";
+            if (json_is_integer(clients))
+                snprintf(c, sizeof(c), "%lld", (long long)json_integer_value(clients));
+            if (json_is_integer(inflight))
+                snprintf(f, sizeof(f), "%lld", (long long)json_integer_value(inflight));
+            long long oldest =
+                json_integer_value(json_object_get(row, "oldest_pending_seconds"));
+            if (oldest > 0)
+                snprintf(age, sizeof(age), "%llds", oldest);
+            printf("%-24s %-32.32s %7s %9lld %9s %6lld %14s\n",
+                   json_string_value(json_object_get(row, "agency")),
+                   json_string_value(json_object_get(row, "name"))
+                       ? json_string_value(json_object_get(row, "name"))
+                       : "",
+                   c, (long long)json_integer_value(json_object_get(row, "pending")), f,
+                   (long long)json_integer_value(json_object_get(row, "dead")), age);
+        }
+        if (json_array_size(rows) == 0)
+            printf("(no agencies: the broker has not run on this database)\n");
+    }
+    json_decref(rows);
+    json_decref(live);
+    PQclear(res);
+    return 0;
 }
 
 /* ---- audit ------------------------------------------------------------- */
@@ -626,7 +755,7 @@ int
 main(int argc, char **argv)
 {
     const char *config = getenv("MAILLAGE_CONFIG"), *database = NULL;
-    s_cli_t cli = {NULL, false};
+    s_cli_t cli = {NULL, false, NULL};
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--help") == 0)
@@ -637,6 +766,8 @@ main(int argc, char **argv)
             config = argv[++i];
         else if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
             database = argv[++i];
+        else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc)
+            cli.http = argv[++i];
         else
             return s_usage(stderr, EXIT_USAGE);
     }
@@ -653,14 +784,17 @@ main(int argc, char **argv)
         brk_config_destroy(&cfg);
         return rc;
     }
-    if (!database) {
+    if (!database || (config && !cli.http)) {
         if (!config)
             return s_error(EXIT_USAGE, "give --database URL or --config FILE");
         char err[1024];
         cfg = brk_config_load(config, err, sizeof(err));
         if (!cfg)
             return s_error(EXIT_USAGE, "%s", err);
-        database = cfg->database;
+        if (!database)
+            database = cfg->database;
+        if (!cli.http && cfg->http && *cfg->http)
+            cli.http = cfg->http;
     }
     cli.db = PQconnectdb(database);
     int rc;
@@ -673,7 +807,9 @@ main(int argc, char **argv)
         const char *cmd = argv[i];
         int n = argc - i - 1;
         char **args = argv + i + 1;
-        if (strcmp(cmd, "audit") == 0)
+        if (strcmp(cmd, "status") == 0)
+            rc = s_status(&cli, n, args);
+        else if (strcmp(cmd, "audit") == 0)
             rc = s_audit(&cli, n, args);
         else if (strcmp(cmd, "subject-report") == 0)
             rc = s_subject_report(&cli, n, args);

@@ -1,7 +1,15 @@
 /*  toolutil.c: helpers shared by the command-line tools. */
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "toolutil.h"
 
@@ -21,4 +29,107 @@ tool_read_file(const char *path, size_t max, size_t *len)
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+static long long
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is ready for `events` or the deadline; 1 when ready. */
+static int
+s_wait(int fd, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - s_now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {fd, events, 0};
+        int rc = poll(&p, 1, (int)left);
+        if (rc > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return 0;
+    }
+}
+
+int
+tool_http_get(const char *hostport, const char *path, int timeout_ms, int *status,
+              char **body)
+{
+    *body = NULL;
+    const char *colon = strrchr(hostport, ':');
+    char host[64];
+    if (!colon || (size_t)(colon - hostport) >= sizeof(host))
+        return -1;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+    long port = strtol(colon + 1, NULL, 10);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    if (strcmp(host, "0.0.0.0") == 0) /* a wildcard listener: ask it locally */
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (port < 1 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return -1;
+    long long deadline = s_now_ms() + timeout_ms;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (rc != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (!s_wait(fd, POLLOUT, deadline)
+        || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr) {
+        close(fd);
+        return -1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+                     hostport);
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t cap = 1 << 16, used = 0, max = 4u << 20;
+    char *buf = malloc(cap + 1);
+    while (buf && s_wait(fd, POLLIN, deadline)) {
+        if (used == cap) {
+            if (cap >= max)
+                break;
+            char *grown = realloc(buf, cap * 2 + 1);
+            if (!grown)
+                break;
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t got = recv(fd, buf + used, cap - used, 0);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (got <= 0)
+            break;
+        used += (size_t)got;
+    }
+    close(fd);
+    if (!buf)
+        return -1;
+    buf[used] = '\0';
+    char *head_end = strstr(buf, "\r\n\r\n");
+    int code = 0;
+    if (!head_end || sscanf(buf, "HTTP/%*d.%*d %d", &code) != 1) {
+        free(buf);
+        return -1;
+    }
+    *status = code;
+    *body = strdup(head_end + 4);
+    free(buf);
+    return *body ? 0 : -1;
 }

@@ -1,0 +1,432 @@
+/*  metrics.c: see metrics.h. Counters keyed by their label values in
+    czmq hash tables, two histograms with fixed buckets, the loop's
+    snapshot of agencies; all behind one mutex. */
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+#include <jansson.h>
+
+#include "metrics.h"
+
+/* Seconds: from well under a millisecond (a commit of one row on a fast
+   disk) to seconds (a struggling database). */
+static const double s_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define S_NBOUNDS (sizeof(s_bounds) / sizeof(s_bounds[0]))
+
+typedef struct {
+    uint64_t buckets[S_NBOUNDS]; /* not cumulative; summed when written */
+    uint64_t count;
+    double sum;
+} s_histogram_t;
+
+typedef struct {
+    char id[MLG_AGENCY_ID_MAX + 1];
+    char *name;
+    size_t clients;
+    uint64_t inflight;
+} s_agency_t;
+
+static struct {
+    pthread_mutex_t lock;
+    bool ready;
+    zhashx_t *received;  /* type -> uint64_t * */
+    zhashx_t *rejected;  /* code -> uint64_t * */
+    zhashx_t *decisions; /* "allow,consent" -> uint64_t * */
+    s_histogram_t confirm, commit;
+    bool db_up;
+    s_agency_t *agencies;
+    size_t nagencies;
+    int64_t started;
+} s_m = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void
+s_free_agencies(void)
+{
+    for (size_t i = 0; i < s_m.nagencies; i++)
+        free(s_m.agencies[i].name);
+    free(s_m.agencies);
+    s_m.agencies = NULL;
+    s_m.nagencies = 0;
+}
+
+static zhashx_t *
+s_counters(void)
+{
+    zhashx_t *h = zhashx_new();
+    if (h)
+        zhashx_set_destructor(h, (zhashx_destructor_fn *)zstr_free);
+    return h;
+}
+
+int
+brk_metrics_init(void)
+{
+    pthread_mutex_lock(&s_m.lock);
+    zhashx_destroy(&s_m.received);
+    zhashx_destroy(&s_m.rejected);
+    zhashx_destroy(&s_m.decisions);
+    s_free_agencies();
+    s_m.received = s_counters();
+    s_m.rejected = s_counters();
+    s_m.decisions = s_counters();
+    memset(&s_m.confirm, 0, sizeof(s_m.confirm));
+    memset(&s_m.commit, 0, sizeof(s_m.commit));
+    s_m.db_up = false;
+    s_m.started = zclock_time();
+    s_m.ready = s_m.received && s_m.rejected && s_m.decisions;
+    int rc = s_m.ready ? 0 : -1;
+    pthread_mutex_unlock(&s_m.lock);
+    return rc;
+}
+
+void
+brk_metrics_shutdown(void)
+{
+    pthread_mutex_lock(&s_m.lock);
+    s_m.ready = false;
+    zhashx_destroy(&s_m.received);
+    zhashx_destroy(&s_m.rejected);
+    zhashx_destroy(&s_m.decisions);
+    s_free_agencies();
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+static void
+s_bump(zhashx_t *h, const char *key)
+{
+    uint64_t *n = zhashx_lookup(h, key);
+    if (n) {
+        (*n)++;
+        return;
+    }
+    n = malloc(sizeof(*n));
+    if (!n)
+        return;
+    *n = 1;
+    if (zhashx_insert(h, key, n) != 0)
+        free(n);
+}
+
+void
+brk_metrics_received(const char *type)
+{
+    pthread_mutex_lock(&s_m.lock);
+    if (s_m.ready)
+        s_bump(s_m.received, type);
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+void
+brk_metrics_rejected(const char *code)
+{
+    pthread_mutex_lock(&s_m.lock);
+    if (s_m.ready)
+        s_bump(s_m.rejected, code);
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+void
+brk_metrics_decision(bool allow, const char *basis)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s,%s", allow ? "allow" : "deny", basis);
+    pthread_mutex_lock(&s_m.lock);
+    if (s_m.ready)
+        s_bump(s_m.decisions, key);
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+static void
+s_observe(s_histogram_t *h, double seconds)
+{
+    if (!(seconds >= 0))
+        seconds = 0;
+    size_t i = 0;
+    while (i < S_NBOUNDS && seconds > s_bounds[i])
+        i++;
+    if (i < S_NBOUNDS)
+        h->buckets[i]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+void
+brk_metrics_confirm_seconds(double seconds)
+{
+    pthread_mutex_lock(&s_m.lock);
+    s_observe(&s_m.confirm, seconds);
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+void
+brk_metrics_commit_seconds(double seconds)
+{
+    pthread_mutex_lock(&s_m.lock);
+    s_observe(&s_m.commit, seconds);
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+void
+brk_metrics_set_db(bool up)
+{
+    pthread_mutex_lock(&s_m.lock);
+    s_m.db_up = up;
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+bool
+brk_metrics_db_up(void)
+{
+    pthread_mutex_lock(&s_m.lock);
+    bool up = s_m.db_up;
+    pthread_mutex_unlock(&s_m.lock);
+    return up;
+}
+
+void
+brk_metrics_set_agencies(const brk_agency_t *agencies, size_t n, const size_t *clients,
+                         const uint64_t *inflight)
+{
+    s_agency_t *copy = calloc(n ? n : 1, sizeof(*copy));
+    if (!copy)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(copy[i].id, sizeof(copy[i].id), "%s", agencies[i].id);
+        copy[i].name = strdup(agencies[i].name ? agencies[i].name : "");
+        copy[i].clients = clients[i];
+        copy[i].inflight = inflight[i];
+    }
+    pthread_mutex_lock(&s_m.lock);
+    s_free_agencies();
+    s_m.agencies = copy;
+    s_m.nagencies = n;
+    pthread_mutex_unlock(&s_m.lock);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* A label value as the exposition format wants it: \, " and newline
+   escaped. Values here are agency ids, type names and codes, but the
+   writer does not rely on it. */
+static void
+s_label(zchunk_t *out, const char *value)
+{
+    for (const char *c = value; *c; c++) {
+        if (*c == '\\' || *c == '"')
+            zchunk_extend(out, "\\", 1);
+        if (*c == '\n')
+            zchunk_extend(out, "\\n", 2);
+        else
+            zchunk_extend(out, c, 1);
+    }
+}
+
+static void s_printf(zchunk_t *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+s_printf(zchunk_t *out, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        zchunk_extend(out, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void
+s_family(zchunk_t *out, const char *name, const char *type, const char *help)
+{
+    s_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int
+s_by_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One counter family with one label, sorted by label value. */
+static void
+s_counter(zchunk_t *out, const char *name, const char *help, zhashx_t *h,
+          const char *label)
+{
+    s_family(out, name, "counter", help);
+    zlistx_t *keys = zhashx_keys(h);
+    size_t n = zlistx_size(keys), i = 0;
+    const char **sorted = calloc(n ? n : 1, sizeof(*sorted));
+    for (const char *k = zlistx_first(keys); sorted && k; k = zlistx_next(keys))
+        sorted[i++] = k;
+    if (sorted)
+        qsort(sorted, i, sizeof(*sorted), s_by_key);
+    for (size_t k = 0; sorted && k < i; k++) {
+        uint64_t *v = zhashx_lookup(h, sorted[k]);
+        if (label) {
+            s_printf(out, "%s{%s=\"", name, label);
+            s_label(out, sorted[k]);
+            s_printf(out, "\"} %llu\n", (unsigned long long)*v);
+        }
+        else {
+            /* "allow,consent": two labels */
+            const char *comma = strchr(sorted[k], ',');
+            s_printf(out, "%s{decision=\"%.*s\",basis=\"", name,
+                     (int)(comma ? comma - sorted[k] : 0), sorted[k]);
+            s_label(out, comma ? comma + 1 : "");
+            s_printf(out, "\"} %llu\n", (unsigned long long)*v);
+        }
+    }
+    free(sorted);
+    zlistx_destroy(&keys);
+}
+
+static void
+s_histogram(zchunk_t *out, const char *name, const char *help, const s_histogram_t *h)
+{
+    s_family(out, name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < S_NBOUNDS; i++) {
+        cumulative += h->buckets[i];
+        s_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, s_bounds[i],
+                 (unsigned long long)cumulative);
+    }
+    s_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    s_printf(out, "%s_sum %.9f\n", name, h->sum);
+    s_printf(out, "%s_count %llu\n", name, (unsigned long long)h->count);
+}
+
+static char *
+s_take(zchunk_t **out_p)
+{
+    zchunk_t *out = *out_p;
+    zchunk_extend(out, "", 1);
+    char *text = strdup((const char *)zchunk_data(out));
+    zchunk_destroy(out_p);
+    return text;
+}
+
+char *
+brk_metrics_render(const brk_queue_row_t *rows, size_t nrows)
+{
+    zchunk_t *out = zchunk_new(NULL, 0);
+    if (!out)
+        return NULL;
+    pthread_mutex_lock(&s_m.lock);
+    if (s_m.ready) {
+        s_counter(out, "maillage_messages_received_total",
+                  "Messages stored (duplicates not counted), by event type.",
+                  s_m.received, "type");
+        s_counter(out, "maillage_messages_rejected_total",
+                  "PUBLISHes answered REJECT, by PROTOCOL.md section 5 code.",
+                  s_m.rejected, "code");
+        s_counter(out, "maillage_consent_decisions_total",
+                  "Decisions stored for recipients, by decision and legal basis.",
+                  s_m.decisions, NULL);
+    }
+    s_family(out, "maillage_queue_depth", "gauge",
+             "Deliveries per recipient agency: pending in the database (in flight "
+             "included), in flight to a client now, dead-lettered.");
+    /* agencies with nothing in the database: zeros, so every registered
+       agency has its series */
+    for (size_t k = 0; k < s_m.nagencies; k++) {
+        bool found = false;
+        for (size_t i = 0; i < nrows && !found; i++)
+            found = strcmp(rows[i].agency, s_m.agencies[k].id) == 0;
+        if (!found && rows)
+            for (const char *st = "pending\0inflight\0dead\0"; *st; st += strlen(st) + 1)
+                s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"%s\"} %llu\n",
+                         s_m.agencies[k].id, st,
+                         strcmp(st, "inflight") == 0
+                             ? (unsigned long long)s_m.agencies[k].inflight
+                             : 0ull);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        uint64_t inflight = 0;
+        for (size_t k = 0; k < s_m.nagencies; k++)
+            if (strcmp(s_m.agencies[k].id, rows[i].agency) == 0)
+                inflight = s_m.agencies[k].inflight;
+        s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"pending\"} %llu\n",
+                 rows[i].agency, (unsigned long long)rows[i].pending);
+        s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"inflight\"} %llu\n",
+                 rows[i].agency, (unsigned long long)inflight);
+        s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"dead\"} %llu\n",
+                 rows[i].agency, (unsigned long long)rows[i].dead);
+    }
+    s_family(out, "maillage_oldest_pending_seconds", "gauge",
+             "Age of the oldest pending delivery per recipient agency (0: none).");
+    for (size_t i = 0; i < nrows; i++)
+        s_printf(out, "maillage_oldest_pending_seconds{agency=\"%s\"} %.3f\n",
+                 rows[i].agency, rows[i].oldest_pending_seconds);
+    s_family(out, "maillage_clients_connected", "gauge",
+             "Clients in session, per agency.");
+    for (size_t i = 0; i < s_m.nagencies; i++)
+        s_printf(out, "maillage_clients_connected{agency=\"%s\"} %zu\n",
+                 s_m.agencies[i].id, s_m.agencies[i].clients);
+    s_family(out, "maillage_database_up", "gauge",
+             "1 when the broker's store has its database, 0 otherwise.");
+    s_printf(out, "maillage_database_up %d\n", s_m.db_up ? 1 : 0);
+    s_histogram(out, "maillage_publish_confirm_seconds",
+                "Seconds from reading a PUBLISH to sending its CONFIRM.", &s_m.confirm);
+    s_histogram(out, "maillage_store_commit_seconds",
+                "Seconds from BEGIN to COMMIT of one store batch.", &s_m.commit);
+    pthread_mutex_unlock(&s_m.lock);
+    return s_take(&out);
+}
+
+static uint64_t
+s_sum(zhashx_t *h)
+{
+    uint64_t total = 0;
+    for (uint64_t *v = zhashx_first(h); v; v = zhashx_next(h))
+        total += *v;
+    return total;
+}
+
+char *
+brk_metrics_status_json(const brk_queue_row_t *rows, size_t nrows, bool db_read)
+{
+    json_t *root = json_object();
+    json_t *list = json_array();
+    pthread_mutex_lock(&s_m.lock);
+    json_object_set_new(root, "database_up", json_boolean(s_m.db_up && db_read));
+    json_object_set_new(root, "uptime_seconds",
+                        json_integer((json_int_t)((zclock_time() - s_m.started) / 1000)));
+    json_object_set_new(root, "received_total",
+                        json_integer((json_int_t)(s_m.ready ? s_sum(s_m.received) : 0)));
+    json_object_set_new(root, "rejected_total",
+                        json_integer((json_int_t)(s_m.ready ? s_sum(s_m.rejected) : 0)));
+    json_object_set_new(root, "confirmed_total",
+                        json_integer((json_int_t)s_m.confirm.count));
+    for (size_t i = 0; i < s_m.nagencies; i++) {
+        const s_agency_t *a = &s_m.agencies[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(a->id));
+        json_object_set_new(o, "name", json_string(a->name ? a->name : ""));
+        json_object_set_new(o, "clients", json_integer((json_int_t)a->clients));
+        json_object_set_new(o, "inflight", json_integer((json_int_t)a->inflight));
+        const brk_queue_row_t *q = NULL;
+        for (size_t k = 0; k < nrows; k++)
+            if (strcmp(rows[k].agency, a->id) == 0)
+                q = &rows[k];
+        if (db_read) {
+            json_object_set_new(o, "pending",
+                                json_integer(q ? (json_int_t)q->pending : 0));
+            json_object_set_new(o, "dead", json_integer(q ? (json_int_t)q->dead : 0));
+            json_object_set_new(o, "oldest_pending_seconds",
+                                json_real(q ? q->oldest_pending_seconds : 0));
+        }
+        json_array_append_new(list, o);
+    }
+    pthread_mutex_unlock(&s_m.lock);
+    json_object_set_new(root, "agencies", list);
+    char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return text;
+}
