@@ -202,11 +202,11 @@ brk_http_new(const char *address, const char *conninfo, char *err, size_t errlen
     }
     self->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-        s_handler, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_EXTERNAL_LOGGER,
-        s_mhd_log, NULL, MHD_OPTION_END);
+        s_handler, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)64, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)16,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf(err, errlen, "broker/http: could not listen on %s", address);
         free(self->conninfo);

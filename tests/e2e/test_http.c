@@ -1,0 +1,561 @@
+/*  test_http.c: the broker's HTTP listener and `maillage status`, with
+    known data: three events waiting for an offline agency, one refused.
+
+    - /metrics parses as Prometheus text (metric and label names, label
+      syntax, HELP and TYPE before each family's samples, histograms
+      cumulative with +Inf equal to _count), and its queue-depth gauge
+      and counters agree with the database;
+    - /api/status, /healthz (200, then 503 once the database refuses the
+      broker), 404 and 405;
+    - the dashboard, opened in headless Chromium, shows the agencies and
+      the queue depth;
+    - `maillage status`, as a table and as JSON, with the broker up and
+      down. */
+
+#include <ctype.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+#include <jansson.h>
+
+#include "brokerproc.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+#include "toolutil.h"
+
+static brokerproc_t s_bp;
+static char s_http[64];
+
+static const char *s_agencies = "    ehpad-les-tilleuls\n"
+                                "        name = \"EHPAD Les Tilleuls\"\n"
+                                "        publish = \"service.*\"\n"
+                                "    ars-idf\n"
+                                "        name = \"ARS Île-de-France\"\n"
+                                "    cd91\n"
+                                "        name = \"Essonne\"\n";
+
+/* A port the kernel picks (zmq's "*" counts up from 49152, so two
+   probes in a row would give the broker's endpoint again). */
+static int
+s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0
+        && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static char *
+s_get(const char *path, int want_status)
+{
+    int status = 0;
+    char *body = NULL;
+    assert_int_equal(tool_http_get(s_http, path, 5000, &status, &body), 0);
+    assert_int_equal(status, want_status);
+    return body;
+}
+
+static void
+s_publish(mlg_client_t *c, int places, const char *want)
+{
+    char id[37], json[600];
+    brokerproc_new_id(id);
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1,"
+             " \"to\": [\"cd91\"], \"body\": {\"service_id\": \"s\", \"service\": "
+             "\"nursing-home\", \"places_total\": 10, \"places_available\": %d}}",
+             id, places);
+    mlg_msg_t *m = NULL;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = mlg_client_recv(c, 10000);
+    assert_non_null(a);
+    assert_string_equal(mlg_op_name(a->op), want);
+    mlg_msg_destroy(&a);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    char extra[128];
+    snprintf(s_http, sizeof(s_http), "127.0.0.1:%d", s_free_port());
+    snprintf(extra, sizeof(extra), "    http = %s\n    heartbeat_ms = 500\n", s_http);
+    if (brokerproc_init(&s_bp, "e2e_http", extra, s_agencies))
+        return -1;
+    if (brokerproc_start(&s_bp)) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "cat %s >&2", s_bp.log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "no broker log\n");
+        return -1;
+    }
+    /* the known data: three for cd91 (offline), one refused */
+    mlg_client_t *c = brokerproc_client(&s_bp, "ehpad-les-tilleuls", 0);
+    if (!c)
+        return -1;
+    s_publish(c, 1, "CONFIRM");
+    s_publish(c, 2, "CONFIRM");
+    s_publish(c, 3, "CONFIRM");
+    s_publish(c, -1, "REJECT");
+    mlg_client_destroy(&c);
+    zclock_sleep(1200); /* the loop's figures are refreshed every second */
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    brokerproc_cleanup(&s_bp);
+    return 0;
+}
+
+/* ---- a checker of the Prometheus text exposition format ------------------ */
+
+static bool
+s_name_ok(const char *s, size_t len)
+{
+    if (!len || !(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == ':'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ':'))
+            return false;
+    return true;
+}
+
+/* Checks one sample line; its metric name in `name`, the value in *value
+   and the labels (without braces) in `labels`. */
+static bool
+s_sample(const char *line, char *name, size_t namelen, char *labels, size_t labelslen,
+         double *value)
+{
+    size_t n = strcspn(line, "{ ");
+    if (!s_name_ok(line, n) || n >= namelen)
+        return false;
+    snprintf(name, namelen, "%.*s", (int)n, line);
+    const char *p = line + n;
+    labels[0] = '\0';
+    if (*p == '{') {
+        const char *start = ++p;
+        for (;;) {
+            size_t ln = strcspn(p, "=");
+            if (!s_name_ok(p, ln) || ln > 100 || p[ln] != '=' || p[ln + 1] != '"')
+                return false;
+            p += ln + 2;
+            while (*p && *p != '"') {
+                if (*p == '\\') {
+                    if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
+                        return false;
+                    p++;
+                }
+                p++;
+            }
+            if (*p != '"')
+                return false;
+            p++;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            if (*p != '}')
+                return false;
+            snprintf(labels, labelslen, "%.*s", (int)(p - start), start);
+            p++;
+            break;
+        }
+    }
+    if (*p != ' ')
+        return false;
+    p++;
+    char *end = NULL;
+    if (strcmp(p, "+Inf") == 0 || strcmp(p, "-Inf") == 0 || strcmp(p, "NaN") == 0)
+        *value = 0;
+    else {
+        *value = strtod(p, &end);
+        if (end == p || *end)
+            return false;
+    }
+    return true;
+}
+
+/* The family a sample belongs to: a histogram's _bucket, _sum and
+   _count belong to it. */
+static void
+s_family_of(const char *name, zhashx_t *types, char *family, size_t len)
+{
+    snprintf(family, len, "%s", name);
+    const char *suffixes[] = {"_bucket", "_sum", "_count"};
+    for (int i = 0; i < 3; i++) {
+        size_t nl = strlen(name), sl = strlen(suffixes[i]);
+        if (nl > sl && strcmp(name + nl - sl, suffixes[i]) == 0) {
+            char base[256];
+            snprintf(base, sizeof(base), "%.*s", (int)(nl - sl), name);
+            const char *t = zhashx_lookup(types, base);
+            if (t && strcmp(t, "histogram") == 0)
+                snprintf(family, len, "%s", base);
+        }
+    }
+}
+
+/* Checks the whole text; returns the value of the sample `want` (name
+   and labels as written), or -1. */
+static double
+s_check_exposition(const char *text, const char *want)
+{
+    zhashx_t *types = zhashx_new(); /* family -> type */
+    zhashx_set_destructor(types, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_duplicator(types, (zhashx_duplicator_fn *)strdup);
+    zhashx_t *helps = zhashx_new();
+    zhashx_t *done = zhashx_new(); /* families whose samples ended */
+    char current[256] = "";
+    double found = -1, last_bucket = -1;
+    int lines = 0;
+    char *copy = strdup(text), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        lines++;
+        if (strncmp(line, "# HELP ", 7) == 0) {
+            size_t n = strcspn(line + 7, " ");
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)n, line + 7);
+            assert_true(s_name_ok(name, strlen(name)));
+            assert_null(zhashx_lookup(helps, name)); /* one HELP per family */
+            zhashx_insert(helps, name, (void *)1);
+            continue;
+        }
+        if (strncmp(line, "# TYPE ", 7) == 0) {
+            char name[256], type[32];
+            assert_int_equal(sscanf(line + 7, "%255s %31s", name, type), 2);
+            assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0
+                        || strcmp(type, "histogram") == 0);
+            assert_null(zhashx_lookup(types, name));     /* one TYPE per family */
+            assert_non_null(zhashx_lookup(helps, name)); /* HELP first, here */
+            zhashx_insert(types, name, type);
+            continue;
+        }
+        assert_true(line[0] != '#');
+        char name[256], labels[1024], family[256];
+        double value = 0;
+        if (!s_sample(line, name, sizeof(name), labels, sizeof(labels), &value))
+            fail_msg("not a sample line: '%s'", line);
+        s_family_of(name, types, family, sizeof(family));
+        /* declared before its samples, and its samples together */
+        if (!zhashx_lookup(types, family))
+            fail_msg("sample before its TYPE line: '%s'", line);
+        if (strcmp(current, family) != 0) {
+            assert_null(zhashx_lookup(done, family));
+            if (current[0])
+                zhashx_insert(done, current, (void *)1);
+            snprintf(current, sizeof(current), "%s", family);
+            last_bucket = -1;
+        }
+        if (strcmp(zhashx_lookup(types, family), "histogram") == 0) {
+            size_t fl = strlen(family);
+            if (strcmp(name + fl, "_bucket") == 0) {
+                assert_non_null(strstr(labels, "le=\""));
+                assert_true(value >= last_bucket); /* cumulative */
+                last_bucket = value;
+            }
+            else if (strcmp(name + fl, "_count") == 0)
+                assert_true(value == last_bucket); /* +Inf bucket == count */
+        }
+        char full[1300];
+        snprintf(full, sizeof(full), labels[0] ? "%s{%s}" : "%s%s", name, labels);
+        if (want && strcmp(full, want) == 0)
+            found = value;
+    }
+    free(copy);
+    assert_true(lines > 20);
+    zhashx_destroy(&types);
+    zhashx_destroy(&helps);
+    zhashx_destroy(&done);
+    return found;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void
+test_metrics(void **state)
+{
+    (void)state;
+    char *text = s_get("/metrics", 200);
+    PGconn *db = brokerproc_db(&s_bp);
+    long pending = brokerproc_scalar(
+        db,
+        "select count(*) from deliveries where recipient = 'cd91' and state = 'pending'");
+    assert_int_equal(pending, 3);
+    assert_true(s_check_exposition(
+                    text, "maillage_queue_depth{agency=\"cd91\",state=\"pending\"}")
+                == (double)pending);
+    assert_true(
+        s_check_exposition(text, "maillage_queue_depth{agency=\"cd91\",state=\"dead\"}")
+        == 0);
+    assert_true(
+        s_check_exposition(
+            text, "maillage_messages_received_total{type=\"service.capacity.changed\"}")
+        == (double)brokerproc_scalar(db, "select count(*) from messages"));
+    assert_true(
+        s_check_exposition(text, "maillage_messages_rejected_total{code=\"INVALID\"}")
+        == 1);
+    assert_true(
+        s_check_exposition(text,
+                           "maillage_consent_decisions_total{decision=\"allow\",basis=\""
+                           "not_personal\"}")
+        == (double)brokerproc_scalar(db, "select count(*) from consent_decisions"));
+    assert_true(s_check_exposition(text, "maillage_publish_confirm_seconds_count") == 3);
+    assert_true(s_check_exposition(text, "maillage_database_up") == 1);
+    PQfinish(db);
+    free(text);
+}
+
+static void
+test_status_api_and_errors(void **state)
+{
+    (void)state;
+    char *body = s_get("/api/status", 200);
+    json_t *doc = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(doc);
+    assert_true(json_is_true(json_object_get(doc, "database_up")));
+    json_t *agencies = json_object_get(doc, "agencies");
+    assert_int_equal(json_array_size(agencies), 3);
+    bool seen = false;
+    size_t i;
+    json_t *a;
+    json_array_foreach(agencies, i, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "id")), "cd91") == 0) {
+            seen = true;
+            assert_int_equal(json_integer_value(json_object_get(a, "pending")), 3);
+            assert_int_equal(json_integer_value(json_object_get(a, "clients")), 0);
+        }
+    }
+    assert_true(seen);
+    json_decref(doc);
+
+    body = s_get("/healthz", 200);
+    assert_string_equal(body, "ok\n");
+    free(body);
+    body = s_get("/nothing-here", 404);
+    free(body);
+    /* another method: 405, with Allow */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(strchr(s_http, ':') + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    const char *req = "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    char line[1024] = "";
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof(line) - 1
+           && (r = recv(fd, line + got, sizeof(line) - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    line[got] = '\0';
+    close(fd);
+    assert_non_null(strstr(line, "Allow: GET, HEAD"));
+    assert_non_null(strstr(line, " 405 "));
+}
+
+static void
+test_dashboard_in_chromium(void **state)
+{
+    (void)state;
+    char cmd[2048], out[300];
+    snprintf(out, sizeof(out), "%s/dom.html", s_bp.dir);
+    snprintf(cmd, sizeof(cmd),
+             "chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+             "--user-data-dir=%s/chromium --virtual-time-budget=8000 --dump-dom "
+             "http://%s/ >%s 2>%s/chromium.log",
+             s_bp.dir, s_http, out, s_bp.dir);
+    int rc = system(cmd);
+    assert_int_equal(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char *dom = calloc(1, 1 << 20);
+    size_t n = fread(dom, 1, (1 << 20) - 1, f);
+    fclose(f);
+    dom[n] = '\0';
+    /* every agency, by id and name, and cd91's queue of three */
+    assert_non_null(strstr(dom, "data-agency=\"cd91\""));
+    assert_non_null(strstr(dom, "data-agency=\"ars-idf\""));
+    assert_non_null(strstr(dom, "data-agency=\"ehpad-les-tilleuls\""));
+    assert_non_null(strstr(dom, "EHPAD Les Tilleuls"));
+    char *row = strstr(dom, "data-agency=\"cd91\"");
+    char *end = strstr(row, "</tr>");
+    assert_non_null(end);
+    *end = '\0';
+    assert_non_null(strstr(row, "data-state=\"pending\">3</td>"));
+    assert_non_null(strstr(dom, "id=\"db\">up<") ? strstr(dom, "id=\"db\">up<")
+                                                 : strstr(dom, ">up</div>"));
+    free(dom);
+}
+
+/* Runs the CLI with the broker's database and HTTP address; its stdout
+   in out (malloc'd), its exit code returned. */
+static int
+s_cli(char **out, const char *http, const char *args)
+{
+    char cmd[2048], path[300];
+    snprintf(path, sizeof(path), "%s/cli.out", s_bp.dir);
+    snprintf(cmd, sizeof(cmd), "%s --database '%s' --http %s %s >%s 2>&1",
+             getenv("MLG_CLI_BIN"), s_bp.database, http, args, path);
+    int status = system(cmd);
+    FILE *f = fopen(path, "r");
+    *out = calloc(1, 1 << 16);
+    if (f) {
+        size_t n = fread(*out, 1, (1 << 16) - 1, f);
+        (*out)[n] = '\0';
+        fclose(f);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_cli_status(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    /* a client of cd91 connected: one client, its deliveries in flight */
+    mlg_client_t *c = brokerproc_client(&s_bp, "cd91", 2);
+    assert_non_null(c);
+    zclock_sleep(1300);
+    assert_int_equal(s_cli(&out, s_http, "status"), 0);
+    assert_non_null(strstr(out, "broker: up"));
+    char *line = strstr(out, "\ncd91 ");
+    assert_non_null(line);
+    char name[64];
+    int clients = -1, pending = -1, inflight = -1, dead = -1;
+    assert_int_equal(sscanf(line + 1, "cd91 %63s %d %d %d %d", name, &clients, &pending,
+                            &inflight, &dead),
+                     5);
+    assert_string_equal(name, "Essonne");
+    assert_int_equal(clients, 1);
+    assert_int_equal(pending, 3);
+    assert_int_equal(inflight, 2);
+    assert_int_equal(dead, 0);
+    free(out);
+
+    char *json = NULL;
+    assert_int_equal(s_cli(&json, s_http, "--json status"), 0);
+    json_t *doc = json_loads(json, 0, NULL);
+    free(json);
+    assert_non_null(doc);
+    json_t *broker = json_object_get(doc, "broker");
+    assert_true(json_is_true(json_object_get(broker, "reachable")));
+    assert_true(json_is_true(json_object_get(broker, "database_up")));
+    size_t i;
+    json_t *a;
+    bool seen = false;
+    json_array_foreach(json_object_get(doc, "agencies"), i, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "agency")), "cd91") == 0) {
+            seen = true;
+            assert_int_equal(json_integer_value(json_object_get(a, "pending")), 3);
+            assert_int_equal(json_integer_value(json_object_get(a, "inflight")), 2);
+            assert_int_equal(json_integer_value(json_object_get(a, "clients")), 1);
+            assert_int_equal(json_integer_value(json_object_get(a, "dead")), 0);
+            assert_true(json_integer_value(json_object_get(a, "oldest_pending_seconds"))
+                        >= 1);
+        }
+    }
+    assert_true(seen);
+    json_decref(doc);
+    mlg_client_destroy(&c);
+
+    /* the broker down: the database still answers, the live part says so */
+    char dead_http[64];
+    snprintf(dead_http, sizeof(dead_http), "127.0.0.1:%d", s_free_port());
+    assert_int_equal(s_cli(&out, dead_http, "status"), 0);
+    assert_non_null(strstr(out, "broker: unreachable"));
+    line = strstr(out, "\ncd91 ");
+    assert_non_null(line);
+    assert_int_equal(sscanf(line + 1, "cd91 %63s - %d - %d", name, &pending, &dead), 3);
+    assert_int_equal(pending, 3);
+    free(out);
+}
+
+static void
+test_healthz_when_database_refuses(void **state)
+{
+    (void)state;
+    /* the database refuses this broker: new connections barred, its
+       sessions ended */
+    char base[2048];
+    snprintf(base, sizeof(base), "%s", s_bp.conninfo);
+    char *dbname = strstr(base, "dbname=");
+    assert_non_null(dbname);
+    snprintf(dbname, sizeof(base) - (size_t)(dbname - base), "dbname=postgres");
+    PGconn *admin = PQconnectdb(base);
+    assert_int_equal(PQstatus(admin), CONNECTION_OK);
+    PQclear(PQexec(admin, "alter database e2e_http allow_connections false"));
+    PQclear(PQexec(admin, "select pg_terminate_backend(pid) from pg_stat_activity "
+                          "where datname = 'e2e_http'"));
+    int status = 0;
+    char *body = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(body);
+        body = NULL;
+        assert_int_equal(tool_http_get(s_http, "/healthz", 5000, &status, &body), 0);
+        if (status == 503)
+            break;
+        zclock_sleep(100);
+    }
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "unavailable"));
+    free(body);
+    body = NULL;
+    /* back: 200 again */
+    PQclear(PQexec(admin, "alter database e2e_http allow_connections true"));
+    for (int i = 0; i < 100; i++) {
+        free(body);
+        body = NULL;
+        assert_int_equal(tool_http_get(s_http, "/healthz", 5000, &status, &body), 0);
+        if (status == 200)
+            break;
+        zclock_sleep(100);
+    }
+    assert_int_equal(status, 200);
+    free(body);
+    PQfinish(admin);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_status_api_and_errors),
+        cmocka_unit_test(test_dashboard_in_chromium),
+        cmocka_unit_test(test_cli_status),
+        cmocka_unit_test(test_healthz_when_database_refuses),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
