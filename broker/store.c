@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "log.h"
 #include "migrate.h"
 #include "metrics.h"
@@ -33,9 +34,28 @@ typedef struct {
     bool told_once;
     char *agencies;      /* the registry as JSON, from the loop (AGENCIES) */
     bool agencies_dirty; /* not yet written to this connection */
+    /* the audit chain's head (chain.h): the last position and link
+       written, and where the batch in hand started */
+    uint64_t chain_seq, batch_chain_seq;
+    uint8_t link[BRK_LINK_BYTES], batch_link[BRK_LINK_BYTES];
+    bool head_stale;
 } s_store_t;
 
 static void s_write_agencies(s_store_t *self);
+static bool s_chain_decisions(s_store_t *self, PGresult *res);
+
+/* The audit chain's head as the database has it. */
+static bool
+s_read_head(s_store_t *self, PGconn *conn)
+{
+    PGresult *head = PQexec(conn, "select chain_seq, link from chain_head where id = 1");
+    bool ok = PQresultStatus(head) == PGRES_TUPLES_OK && PQntuples(head) == 1
+              && brk_chain_unhex(PQgetvalue(head, 0, 1), self->link) == 0;
+    if (ok)
+        self->chain_seq = strtoull(PQgetvalue(head, 0, 0), NULL, 10);
+    PQclear(head);
+    return ok;
+}
 
 void
 brk_job_destroy(brk_job_t **job_p)
@@ -193,6 +213,13 @@ s_connect(s_store_t *self, zsock_t *pipe)
     if (applied)
         brk_log(BRK_LOG_INFO, "store", "applied %d migration(s) from %s", applied,
                 self->sql_dir);
+    if (!s_read_head(self, conn)) {
+        brk_log(BRK_LOG_ERROR, "store",
+                "could not read the audit chain's head (chain_head)");
+        PQfinish(conn);
+        s_disconnect(self, pipe);
+        return false;
+    }
     brk_consents_t *consents = s_load_consents(conn);
     if (!consents) {
         PQfinish(conn);
@@ -323,7 +350,7 @@ s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
                                (unsigned long long)job->keep[i]);
     snprintf(keep + at, len - at, "}");
     const char *w[3] = {job->consent_id, keep, job->sender};
-    bool ok = s_exec(
+    PGresult *res = s_query(
         self,
         "with r as (update deliveries d set state = 'revoked', settled_at = now(),"
         "  updated_at = now() from consent_decisions c"
@@ -338,10 +365,72 @@ s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
         "consent_id,"
         "  reason, detail, decided_at)"
         " select message_id, recipient, 'deny', 'consent', $1, 'REVOKED',"
-        "  'the consent was revoked before delivery', now() from r",
+        "  'the consent was revoked before delivery', now() from r"
+        " returning id, message_id, recipient, decision, basis, consent_id, reason, "
+        "detail,"
+        "  (extract(epoch from decided_at) * 1000000)::bigint",
         3, w);
     free(keep);
+    bool ok = res && s_chain_decisions(self, res);
+    PQclear(res);
     return ok;
+}
+
+/* ---- the audit chain ---------------------------------------------------- */
+
+/* Moves chain_head to the batch's last link, if nobody else moved it
+   since this connection read it (two brokers writing one chain would
+   fork it: the batch fails, and the head is read again at reconnection). */
+static bool
+s_chain_head(s_store_t *self)
+{
+    char seq[24], old[24], hex[2 * BRK_LINK_BYTES + 3];
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)self->chain_seq);
+    snprintf(old, sizeof(old), "%llu", (unsigned long long)self->batch_chain_seq);
+    brk_chain_hex(self->link, BRK_LINK_BYTES, hex);
+    const char *v[3] = {seq, hex, old};
+    PGresult *res = s_query(self,
+                            "update chain_head set chain_seq = $1, link = $2::bytea"
+                            " where id = 1 and chain_seq = $3",
+                            3, v);
+    if (!res)
+        return false;
+    bool moved = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    if (!moved) {
+        brk_log(BRK_LOG_WARNING, "store",
+                "the audit chain was extended by another writer (a second broker on this "
+                "database?): this batch is refused and the chain's head read again");
+        self->head_stale = true;
+    }
+    return moved;
+}
+
+/* Links decision rows that SQL inserted (the settling of a revocation):
+   `res` holds id, message_id, recipient, decision, basis, consent_id,
+   reason, detail, decided_at in microseconds. */
+static bool
+s_chain_decisions(s_store_t *self, PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        char seq[24], hex[2 * BRK_LINK_BYTES + 3];
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)self->chain_seq + 1);
+        const char *f[9] = {seq};
+        for (int c = 1; c < 9; c++)
+            f[c] = PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
+        uint8_t link[BRK_LINK_BYTES];
+        brk_chain_decision(self->link, f, link);
+        brk_chain_hex(link, BRK_LINK_BYTES, hex);
+        const char *v[3] = {seq, hex, PQgetvalue(res, i, 0)};
+        if (!s_exec(self,
+                    "update consent_decisions set chain_seq = $1, link = $2::bytea"
+                    " where id = $3",
+                    3, v))
+            return false;
+        self->chain_seq++;
+        memcpy(self->link, link, BRK_LINK_BYTES);
+    }
+    return true;
 }
 
 /* Inserts a new message, its deliveries and its decisions; or finds it
@@ -367,7 +456,27 @@ s_publish(s_store_t *self, brk_job_t *job)
         hex[3 + 2 * i] = digits[m->body[i] & 15];
     }
     hex[hexlen - 1] = '\0';
-    const char *values[10] = {
+    /* its place in the audit chain: kept only if the row is inserted */
+    char chain_seq[24], body_hash_hex[2 * BRK_LINK_BYTES + 3],
+        link_hex[2 * BRK_LINK_BYTES + 3];
+    uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
+    snprintf(chain_seq, sizeof(chain_seq), "%llu",
+             (unsigned long long)self->chain_seq + 1);
+    brk_chain_body_hash(m->body, m->body_len, body_hash);
+    const char *fields[10] = {chain_seq,
+                              m->id,
+                              m->type,
+                              version,
+                              job->sender,
+                              m->subject[0] ? m->subject : NULL,
+                              m->purpose[0] ? m->purpose : NULL,
+                              m->correlation[0] ? m->correlation : NULL,
+                              m->has_occurred_at ? occurred : NULL,
+                              received};
+    brk_chain_message(self->link, fields, body_hash, link);
+    brk_chain_hex(body_hash, BRK_LINK_BYTES, body_hash_hex);
+    brk_chain_hex(link, BRK_LINK_BYTES, link_hex);
+    const char *values[13] = {
         m->id,
         m->type,
         version,
@@ -378,22 +487,30 @@ s_publish(s_store_t *self, brk_job_t *job)
         m->has_occurred_at ? occurred : NULL,
         received,
         hex,
+        chain_seq,
+        body_hash_hex,
+        link_hex,
     };
     PGresult *res = s_query(
         self,
         "insert into messages (id, type, version, sender, subject, purpose, correlation,"
-        " occurred_at, received_at, body) values ($1, $2, $3, $4, $5, $6, $7,"
+        " occurred_at, received_at, body, chain_seq, body_hash, link)"
+        " values ($1, $2, $3, $4, $5, $6, $7,"
         " case when $8::bigint is null then null else"
         " 'epoch'::timestamptz + $8::bigint * interval '1 microsecond' end,"
-        " 'epoch'::timestamptz + $9::bigint * interval '1 microsecond', $10::bytea)"
+        " 'epoch'::timestamptz + $9::bigint * interval '1 microsecond', $10::bytea,"
+        " $11, $12::bytea, $13::bytea)"
         " on conflict (id) do nothing returning seq",
-        10, values);
+        13, values);
     free(hex);
     if (!res)
         return false;
     bool inserted = PQntuples(res) == 1;
-    if (inserted)
+    if (inserted) {
         job->seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        self->chain_seq++;
+        memcpy(self->link, link, BRK_LINK_BYTES);
+    }
     PQclear(res);
     if (!inserted) {
         const char *id[1] = {m->id};
@@ -437,21 +554,42 @@ s_publish(s_store_t *self, brk_job_t *job)
         return false;
     for (size_t i = 0; i < job->ndecisions; i++) {
         const brk_decision_t *d = &job->decisions[i];
-        const char *dv[8] = {m->id,
+        char dseq[24], dlink_hex[2 * BRK_LINK_BYTES + 3];
+        uint8_t dlink[BRK_LINK_BYTES];
+        snprintf(dseq, sizeof(dseq), "%llu", (unsigned long long)self->chain_seq + 1);
+        const char *df[9] = {dseq,
+                             m->id,
                              d->recipient,
                              d->allow ? "allow" : "deny",
                              mlg_basis_name(d->basis),
-                             d->reason[0] ? d->reason : NULL,
-                             received,
                              d->consent_id[0] ? d->consent_id : NULL,
-                             d->detail[0] ? d->detail : NULL};
+                             d->reason[0] ? d->reason : NULL,
+                             d->detail[0] ? d->detail : NULL,
+                             received};
+        brk_chain_decision(self->link, df, dlink);
+        brk_chain_hex(dlink, BRK_LINK_BYTES, dlink_hex);
+        const char *dv[10] = {m->id,
+                              d->recipient,
+                              d->allow ? "allow" : "deny",
+                              mlg_basis_name(d->basis),
+                              d->reason[0] ? d->reason : NULL,
+                              received,
+                              d->consent_id[0] ? d->consent_id : NULL,
+                              d->detail[0] ? d->detail : NULL,
+                              dseq,
+                              dlink_hex};
         if (!s_exec(
                 self,
                 "insert into consent_decisions (message_id, recipient, decision, basis,"
-                " reason, decided_at, consent_id, detail) values ($1, $2, $3, $4, $5,"
-                " 'epoch'::timestamptz + $6::bigint * interval '1 microsecond', $7, $8)",
-                8, dv))
+                " reason, decided_at, consent_id, detail, chain_seq, link) values ($1, "
+                "$2,"
+                " $3, $4, $5, 'epoch'::timestamptz + $6::bigint * interval '1 "
+                "microsecond',"
+                " $7, $8, $9, $10::bytea)",
+                10, dv))
             return false;
+        self->chain_seq++;
+        memcpy(self->link, dlink, BRK_LINK_BYTES);
         if (d->allow) {
             const char *del[2] = {m->id, d->recipient};
             if (!s_exec(self,
@@ -555,7 +693,7 @@ s_update(s_store_t *self, const brk_update_t *u)
                       1, one);
     case BRK_UPDATE_REVOKED: {
         const char *r[5] = {id, u->consent_id, u->code, u->reason, u->actor};
-        return s_exec(
+        PGresult *res = s_query(
             self,
             "with r as (update deliveries set state = 'revoked', settled_at = now(),"
             "  updated_at = now() where id = $1 and state = 'pending'"
@@ -565,8 +703,13 @@ s_update(s_store_t *self, const brk_update_t *u)
             "  select id, attempts, 'revoked', $4, $5 from r)"
             " insert into consent_decisions (message_id, recipient, decision, basis,"
             "  consent_id, reason, detail, decided_at)"
-            " select message_id, recipient, 'deny', 'consent', $2, $3, $4, now() from r",
+            " select message_id, recipient, 'deny', 'consent', $2, $3, $4, now() from r"
+            " returning id, message_id, recipient, decision, basis, consent_id, reason,"
+            "  detail, (extract(epoch from decided_at) * 1000000)::bigint",
             5, r);
+        bool ok = res && s_chain_decisions(self, res);
+        PQclear(res);
+        return ok;
     }
     case BRK_UPDATE_NACK: ev[2] = "nack"; break;
     case BRK_UPDATE_REQUEUED: ev[2] = "requeued"; break;
@@ -659,6 +802,8 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
 {
     bool ok = s_connect(self, pipe);
     int64_t began = zclock_usecs();
+    self->batch_chain_seq = self->chain_seq;
+    memcpy(self->batch_link, self->link, BRK_LINK_BYTES);
     if (ok)
         ok = s_exec(self, "begin", 0, NULL);
     for (size_t i = 0; ok && i < n; i++) {
@@ -669,15 +814,25 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
         else
             ok = s_update(self, cmds[i].ptr);
     }
+    if (ok && self->chain_seq != self->batch_chain_seq)
+        ok = s_chain_head(self);
     if (ok)
         ok = s_exec(self, "commit", 0, NULL);
+    if (!ok) {
+        /* nothing of the batch was kept: neither are its links */
+        self->chain_seq = self->batch_chain_seq;
+        memcpy(self->link, self->batch_link, BRK_LINK_BYTES);
+    }
     if (ok)
         brk_metrics_commit_seconds((double)(zclock_usecs() - began) / 1e6);
     if (!ok && self->conn) {
         if (PQstatus(self->conn) != CONNECTION_OK)
             s_disconnect(self, pipe);
-        else
+        else {
             PQclear(PQexec(self->conn, "rollback"));
+            if (self->head_stale && s_read_head(self, self->conn))
+                self->head_stale = false;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (!ok && strcmp(cmds[i].verb, "FETCH") == 0) {
@@ -775,6 +930,10 @@ s_actor(zsock_t *pipe, void *args)
 zactor_t *
 brk_store_new(const char *database, const char *sql_dir)
 {
+    if (brk_chain_init() != 0) {
+        brk_log(BRK_LOG_ERROR, "store", "libsodium could not start");
+        return NULL;
+    }
     s_store_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;

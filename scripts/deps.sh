@@ -15,6 +15,7 @@ packages=(
   libmsgpack-dev                          # msgpack-c
   libpq-dev postgresql                    # libpq, and a server for tests and demo
   libjansson-dev                          # JSON (schemas, adapters, CLI)
+  libsodium-dev                           # BLAKE2b for the audit chain
   libmicrohttpd-dev                       # the broker's HTTP endpoint (/metrics, dashboard)
   chromium                                # the dashboard's test, in headless Chromium
   libcmocka-dev                           # unit tests
