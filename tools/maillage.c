@@ -20,6 +20,8 @@
                 [--endpoint URL] [--cert FILE --server-key KEY]
                                   sends one event through the broker
                                   and prints its answer
+        verify                    walks the audit chain: names each row
+                                  changed, removed or inserted out of band
         purge --older-than DURATION [--dry-run]
                                   retention: clears the bodies of messages
                                   older than DURATION (365d, 12h) whose
@@ -39,6 +41,7 @@
 
 #include <czmq.h>
 
+#include "chain.h"
 #include "config.h"
 #include "maillage/client.h"
 #include "maillage/forms.h"
@@ -68,6 +71,7 @@ s_usage(FILE *out, int rc)
         "  dlq list [--agency AGENCY]\n"
         "  dlq replay DELIVERY_ID... | --agency AGENCY\n"
         "  purge --older-than DURATION (e.g. 365d, 12h) [--dry-run]\n"
+        "  verify\n"
         "  keygen AGENCY [DIR]\n"
         "  publish --as AGENCY --type T --version N [--to A ...] [--subject S]\n"
         "          [--purpose P] [--correlation C] (--body-json JSON | --body-file F)\n"
@@ -170,6 +174,241 @@ s_print_json(json_t *doc)
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text ? text : "null");
     free(text);
+}
+
+/* ---- verify: the audit chain ---------------------------------------------- */
+
+typedef struct {
+    json_t *problems;
+    uint64_t checked;
+} s_verdict_t;
+
+static void
+s_problem(s_verdict_t *v, const char *kind, uint64_t position, const char *row,
+          const char *detail)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "problem", json_string(kind));
+    json_object_set_new(p, "position",
+                        position ? json_integer((json_int_t)position) : json_null());
+    json_object_set_new(p, "row", json_string(row));
+    json_object_set_new(p, "detail", json_string(detail));
+    json_array_append_new(v->problems, p);
+}
+
+/* One chained row, as the cursor gives it: kind, chain_seq, then the
+   fields of chain.h, then body_hash, link, body (messages). */
+static void
+s_describe(PGresult *r, int i, char *out, size_t len)
+{
+    if (PQgetvalue(r, i, 0)[0] == 'm')
+        snprintf(out, len, "message %s (%s from %s)", PQgetvalue(r, i, 2),
+                 PQgetvalue(r, i, 3), PQgetvalue(r, i, 5));
+    else
+        snprintf(out, len, "decision of message %s for %s (%s)", PQgetvalue(r, i, 2),
+                 PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+}
+
+static const char *SQL_CHAIN =
+    "declare chain no scroll cursor for"
+    " select 'm', chain_seq, id::text, type, version::text, sender, subject, purpose,"
+    "  correlation, ((extract(epoch from occurred_at) * 1000000)::bigint)::text,"
+    "  ((extract(epoch from received_at) * 1000000)::bigint)::text, body_hash, link, body"
+    " from messages where chain_seq is not null"
+    " union all"
+    " select 'd', chain_seq, message_id::text, recipient, decision, basis, "
+    "consent_id::text,"
+    "  reason, detail, ((extract(epoch from decided_at) * 1000000)::bigint)::text, null,"
+    "  null, link, null"
+    " from consent_decisions where chain_seq is not null"
+    " order by 2";
+
+static int
+s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
+       uint8_t last_link[BRK_LINK_BYTES])
+{
+    uint8_t prev[BRK_LINK_BYTES] = {0};
+    uint64_t expected = 1;
+    char prev_desc[400] = "the start of the chain";
+    char prev_message[40] = "";
+    PGresult *r = s_query(cli, SQL_CHAIN, 0, NULL);
+    if (!r)
+        return -1;
+    PQclear(r);
+    for (;;) {
+        r = s_query(cli, "fetch 1000 from chain", 0, NULL);
+        if (!r)
+            return -1;
+        int n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            v->checked++;
+            char desc[400], detail[900];
+            s_describe(r, i, desc, sizeof(desc));
+            uint64_t seq = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+            bool message = PQgetvalue(r, i, 0)[0] == 'm';
+            uint8_t stored[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
+            bool have_link = brk_chain_unhex(PQgetvalue(r, i, 12), stored) == 0;
+            if (seq < expected) {
+                snprintf(detail, sizeof(detail),
+                         "chain position %llu is taken twice: this row was inserted out "
+                         "of band",
+                         (unsigned long long)seq);
+                s_problem(v, "inserted", seq, desc, detail);
+                continue; /* the chain goes on from the row before */
+            }
+            if (seq > expected) {
+                snprintf(
+                    detail, sizeof(detail),
+                    "chain position%s %llu%s%.0llu missing, after %s and before %s%s%s",
+                    seq - expected > 1 ? "s" : "", (unsigned long long)expected,
+                    seq - expected > 1 ? " to " : "",
+                    seq - expected > 1 ? (unsigned long long)(seq - 1) : 0ull, prev_desc,
+                    desc,
+                    prev_message[0] ? ": likely a consent decision of message " : "",
+                    prev_message);
+                s_problem(v, "removed", expected,
+                          prev_message[0] ? prev_message : prev_desc, detail);
+            }
+            else if (have_link) {
+                const char *f[10];
+                for (int c = 0; c < 10; c++)
+                    f[c] = PQgetisnull(r, i, 1 + c) ? NULL : PQgetvalue(r, i, 1 + c);
+                if (message) {
+                    uint8_t body_hash[BRK_LINK_BYTES];
+                    if (brk_chain_unhex(PQgetvalue(r, i, 11), body_hash) != 0)
+                        memset(body_hash, 0, sizeof(body_hash));
+                    brk_chain_message(prev, f, body_hash, link);
+                }
+                else
+                    brk_chain_decision(prev, f, link);
+                if (memcmp(link, stored, BRK_LINK_BYTES) != 0)
+                    s_problem(v, "changed", seq, desc,
+                              "the row's content does not match its link: a column was "
+                              "changed after it was stored");
+            }
+            if (!have_link)
+                s_problem(v, "changed", seq, desc,
+                          "the row's link is missing or malformed");
+            if (message && !PQgetisnull(r, i, 13)) {
+                /* a body still there must be the one hashed (purge clears it) */
+                size_t blen = 0;
+                unsigned char *body =
+                    PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 13), &blen);
+                uint8_t h[BRK_LINK_BYTES], stored_h[BRK_LINK_BYTES];
+                if (body)
+                    brk_chain_body_hash(body, blen, h);
+                PQfreemem(body);
+                if (!body || brk_chain_unhex(PQgetvalue(r, i, 11), stored_h) != 0
+                    || memcmp(h, stored_h, BRK_LINK_BYTES) != 0)
+                    s_problem(v, "changed", seq, desc,
+                              "the body is not the one stored: it was changed");
+            }
+            /* go on from what this row claims, so each break is named once */
+            if (have_link)
+                memcpy(prev, stored, BRK_LINK_BYTES);
+            expected = seq + 1;
+            snprintf(prev_desc, sizeof(prev_desc), "%s", desc);
+            snprintf(prev_message, sizeof(prev_message), "%s", PQgetvalue(r, i, 2));
+        }
+        PQclear(r);
+        if (n == 0)
+            break;
+    }
+    *last_seq = expected - 1;
+    memcpy(last_link, prev, BRK_LINK_BYTES);
+    return 0;
+}
+
+static int
+s_verify(s_cli_t *cli, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0)
+        return s_usage(stderr, EXIT_USAGE);
+    if (brk_chain_init() != 0)
+        return s_error(EXIT_USAGE, "libsodium could not start");
+    s_verdict_t v = {json_array(), 0};
+    PGresult *r =
+        s_query(cli, "begin isolation level repeatable read read only", 0, NULL);
+    if (!r)
+        return EXIT_USAGE;
+    PQclear(r);
+    uint64_t last_seq = 0;
+    uint8_t last_link[BRK_LINK_BYTES];
+    if (s_walk(cli, &v, &last_seq, last_link) != 0) {
+        json_decref(v.problems);
+        return EXIT_USAGE;
+    }
+    /* the head: rows removed at the end of the chain */
+    r = s_query(cli, "select chain_seq, link from chain_head where id = 1", 0, NULL);
+    if (!r) {
+        json_decref(v.problems);
+        return EXIT_USAGE;
+    }
+    uint64_t head = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    uint8_t head_link[BRK_LINK_BYTES];
+    bool head_ok = PQntuples(r) && brk_chain_unhex(PQgetvalue(r, 0, 1), head_link) == 0;
+    PQclear(r);
+    char detail[300];
+    if (head > last_seq) {
+        snprintf(detail, sizeof(detail),
+                 "chain positions %llu to %llu missing at the end",
+                 (unsigned long long)last_seq + 1, (unsigned long long)head);
+        s_problem(&v, "removed", last_seq + 1, "the end of the chain", detail);
+    }
+    else if (head_ok && head == last_seq && head
+             && memcmp(head_link, last_link, BRK_LINK_BYTES) != 0)
+        s_problem(&v, "changed", head, "the last row",
+                  "the chain's head does not end on the last row's link");
+    /* rows stored since the chain began that are not in it */
+    r = s_query(
+        cli,
+        "select 'message ' || id || ' (' || type || ' from ' || sender || ')'"
+        " from messages where chain_seq is null"
+        " and received_at >= (select started from chain_head where id = 1)"
+        " union all"
+        " select 'decision of message ' || message_id || ' for ' || recipient"
+        " || ' (' || decision || ')' from consent_decisions where chain_seq is null"
+        " and decided_at >= (select started from chain_head where id = 1)",
+        0, NULL);
+    if (!r) {
+        json_decref(v.problems);
+        return EXIT_USAGE;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        s_problem(&v, "inserted", 0, PQgetvalue(r, i, 0),
+                  "not in the chain: inserted out of band");
+    PQclear(r);
+    PQclear(PQexec(cli->db, "commit"));
+
+    size_t nproblems = json_array_size(v.problems);
+    if (cli->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "intact", json_boolean(nproblems == 0));
+        json_object_set_new(doc, "rows", json_integer((json_int_t)v.checked));
+        json_object_set_new(doc, "head", json_integer((json_int_t)head));
+        json_object_set(doc, "problems", v.problems);
+        s_print_json(doc);
+        json_decref(doc);
+    }
+    else {
+        size_t i;
+        json_t *p;
+        json_array_foreach(v.problems, i, p)
+        {
+            printf("%-8s %s: %s\n", json_string_value(json_object_get(p, "problem")),
+                   json_string_value(json_object_get(p, "row")),
+                   json_string_value(json_object_get(p, "detail")));
+        }
+        if (nproblems)
+            printf("the audit chain is broken: %zu problem(s) in %llu rows\n", nproblems,
+                   (unsigned long long)v.checked);
+        else
+            printf("the audit chain is intact: %llu rows, head at position %llu\n",
+                   (unsigned long long)v.checked, (unsigned long long)head);
+    }
+    json_decref(v.problems);
+    return nproblems ? EXIT_NOT_FOUND : 0;
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -809,6 +1048,8 @@ main(int argc, char **argv)
         char **args = argv + i + 1;
         if (strcmp(cmd, "status") == 0)
             rc = s_status(&cli, n, args);
+        else if (strcmp(cmd, "verify") == 0)
+            rc = s_verify(&cli, n, args);
         else if (strcmp(cmd, "audit") == 0)
             rc = s_audit(&cli, n, args);
         else if (strcmp(cmd, "subject-report") == 0)

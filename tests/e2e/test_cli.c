@@ -364,6 +364,86 @@ test_connection_errors(void **state)
     assert_int_equal(WEXITSTATUS(system(cmd)), 0);
 }
 
+/* The audit chain: intact after everything above (purge included) and
+   across a restart of the broker; then one body edited and one decision
+   deleted with SQL, and `verify` names both. Runs last: it tampers. */
+static void
+test_verify(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(cli(&out, "verify"), 0);
+    assert_non_null(strstr(out, "intact"));
+    free(out);
+    /* a restart continues the chain */
+    assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
+    char id[37], json[1024];
+    brokerproc_new_id(id);
+    snprintf(
+        json, sizeof(json),
+        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+        " \"to\": [\"cd91\"], \"subject\": \"P-VERIFY\", \"purpose\": \"protection\","
+        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
+        id, id);
+    mlg_msg_t *a = publish(pub, json);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+    mlg_client_destroy(&pub);
+    assert_int_equal(cli(&out, "--json verify"), 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    free(out);
+    assert_true(json_is_true(json_object_get(doc, "intact")));
+    long rows = (long)json_integer_value(json_object_get(doc, "rows"));
+    json_decref(doc);
+    PGconn *db = brokerproc_db(&s_bp);
+    assert_int_equal(rows,
+                     brokerproc_scalar(db, "select (select count(*) from messages) + "
+                                           "(select count(*) from consent_decisions)"));
+
+    /* tampering, out of band */
+    char sql[512];
+    snprintf(
+        sql, sizeof(sql),
+        "update messages set body = overlay(body placing '\\x41'::bytea from 10 for 1)"
+        " where id = '%s'",
+        id);
+    PQclear(PQexec(db, sql));
+    snprintf(sql, sizeof(sql), "delete from consent_decisions where message_id = '%s'",
+             s_dead_id);
+    PGresult *r = PQexec(db, sql);
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    PQfinish(db);
+
+    assert_int_equal(cli(&out, "verify"), 1);
+    assert_non_null(strstr(out, "broken"));
+    char *changed = strstr(out, id);
+    assert_non_null(changed);
+    assert_non_null(strstr(out, s_dead_id));
+    free(out);
+    assert_int_equal(cli(&out, "--json verify"), 1);
+    doc = json_loads(out, 0, NULL);
+    free(out);
+    assert_false(json_is_true(json_object_get(doc, "intact")));
+    bool named_changed = false, named_removed = false;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(doc, "problems"), i, p)
+    {
+        const char *kind = json_string_value(json_object_get(p, "problem"));
+        const char *row = json_string_value(json_object_get(p, "row"));
+        if (strcmp(kind, "changed") == 0 && strstr(row, id))
+            named_changed = true;
+        if (strcmp(kind, "removed") == 0 && strstr(row, s_dead_id))
+            named_removed = true;
+    }
+    json_decref(doc);
+    assert_true(named_changed);
+    assert_true(named_removed);
+}
+
 int
 main(void)
 {
@@ -374,6 +454,7 @@ main(void)
         cmocka_unit_test(test_purge),
         cmocka_unit_test(test_publish_and_keygen),
         cmocka_unit_test(test_connection_errors),
+        cmocka_unit_test(test_verify),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
