@@ -170,6 +170,17 @@ s_resolve(const char *cfgpath, const char *value)
     return out;
 }
 
+/* Was a key (or section) of this name given before, beside this one? A
+   second one would silently win over the first: it is an error. */
+static bool
+s_given_before(zconfig_t *parent, zconfig_t *item)
+{
+    for (zconfig_t *k = zconfig_child(parent); k && k != item; k = zconfig_next(k))
+        if (strcmp(zconfig_name(k), zconfig_name(item)) == 0)
+            return true;
+    return false;
+}
+
 static int
 s_broker_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errlen)
 {
@@ -179,6 +190,8 @@ s_broker_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errlen
         const char *value = zconfig_value(k) ? zconfig_value(k) : "";
         char key[128];
         snprintf(key, sizeof(key), "broker/%s", name);
+        if (s_given_before(section, k))
+            return s_fail(err, errlen, "%s: %s: given twice", file, key);
         int rc = 0;
         if (strcmp(name, "endpoint") == 0)
             rc = (cfg->endpoint = strdup(value)) ? 0 : -1;
@@ -214,6 +227,8 @@ s_security_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errl
     for (zconfig_t *k = zconfig_child(section); k; k = zconfig_next(k)) {
         const char *name = zconfig_name(k);
         const char *value = zconfig_value(k) ? zconfig_value(k) : "";
+        if (s_given_before(section, k))
+            return s_fail(err, errlen, "%s: security/%s: given twice", file, name);
         if (strcmp(name, "curve") == 0) {
             if (strcmp(value, "0") && strcmp(value, "1"))
                 return s_fail(err, errlen, "%s: security/curve: '%s' is not 0 or 1", file,
@@ -249,6 +264,8 @@ s_agency(brk_config_t *cfg, zconfig_t *node, brk_agency_t *a, char *err, size_t 
         const char *value = zconfig_value(k) ? zconfig_value(k) : "";
         char key[160];
         snprintf(key, sizeof(key), "agencies/%s/%s", id, name);
+        if (s_given_before(node, k))
+            return s_fail(err, errlen, "%s: %s: given twice", file, key);
         if (strcmp(name, "name") == 0)
             a->name = strdup(value);
         else if (strcmp(name, "public_key") == 0)
@@ -270,7 +287,7 @@ s_agency(brk_config_t *cfg, zconfig_t *node, brk_agency_t *a, char *err, size_t 
 }
 
 brk_config_t *
-brk_config_load(const char *path, char *err, size_t errlen)
+brk_config_parse(const char *text, const char *path, char *err, size_t errlen)
 {
     err[0] = '\0';
     brk_config_t *cfg = calloc(1, sizeof(*cfg));
@@ -285,14 +302,7 @@ brk_config_load(const char *path, char *err, size_t errlen)
     cfg->max_outstanding = 10000;
     cfg->curve = true;
 
-    FILE *probe = fopen(path, "r");
-    if (!probe) {
-        s_fail(err, errlen, "%s: could not open: %s", path, strerror(errno));
-        brk_config_destroy(&cfg);
-        return NULL;
-    }
-    fclose(probe);
-    zconfig_t *root = zconfig_load(path);
+    zconfig_t *root = zconfig_str_load(text);
     if (!root) {
         s_fail(err, errlen, "%s: could not parse it as ZPL (czmq zconfig format)", path);
         brk_config_destroy(&cfg);
@@ -301,7 +311,9 @@ brk_config_load(const char *path, char *err, size_t errlen)
     int rc = 0;
     for (zconfig_t *s = zconfig_child(root); s && rc == 0; s = zconfig_next(s)) {
         const char *name = zconfig_name(s);
-        if (strcmp(name, "broker") == 0)
+        if (s_given_before(root, s))
+            rc = s_fail(err, errlen, "%s: %s: section given twice", path, name);
+        else if (strcmp(name, "broker") == 0)
             rc = s_broker_section(cfg, s, err, errlen);
         else if (strcmp(name, "security") == 0)
             rc = s_security_section(cfg, s, err, errlen);
@@ -371,4 +383,36 @@ brk_agency_has_key(const brk_agency_t *agency, const char *key)
         if ((p == agency->public_keys || p[-1] == ' ') && (p[40] == '\0' || p[40] == ' '))
             return true;
     return false;
+}
+
+brk_config_t *
+brk_config_load(const char *path, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        s_fail(err, errlen, "%s: could not open: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* a configuration is a few kilobytes; 16 MiB is past any real one */
+    size_t max = 16u << 20, len = 0;
+    char *text = malloc(max + 1);
+    if (text)
+        len = fread(text, 1, max + 1, f);
+    bool bad = !text || ferror(f) || len > max;
+    fclose(f);
+    if (bad) {
+        s_fail(err, errlen, "%s: could not read it (or it is over 16 MiB)", path);
+        free(text);
+        return NULL;
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len)) {
+        s_fail(err, errlen, "%s: holds a NUL byte: not a text file", path);
+        free(text);
+        return NULL;
+    }
+    brk_config_t *cfg = brk_config_parse(text, path, err, errlen);
+    free(text);
+    return cfg;
 }

@@ -40,6 +40,11 @@ typedef struct {
    err: an unknown section or key, a bad value, a missing required key. */
 brk_config_t *brk_config_load(const char *path, char *err, size_t errlen);
 
+/* The same on the text of a configuration (NUL-terminated); `path` names
+   it in errors and anchors its relative paths. */
+brk_config_t *brk_config_parse(const char *text, const char *path, char *err,
+                               size_t errlen);
+
 void brk_config_destroy(brk_config_t **self_p);
 
 /* Swaps the agencies sections of two configurations (a reload takes the

@@ -15,7 +15,7 @@ cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)"
 
 mkdir -p fuzz/artifacts
 status=0
-for target in decode validate json; do
+for target in decode validate json config; do
   scratch=$(mktemp -d /tmp/maillage-fuzz-$target.XXXXXX)
   echo "== fuzz_$target for ${seconds}s"
   if ! ./build-fuzz/fuzz/fuzz_$target -max_total_time="$seconds" -timeout=10 \

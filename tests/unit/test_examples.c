@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -31,11 +32,41 @@ test_example_config_loads(void **state)
     brk_config_destroy(&cfg);
 }
 
+/* A key or section given twice is refused, naming it (the second one
+   used to win silently, and leaked the first). */
+static void
+test_repeated_key_refused(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"broker\n    endpoint = tcp://*:1\n    endpoint = tcp://*:2\n    database = x\n"
+         "agencies\n    a\n        name = A\n",
+         "broker/endpoint: given twice"},
+        {"broker\n    endpoint = tcp://*:1\n    database = x\nsecurity\n    curve = 0\n"
+         "    curve = 1\nagencies\n    a\n        name = A\n",
+         "security/curve: given twice"},
+        {"broker\n    endpoint = tcp://*:1\n    database = x\nsecurity\n    curve = 0\n"
+         "agencies\n    a\n        name = A\n        name = B\n",
+         "agencies/a/name: given twice"},
+        {"broker\n    endpoint = tcp://*:1\n    database = x\nsecurity\n    curve = 0\n"
+         "agencies\n    a\n        name = A\nagencies\n    b\n        name = B\n",
+         "agencies: section given twice"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[512] = "";
+        brk_config_t *cfg = brk_config_parse(cases[i][0], "t.cfg", err, sizeof(err));
+        assert_null(cfg);
+        if (!strstr(err, cases[i][1]))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err, cases[i][1]);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_config_loads),
+        cmocka_unit_test(test_repeated_key_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
