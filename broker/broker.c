@@ -42,6 +42,7 @@ typedef struct {
     char curve_key[41]; /* under CURVE: the connection's public key */
     uint64_t credit;
     uint64_t inflight;
+    uint64_t outstanding; /* its publishes at the store */
     int64_t last_seen;
 } s_session_t;
 
@@ -75,6 +76,7 @@ struct brk_broker_t {
     brk_consents_t *consents; /* the consent index, from the store */
     zhashx_t *granting;       /* consent ids being granted: at the store */
     size_t outstanding;
+    size_t clients; /* sessions after HELLO */
     bool db_up;
     bool draining;
     uint64_t next_session;
@@ -373,6 +375,8 @@ s_session_end(brk_broker_t *self, s_session_t *s, const char *why)
     if (had_hello)
         brk_log(BRK_LOG_INFO, s->agency, "client %s left (%s)",
                 s->client[0] ? s->client : s->name, why);
+    if (had_hello && self->clients)
+        self->clients--;
     s->hello = false; /* never chosen again for a delivery */
     s_requeue_session(self, s, why);
     zhashx_delete(self->sessions, s->key);
@@ -415,6 +419,16 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
         }
         snprintf(s->curve_key, sizeof(s->curve_key), "%s", key);
     }
+    if (!s->hello && self->clients >= self->cfg->max_clients) {
+        snprintf(reason, sizeof(reason),
+                 "the broker serves its maximum of %llu clients (broker/max_clients): "
+                 "try again later",
+                 (unsigned long long)self->cfg->max_clients);
+        brk_log(BRK_LOG_WARNING, m->agency, "HELLO refused: %s", reason);
+        s_send_error(self, s->routing_id, MLG_UNAVAILABLE, reason);
+        return;
+    }
+    bool joined = s->hello;
     if (s->hello) { /* a second HELLO replaces the first */
         s->hello = false;
         s_requeue_session(self, s, "second HELLO");
@@ -422,6 +436,8 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
         if (old)
             s_pump(self, old);
     }
+    if (!joined)
+        self->clients++;
     s->hello = true;
     snprintf(s->agency, sizeof(s->agency), "%s", m->agency);
     snprintf(s->client, sizeof(s->client), "%s", m->client);
@@ -547,6 +563,16 @@ s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_s
     else if (rc == MLG_OK)
         rc = brk_route(self->cfg, self->consents, schema, m, s->agency, received_us,
                        &decisions, &n, reason, sizeof(reason));
+    if (rc == MLG_OK && self->db_up && self->outstanding < self->cfg->max_outstanding
+        && s->outstanding >= self->cfg->max_outstanding_per_client) {
+        rc = MLG_UNAVAILABLE;
+        snprintf(
+            reason, sizeof(reason),
+            "this client has %llu publishes waiting for storage "
+            "(broker/max_outstanding_per_client): nothing was stored, retry later with "
+            "the same id",
+            (unsigned long long)s->outstanding);
+    }
     if (rc == MLG_OK
         && (!self->db_up || self->outstanding >= self->cfg->max_outstanding)) {
         rc = MLG_UNAVAILABLE;
@@ -592,6 +618,7 @@ s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_s
     job->ndecisions = n;
     job->routing_id = zframe_dup(rid);
     self->outstanding++;
+    s->outstanding++;
     zsock_send(self->store, "sp", "PUBLISH", job);
 }
 
@@ -642,6 +669,16 @@ s_on_router(zloop_t *loop, zsock_t *reader, void *arg)
     }
     char *hex = zframe_strhex(rid);
     s_session_t *s = zhashx_lookup(self->sessions, hex);
+    if (!s && zhashx_size(self->sessions) >= 2 * self->cfg->max_clients + 64) {
+        /* connections that never said HELLO are reaped after 3 heartbeats;
+           until then a flood of new ones gets an answer and no memory */
+        free(hex);
+        s_send_error(self, rid, MLG_UNAVAILABLE,
+                     "the broker has too many connections: try again later");
+        zframe_destroy(&rid);
+        zmsg_destroy(&msg);
+        return 0;
+    }
     if (!s) {
         s = calloc(1, sizeof(*s));
         snprintf(s->key, sizeof(s->key), "%s", hex);
@@ -738,6 +775,11 @@ static void
 s_on_done(brk_broker_t *self, brk_job_t *job)
 {
     self->outstanding--;
+    char *key = zframe_strhex(job->routing_id);
+    s_session_t *owner = key ? zhashx_lookup(self->sessions, key) : NULL;
+    if (owner && owner->outstanding)
+        owner->outstanding--;
+    free(key);
     s_consent_done(self, job);
     if (job->rc == MLG_OK && !job->duplicate) {
         brk_metrics_received(job->msg->type);

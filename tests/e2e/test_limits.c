@@ -1,0 +1,268 @@
+/*  test_limits.c: the broker's bounds, with the real process.
+
+    - broker/max_clients: one client too many gets ERROR UNAVAILABLE; the
+      others carry on, and a place freed is taken again;
+    - broker/max_outstanding_per_client: with the store held up (a lock on
+      the messages table), a client past its bound gets REJECT UNAVAILABLE
+      and nothing is stored for those; another client is not refused;
+    - a frame far past max_message_bytes closes only that connection;
+    - one client flooding garbage as fast as it can while another
+      publishes normally: every normal publish is confirmed, and the
+      broker's memory stays bounded. */
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "brokerproc.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+
+static brokerproc_t s_bp;
+
+static const char *s_agencies = "    ehpad-les-tilleuls\n"
+                                "        name = \"EHPAD\"\n"
+                                "        publish = \"service.*\"\n"
+                                "    cd91\n"
+                                "        name = \"Essonne\"\n"
+                                "        publish = \"service.*\"\n";
+
+static int
+setup(void **state)
+{
+    (void)state;
+    if (brokerproc_init(&s_bp, "e2e_limits",
+                        "    max_clients = 3\n"
+                        "    max_outstanding_per_client = 3\n"
+                        "    max_message_bytes = 65536\n",
+                        s_agencies)
+        || brokerproc_start(&s_bp))
+        return -1;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    int rc = brokerproc_stop(&s_bp, SIGTERM);
+    brokerproc_cleanup(&s_bp);
+    return rc == 0 ? 0 : -1;
+}
+
+static mlg_msg_t *
+s_event(char id[37], int n)
+{
+    char json[600];
+    brokerproc_new_id(id);
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1,"
+             " \"body\": {\"service_id\": \"s\", \"service\": \"nursing-home\","
+             " \"places_total\": 10, \"places_available\": %d}}",
+             id, n);
+    mlg_msg_t *m = NULL;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
+    return m;
+}
+
+static mlg_msg_t *
+s_answer(mlg_client_t *c)
+{
+    for (;;) {
+        mlg_msg_t *a = mlg_client_recv(c, 10000);
+        assert_non_null(a);
+        if (a->op == MLG_OP_CONFIRM || a->op == MLG_OP_REJECT)
+            return a;
+        mlg_msg_destroy(&a);
+    }
+}
+
+static long
+s_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static void
+test_max_clients(void **state)
+{
+    (void)state;
+    mlg_client_t *a = brokerproc_client(&s_bp, "ehpad-les-tilleuls", 0);
+    mlg_client_t *b = brokerproc_client(&s_bp, "cd91", 0);
+    mlg_client_t *c = brokerproc_client(&s_bp, "cd91", 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    mlg_error_t err;
+    mlg_client_t *d =
+        mlg_client_new(s_bp.endpoint, "cd91", "one-too-many", 0, 5000, &err);
+    assert_null(d);
+    assert_int_equal(err.rc, MLG_UNAVAILABLE);
+    assert_non_null(strstr(err.reason, "max_clients"));
+    /* the others carry on */
+    char id[37];
+    mlg_msg_t *m = s_event(id, 1);
+    assert_int_equal(mlg_client_send(a, m), MLG_OK);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *ans = s_answer(a);
+    assert_int_equal(ans->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&ans);
+    /* a place freed is taken again */
+    mlg_client_destroy(&c);
+    d = NULL;
+    for (int i = 0; i < 50 && !d; i++) {
+        d = mlg_client_new(s_bp.endpoint, "cd91", "next", 0, 2000, &err);
+        if (!d)
+            zclock_sleep(50);
+    }
+    assert_non_null(d);
+    mlg_client_destroy(&d);
+    mlg_client_destroy(&b);
+    mlg_client_destroy(&a);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "HELLO refused", 100), 0);
+}
+
+static void
+test_outstanding_per_client(void **state)
+{
+    (void)state;
+    mlg_client_t *a = brokerproc_client(&s_bp, "ehpad-les-tilleuls", 0);
+    mlg_client_t *b = brokerproc_client(&s_bp, "cd91", 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    PGconn *db = brokerproc_db(&s_bp);
+    long before = brokerproc_scalar(db, "select count(*) from messages");
+    /* hold the store: it waits on this lock with the first batch */
+    PGconn *locker = brokerproc_db(&s_bp);
+    PQclear(PQexec(locker, "begin"));
+    PQclear(PQexec(locker, "lock table messages in access exclusive mode"));
+    char ids[5][37];
+    for (int i = 0; i < 5; i++) {
+        mlg_msg_t *m = s_event(ids[i], i);
+        assert_int_equal(mlg_client_send(a, m), MLG_OK);
+        mlg_msg_destroy(&m);
+    }
+    /* the two past the bound are refused at once */
+    for (int i = 0; i < 2; i++) {
+        mlg_msg_t *ans = s_answer(a);
+        assert_int_equal(ans->op, MLG_OP_REJECT);
+        assert_string_equal(ans->code, "UNAVAILABLE");
+        assert_non_null(strstr(ans->reason, "max_outstanding_per_client"));
+        assert_true(strcmp(ans->id, ids[3]) == 0 || strcmp(ans->id, ids[4]) == 0);
+        mlg_msg_destroy(&ans);
+    }
+    /* another client is not refused: its publish waits like the others */
+    char other[37];
+    mlg_msg_t *m = s_event(other, 9);
+    assert_int_equal(mlg_client_send(b, m), MLG_OK);
+    mlg_msg_destroy(&m);
+    assert_null(mlg_client_recv(b, 300));
+    PQclear(PQexec(locker, "commit"));
+    PQfinish(locker);
+    for (int i = 0; i < 3; i++) {
+        mlg_msg_t *ans = s_answer(a);
+        assert_int_equal(ans->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&ans);
+    }
+    mlg_msg_t *ans = s_answer(b);
+    assert_int_equal(ans->op, MLG_OP_CONFIRM);
+    assert_string_equal(ans->id, other);
+    mlg_msg_destroy(&ans);
+    assert_int_equal(brokerproc_scalar(db, "select count(*) from messages") - before, 4);
+    PQfinish(db);
+    mlg_client_destroy(&a);
+    mlg_client_destroy(&b);
+}
+
+static void
+test_flood_does_not_starve_others(void **state)
+{
+    (void)state;
+    long rss_before = s_rss_kib(s_bp.pid);
+    assert_true(rss_before > 0);
+    /* a peer that sends garbage as fast as it can and reads nothing; and
+       frames far past the size limit */
+    zsock_t *flood = zsock_new(ZMQ_DEALER);
+    zsock_set_sndhwm(flood, 100000);
+    zsock_set_sndtimeo(flood, 0);
+    assert_int_equal(zsock_connect(flood, "%s", s_bp.endpoint), 0);
+    mlg_client_t *ok = brokerproc_client(&s_bp, "cd91", 0);
+    assert_non_null(ok);
+    uint8_t garbage[512];
+    for (size_t i = 0; i < sizeof(garbage); i++)
+        garbage[i] = (uint8_t)(i * 37 + 11);
+    int confirmed = 0, sent_garbage = 0;
+    char id[37];
+    int64_t deadline = zclock_mono() + 60000;
+    for (int n = 0; n < 200 && zclock_mono() < deadline; n++) {
+        for (int k = 0; k < 200; k++) {
+            zframe_t *f = zframe_new(garbage, 1 + (size_t)(n + k) % sizeof(garbage));
+            if (zframe_send(&f, flood, ZFRAME_DONTWAIT) == 0)
+                sent_garbage++;
+            else
+                zframe_destroy(&f);
+        }
+        mlg_msg_t *m = s_event(id, n);
+        assert_int_equal(mlg_client_send(ok, m), MLG_OK);
+        mlg_msg_destroy(&m);
+        mlg_msg_t *ans = s_answer(ok);
+        if (ans->op == MLG_OP_CONFIRM && strcmp(ans->id, id) == 0)
+            confirmed++;
+        mlg_msg_destroy(&ans);
+    }
+    /* an oversize frame on its own connection: refused, the rest go on */
+    zsock_t *big = zsock_new(ZMQ_DEALER);
+    assert_int_equal(zsock_connect(big, "%s", s_bp.endpoint), 0);
+    size_t huge = 4u << 20;
+    uint8_t *blob = calloc(1, huge);
+    zframe_t *f = zframe_new(blob, huge);
+    free(blob);
+    zframe_send(&f, big, 0);
+    mlg_msg_t *m = s_event(id, 1000);
+    assert_int_equal(mlg_client_send(ok, m), MLG_OK);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *ans = s_answer(ok);
+    assert_int_equal(ans->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&ans);
+    long rss_after = s_rss_kib(s_bp.pid);
+    fprintf(
+        stderr,
+        "flood: %d garbage frames sent, %d/200 confirmed, broker RSS %ld -> %ld KiB\n",
+        sent_garbage, confirmed, rss_before, rss_after);
+    assert_int_equal(confirmed, 200);
+    assert_true(sent_garbage > 10000);
+    /* bounded: the flood's answers are capped by the high-water mark */
+    assert_true(rss_after - rss_before < 128 * 1024);
+    zsock_destroy(&big);
+    zsock_set_linger(flood, 0);
+    zsock_destroy(&flood);
+    mlg_client_destroy(&ok);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_max_clients),
+        cmocka_unit_test(test_outstanding_per_client),
+        cmocka_unit_test(test_flood_does_not_starve_others),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
