@@ -100,9 +100,13 @@ s_apply(PGconn *conn, const char *dir, const char *name, bool *done, char *err,
         || !s_exec(conn, "select pg_advisory_xact_lock(" S_LOCK_KEY ")", path, err,
                    errlen)
         || !s_exec(conn,
-                   "create table if not exists schema_migrations ("
+                   /* DDL only when the table is missing: a broker running as a
+                      role without CREATE (README, "Database roles") starts on
+                      a database whose migrations are all applied */
+                   "do $$ begin if to_regclass('schema_migrations') is null then"
+                   " create table schema_migrations ("
                    " version text primary key,"
-                   " applied_at timestamptz not null default now())",
+                   " applied_at timestamptz not null default now()); end if; end $$",
                    path, err, errlen))
         goto rollback;
     const char *params[1] = {name};
