@@ -294,6 +294,34 @@ test_adapter_with_curve(void **state)
     assert_string_equal(d->from, "ccas-paris-13");
     mlg_client_ack(cd75, d->delivery);
     mlg_msg_destroy(&d);
+    /* the CLI's publish over CURVE: its certificate and the broker's key */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s publish --as ccas-paris-13 --endpoint %s --cert %s/ccas_secret"
+             " --server-key '%s' --type child.protection.alert --version 1 --to cd75"
+             " --subject P --purpose protection --body-json"
+             " '{\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}'"
+             " >/dev/null",
+             getenv("MLG_CLI_BIN"), s_bp.endpoint, s_dir, s_server_key, id);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    for (int i = 0; i < 20 && !d; i++) {
+        d = mlg_client_recv(cd75, 500);
+        if (d && d->op != MLG_OP_DELIVER)
+            mlg_msg_destroy(&d);
+    }
+    assert_non_null(d);
+    assert_string_equal(d->from, "ccas-paris-13");
+    mlg_client_ack(cd75, d->delivery);
+    mlg_msg_destroy(&d);
+    /* and with a key the broker does not know, no answer: exit 2 */
+    snprintf(cmd, sizeof(cmd),
+             "%s publish --as ccas-paris-13 --endpoint %s --cert %s/stranger_secret"
+             " --server-key '%s' --type child.protection.alert --version 1 --to cd75"
+             " --subject P --purpose protection --body-json '{}' >/dev/null 2>&1",
+             getenv("MLG_CLI_BIN"), s_bp.endpoint, s_dir, s_server_key);
+    rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
     mlg_client_destroy(&cd75);
 
     /* the stranger's adapter was never welcomed */
