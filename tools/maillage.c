@@ -518,12 +518,15 @@ s_status(s_cli_t *cli, int argc, char **argv)
                 json_integer_value(json_object_get(row, "oldest_pending_seconds"));
             if (oldest > 0)
                 snprintf(age, sizeof(age), "%llds", oldest);
-            printf("%-24s %-32.32s %7s %9lld %9s %6lld %14s\n",
-                   json_string_value(json_object_get(row, "agency")),
-                   json_string_value(json_object_get(row, "name"))
-                       ? json_string_value(json_object_get(row, "name"))
-                       : "",
-                   c, (long long)json_integer_value(json_object_get(row, "pending")), f,
+            /* names hold accents: pad by characters, not bytes */
+            const char *name = json_string_value(json_object_get(row, "name"));
+            size_t chars = 0;
+            if (!name || !mlg_utf8_check(name, strlen(name), &chars))
+                name = "", chars = 0;
+            printf("%-24s %s%*s %7s %9lld %9s %6lld %14s\n",
+                   json_string_value(json_object_get(row, "agency")), name,
+                   chars < 32 ? (int)(32 - chars) : 0, "", c,
+                   (long long)json_integer_value(json_object_get(row, "pending")), f,
                    (long long)json_integer_value(json_object_get(row, "dead")), age);
         }
         if (json_array_size(rows) == 0)
