@@ -448,14 +448,7 @@ s_publish(s_store_t *self, brk_job_t *job)
     char *hex = malloc(hexlen);
     if (!hex)
         return false;
-    static const char digits[] = "0123456789abcdef";
-    hex[0] = '\\';
-    hex[1] = 'x';
-    for (size_t i = 0; i < m->body_len; i++) {
-        hex[2 + 2 * i] = digits[m->body[i] >> 4];
-        hex[3 + 2 * i] = digits[m->body[i] & 15];
-    }
-    hex[hexlen - 1] = '\0';
+    brk_chain_hex(m->body, m->body_len, hex);
     /* its place in the audit chain: kept only if the row is inserted */
     char chain_seq[24], body_hash_hex[2 * BRK_LINK_BYTES + 3],
         link_hex[2 * BRK_LINK_BYTES + 3];
@@ -476,21 +469,10 @@ s_publish(s_store_t *self, brk_job_t *job)
     brk_chain_message(self->link, fields, body_hash, link);
     brk_chain_hex(body_hash, BRK_LINK_BYTES, body_hash_hex);
     brk_chain_hex(link, BRK_LINK_BYTES, link_hex);
-    const char *values[13] = {
-        m->id,
-        m->type,
-        version,
-        job->sender,
-        m->subject[0] ? m->subject : NULL,
-        m->purpose[0] ? m->purpose : NULL,
-        m->correlation[0] ? m->correlation : NULL,
-        m->has_occurred_at ? occurred : NULL,
-        received,
-        hex,
-        chain_seq,
-        body_hash_hex,
-        link_hex,
-    };
+    /* the row's columns are the chain's fields (but chain_seq) and the body */
+    const char *values[13] = {fields[1], fields[2],     fields[3], fields[4], fields[5],
+                              fields[6], fields[7],     fields[8], fields[9], hex,
+                              chain_seq, body_hash_hex, link_hex};
     PGresult *res = s_query(
         self,
         "insert into messages (id, type, version, sender, subject, purpose, correlation,"

@@ -55,7 +55,9 @@ setup(void **state)
     (void)state;
     if (brokerproc_init(&s_bp, "e2e_broker",
                         "    heartbeat_ms = 1000\n    max_attempts = 3\n"
-                        "    max_message_bytes = 65536\n",
+                        "    max_message_bytes = 65536\n"
+                        /* test_burst_beyond_pipe_bounds has 5000 at once */
+                        "    max_outstanding_per_client = 10000\n",
                         s_agencies)
         || brokerproc_start(&s_bp)) {
         fprintf(stderr, "could not start the broker; its log is %s\n", s_bp.log);
