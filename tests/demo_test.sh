@@ -14,7 +14,7 @@ trap 'bash "$src/scripts/pg.sh" destroy "$state/pg" >/dev/null 2>&1 || true; rm 
 free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((28000 + RANDOM % 4000)) # below the ephemeral range; brokerproc uses 21000-27999
     if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   return 1
