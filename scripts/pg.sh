@@ -38,7 +38,7 @@ readonly PROG="scripts/pg.sh"
 readonly PGUSER_NAME="maillage"      # database superuser created by initdb
 readonly ROOT_SERVER_USER="postgres" # system user running the server as root
 readonly PORT_MIN=20000
-readonly PORT_MAX=60000
+readonly PORT_MAX=32000 # below the kernel's ephemeral range (32768+): a restart keeps its port, which an outgoing connection could otherwise hold
 readonly START_ATTEMPTS=5
 
 # ---------------------------------------------------------------------------
