@@ -17,7 +17,7 @@
 #                       MLG_DATABASE_URL MLG_PGDATA
 #   DIR/.pg.lock      flock(1) lock serialising concurrent pg.sh runs on DIR
 #
-# The server only listens on 127.0.0.1 (random free port in 20000-60000) and
+# The server only listens on 127.0.0.1 (random free port in 20000-32000) and
 # on DIR/sock, with trust authentication: it is meant for tests and local
 # development, never for real data.
 #
