@@ -150,6 +150,8 @@ s_adapter_start(adapter_t *a)
     a->pid = pid;
 }
 
+static void s_dump_log(const char *path);
+
 static int
 s_adapter_stop(adapter_t *a, int sig)
 {
@@ -159,6 +161,12 @@ s_adapter_stop(adapter_t *a, int sig)
     int status = 0;
     waitpid(a->pid, &status, 0);
     a->pid = 0;
+    if (sig != SIGKILL && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        fprintf(stderr, "adapter %s: %s %d\n", a->cfg,
+                WIFSIGNALED(status) ? "killed by signal" : "exit code",
+                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        s_dump_log(a->log);
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
