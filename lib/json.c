@@ -118,21 +118,16 @@ mlg_json_to_msgpack(const char *text, size_t len, uint8_t **out, size_t *out_len
 /* ---- msgpack -> JSON ---------------------------------------------- */
 
 /* RFC 3339 in UTC with microseconds, the precision maillage keeps. */
+static json_t *s_time_json(mlg_time_t t);
+
 static json_t *
 s_timestamp(const msgpack_object *o)
 {
     msgpack_timestamp ts;
-    if (!msgpack_object_to_timestamp(o, &ts) || ts.tv_nsec >= 1000000000u)
+    if (!msgpack_object_to_timestamp(o, &ts))
         return NULL;
-    time_t sec = (time_t)ts.tv_sec;
-    struct tm tm;
-    if (!gmtime_r(&sec, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
-        return NULL;
-    char buf[40];
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(ts.tv_nsec / 1000));
-    return json_string(buf);
+    mlg_time_t t = {ts.tv_sec, ts.tv_nsec};
+    return s_time_json(t);
 }
 
 static json_t *

@@ -47,26 +47,6 @@ static const char *s_agencies = "    ehpad-les-tilleuls\n"
                                 "    cd91\n"
                                 "        name = \"Essonne\"\n";
 
-/* A port the kernel picks (zmq's "*" counts up from 49152, so two
-   probes in a row would give the broker's endpoint again). */
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static char *
 s_get(const char *path, int want_status)
 {
@@ -102,7 +82,7 @@ setup(void **state)
 {
     (void)state;
     char extra[128];
-    snprintf(s_http, sizeof(s_http), "127.0.0.1:%d", s_free_port());
+    snprintf(s_http, sizeof(s_http), "127.0.0.1:%d", brokerproc_free_port());
     snprintf(extra, sizeof(extra), "    http = %s\n    heartbeat_ms = 500\n", s_http);
     if (brokerproc_init(&s_bp, "e2e_http", extra, s_agencies))
         return -1;
@@ -492,7 +472,7 @@ test_cli_status(void **state)
 
     /* the broker down: the database still answers, the live part says so */
     char dead_http[64];
-    snprintf(dead_http, sizeof(dead_http), "127.0.0.1:%d", s_free_port());
+    snprintf(dead_http, sizeof(dead_http), "127.0.0.1:%d", brokerproc_free_port());
     assert_int_equal(s_cli(&out, dead_http, "status"), 0);
     assert_non_null(strstr(out, "broker: unreachable"));
     line = strstr(out, "\ncd91 ");

@@ -17,8 +17,8 @@ const char *brokerproc_security = NULL;
    broker restarted on its port must not find it taken by some client's
    outgoing connection, and zmq's "*" counts up from 49152, inside that
    range. Random, so tests running side by side do not pick the same. */
-static int
-s_free_port(void)
+int
+brokerproc_free_port(void)
 {
     static unsigned seed;
     if (!seed)
@@ -100,7 +100,8 @@ s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
     snprintf(bp->database, sizeof(bp->database), "%s", url);
     snprintf(bp->conninfo, sizeof(bp->conninfo), "%s", conninfo);
     if (!bp->endpoint[0]) /* a rewrite keeps the broker's endpoint */
-        snprintf(bp->endpoint, sizeof(bp->endpoint), "tcp://127.0.0.1:%d", s_free_port());
+        snprintf(bp->endpoint, sizeof(bp->endpoint), "tcp://127.0.0.1:%d",
+                 brokerproc_free_port());
     snprintf(bp->log, sizeof(bp->log), "%s/broker.log", bp->dir);
 
     char path[300];

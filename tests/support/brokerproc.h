@@ -67,6 +67,9 @@ void brokerproc_cleanup(brokerproc_t *bp);
 mlg_client_t *brokerproc_client(const brokerproc_t *bp, const char *agency,
                                 uint64_t credit);
 
+/* A free TCP port on 127.0.0.1, below the kernel's ephemeral range. */
+int brokerproc_free_port(void);
+
 /* A fresh message id: a lowercase canonical UUID. */
 void brokerproc_new_id(char id[37]);
 
