@@ -1,0 +1,1482 @@
+/*  maillage_bench.c: maillage-bench, the benchmark that ships with maillage.
+
+    Publishers and consumers (one thread and one client connection each)
+    run against a broker: the one a configuration file names (--config),
+    or a private PostgreSQL and broker started for the run and removed
+    after it (--self-contained, as the tests do). It reports publish ->
+    confirm and end-to-end throughput, publish -> confirm and publish ->
+    deliver latency percentiles, the broker's peak RSS, and the database
+    rows written per message; --pg-limit adds the same rows written
+    straight into the same database in 1,000-row transactions, so the
+    report states "broker / raw PostgreSQL" from one run; --backlog N
+    measures a queue of N pending deliveries: a restart, then draining it.
+
+    Ids carry the run, the publisher and a counter, so each answer and
+    each delivery finds its publish time without a shared table; the
+    publish time also travels as `occurred_at` (wall clock, µs), which
+    the consumer compares with its own clock (same process, same clock).
+
+    Not done here: asserting any speed. The smoke test in ctest checks
+    that it runs and prints its table. */
+
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "maillage/client.h"
+#include "maillage/json.h"
+
+#ifndef MLG_BENCH_SOURCE_DIR
+#define MLG_BENCH_SOURCE_DIR "."
+#endif
+#ifndef MLG_BENCH_BROKER
+#define MLG_BENCH_BROKER "maillage-broker"
+#endif
+
+#define S_MAX_AGENCIES 50
+#define S_MAX_THREADS 64
+#define S_TX_ROWS 1000
+
+/* ---- options ----------------------------------------------------------- */
+
+typedef struct {
+    const char *config;
+    bool self_contained;
+    int publishers;
+    int consumers;
+    int agencies;
+    size_t body_size;
+    int window;
+    int credit;
+    double rate; /* msg/s over all publishers; 0: as fast as possible */
+    double duration;
+    long count;
+    bool personal;
+    bool json;
+    bool pg_limit;
+    const char *pg_method; /* copy or unnest */
+    long backlog;
+    const char *cert_dir;
+    const char *server_key;
+    int broker_pid;
+    const char *broker_bin;
+    bool quiet;
+} s_opts_t;
+
+static volatile sig_atomic_t s_interrupted = 0;
+
+static void
+s_on_signal(int sig)
+{
+    (void)sig;
+    s_interrupted = 1;
+}
+
+static int
+s_usage(FILE *out, int rc)
+{
+    fprintf(out,
+            "usage: maillage-bench (--self-contained | --config FILE) [options]\n"
+            "  --publishers N     publishing clients (default 1)\n"
+            "  --consumers N      consuming clients (default 1; 0: publish only)\n"
+            "  --agencies N       agencies taking part, 2-50 (default 2)\n"
+            "  --body-size BYTES  body size (default 1024)\n"
+            "  --window N         outstanding publishes per publisher (default 1000)\n"
+            "  --credit N         consumer credit (default 1000)\n"
+            "  --rate R           msg/s over all publishers; 0: as fast as possible\n"
+            "  --duration S       publish for S seconds (default 10)\n"
+            "  --count N          publish N messages in all (instead of --duration)\n"
+            "  --personal         referral.created under a granted consent (the\n"
+            "                     consent check in the path); default: a\n"
+            "                     non-personal event\n"
+            "  --pg-limit         also write the same rows straight into PostgreSQL\n"
+            "                     (1,000 per transaction) and report the ratio\n"
+            "  --pg-method M      copy (default) or unnest, for --pg-limit\n"
+            "  --backlog N        N pending deliveries for an offline agency: restart\n"
+            "                     the broker, then drain them (--self-contained)\n"
+            "  --cert-dir DIR     under CURVE: DIR/AGENCY_secret per agency\n"
+            "  --server-key KEY   under CURVE: the broker's public key (default: from\n"
+            "                     security/secret_cert)\n"
+            "  --broker-pid PID   the broker's process, for its peak RSS (--config)\n"
+            "  --broker BIN       the broker binary (--self-contained)\n"
+            "  --json             the report as JSON\n");
+    return rc;
+}
+
+/* ---- time and figures --------------------------------------------------- */
+
+static int64_t
+s_now_us(void)
+{
+    mlg_time_t t = mlg_time_now();
+    return t.sec * 1000000 + t.nsec / 1000;
+}
+
+typedef struct {
+    int64_t *v;
+    size_t n, cap;
+} s_samples_t;
+
+static void
+s_sample(s_samples_t *s, int64_t v)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        int64_t *nv = realloc(s->v, cap * sizeof(*nv));
+        if (!nv)
+            return;
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n++] = v;
+}
+
+static void
+s_samples_merge(s_samples_t *into, s_samples_t *from)
+{
+    for (size_t i = 0; i < from->n; i++)
+        s_sample(into, from->v[i]);
+    free(from->v);
+    memset(from, 0, sizeof(*from));
+}
+
+static int
+s_cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The value at quantile q of sorted samples, in ms. */
+static double
+s_quantile(const s_samples_t *s, double q)
+{
+    if (!s->n)
+        return 0;
+    size_t i = (size_t)(q * (double)(s->n - 1) + 0.5);
+    return (double)s->v[i < s->n ? i : s->n - 1] / 1000.0;
+}
+
+/* ---- the run's shared state -------------------------------------------- */
+
+typedef struct {
+    char endpoint[256];
+    char database[1024];
+    char agencies[S_MAX_AGENCIES][MLG_AGENCY_ID_MAX + 1];
+    int nagencies;
+    char server_key[64];
+    const s_opts_t *o;
+    uint32_t run;     /* this run's tag, the first 8 hex digits of every id */
+    char subject[64]; /* --personal */
+    uint8_t *body;    /* msgpack, the same for every message */
+    size_t body_len;
+    const char *type;
+    /* counters */
+    atomic_long published, confirmed, rejected, routed, delivered, acked, errors;
+    atomic_int pubs_done;
+    atomic_bool stop_sending, stop_consuming;
+    int64_t t0_us;
+    atomic_llong last_confirm_us, last_deliver_us;
+    pthread_mutex_t lock;
+    s_samples_t confirm_lat, deliver_lat;
+    char first_error[512];
+} s_run_t;
+
+static void
+s_note_error(s_run_t *r, const char *fmt, const char *a, const char *b)
+{
+    atomic_fetch_add(&r->errors, 1);
+    pthread_mutex_lock(&r->lock);
+    if (!r->first_error[0])
+        if (snprintf(r->first_error, sizeof(r->first_error), fmt, a, b) < 0)
+            r->first_error[0] = '\0';
+    pthread_mutex_unlock(&r->lock);
+}
+
+static mlg_client_t *
+s_connect(s_run_t *r, const char *agency, const char *name, uint64_t credit)
+{
+    mlg_error_t err;
+    mlg_client_t *c;
+    if (r->o->cert_dir) {
+        char cert[1024];
+        snprintf(cert, sizeof(cert), "%s/%s_secret", r->o->cert_dir, agency);
+        c = mlg_client_new_curve(r->endpoint, agency, name, credit, 10000, cert,
+                                 r->server_key, &err);
+    }
+    else
+        c = mlg_client_new(r->endpoint, agency, name, credit, 10000, &err);
+    if (!c)
+        s_note_error(r, "could not join as %s: %s", agency, err.reason);
+    return c;
+}
+
+/* The recipient of publisher p's k-th message: an agency with consumers
+   other than its own, round robin. */
+static const char *
+s_recipient(const s_run_t *r, int p, long k)
+{
+    int self = p % r->nagencies;
+    int with[S_MAX_AGENCIES], n = 0;
+    for (int a = 0; a < r->nagencies; a++) {
+        bool consumed = false;
+        for (int c = 0; c < r->o->consumers; c++)
+            if ((c + 1) % r->nagencies == a)
+                consumed = true;
+        if (consumed && a != self)
+            with[n++] = a;
+    }
+    if (!n)
+        return r->agencies[(self + 1) % r->nagencies];
+    return r->agencies[with[k % n]];
+}
+
+static void
+s_make_id(char id[MLG_UUID_LEN + 1], uint32_t run, int p, long k)
+{
+    snprintf(id, MLG_UUID_LEN + 1, "%08x-%04x-4000-8000-%012llx", run,
+             (unsigned)p & 0xffff, (unsigned long long)k & 0xffffffffffffULL);
+}
+
+/* The publisher and counter of one of this run's ids; false for others. */
+static bool
+s_parse_id(const s_run_t *r, const char *id, int *p, long *k)
+{
+    char tag[9];
+    snprintf(tag, sizeof(tag), "%08x", r->run);
+    if (strlen(id) != MLG_UUID_LEN || strncmp(id, tag, 8) != 0)
+        return false;
+    *p = (int)strtol(id + 9, NULL, 16);
+    *k = strtoll(id + 24, NULL, 16);
+    return true;
+}
+
+/* ---- publishers ---------------------------------------------------------- */
+
+typedef struct {
+    s_run_t *r;
+    int index;
+    long quota; /* -1: until stop_sending */
+    double rate;
+    pthread_t thread;
+    s_samples_t lat;
+} s_pub_t;
+
+static void
+s_pub_answer(s_pub_t *pub, mlg_msg_t *a, int64_t *sent, long nsent, long *outstanding)
+{
+    s_run_t *r = pub->r;
+    int p;
+    long k;
+    if (a->op == MLG_OP_CONFIRM || a->op == MLG_OP_REJECT) {
+        if (s_parse_id(r, a->id, &p, &k) && p == pub->index && k < nsent) {
+            int64_t now = s_now_us();
+            (*outstanding)--;
+            if (a->op == MLG_OP_CONFIRM) {
+                s_sample(&pub->lat, now - sent[k]);
+                atomic_fetch_add(&r->confirmed, 1);
+                atomic_fetch_add(&r->routed, (long)a->routed_count);
+                atomic_store(&r->last_confirm_us, now);
+            }
+            else {
+                atomic_fetch_add(&r->rejected, 1);
+                s_note_error(r, "REJECT %s: %s", a->code, a->reason);
+            }
+        }
+    }
+    else if (a->op == MLG_OP_ERROR)
+        s_note_error(r, "ERROR %s: %s", a->code, a->reason);
+    mlg_msg_destroy(&a);
+}
+
+static void *
+s_publisher(void *arg)
+{
+    s_pub_t *pub = arg;
+    s_run_t *r = pub->r;
+    const s_opts_t *o = r->o;
+    const char *agency = r->agencies[pub->index % r->nagencies];
+    mlg_client_t *c = s_connect(r, agency, "maillage-bench", 0);
+    if (!c) {
+        atomic_fetch_add(&r->pubs_done, 1);
+        return NULL;
+    }
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
+    snprintf(m->type, sizeof(m->type), "%s", r->type);
+    m->version = 1;
+    mlg_msg_set_body(m, r->body, r->body_len);
+    if (o->personal) {
+        snprintf(m->subject, sizeof(m->subject), "%s", r->subject);
+        snprintf(m->purpose, sizeof(m->purpose), "orientation");
+    }
+    m->has_occurred_at = true;
+    size_t cap = pub->quota >= 0 ? (size_t)pub->quota + 1 : 1 << 16;
+    int64_t *sent = malloc(cap * sizeof(int64_t));
+    long k = 0, outstanding = 0;
+    int64_t start = s_now_us();
+    int64_t last_answer = start;
+    while (sent && !s_interrupted) {
+        bool more = pub->quota < 0 ? !atomic_load(&r->stop_sending) : k < pub->quota;
+        if (!more && outstanding == 0)
+            break;
+        int64_t now = s_now_us();
+        if (!more && now - last_answer > 30000000) {
+            s_note_error(r, "%s: %s", agency, "publishes left unanswered for 30 s");
+            break;
+        }
+        int64_t due =
+            pub->rate > 0 ? start + (int64_t)((double)k * 1e6 / pub->rate) : now;
+        if (more && outstanding < o->window && now >= due) {
+            if ((size_t)k == cap) {
+                int64_t *ns = realloc(sent, cap * 2 * sizeof(int64_t));
+                if (!ns)
+                    break;
+                sent = ns;
+                cap *= 2;
+            }
+            s_make_id(m->id, r->run, pub->index, k);
+            m->to_count = 0;
+            mlg_msg_add_to(m, s_recipient(r, pub->index, k));
+            m->occurred_at.sec = now / 1000000;
+            m->occurred_at.nsec = (uint32_t)(now % 1000000) * 1000;
+            sent[k] = now;
+            if (mlg_client_send(c, m) != MLG_OK) {
+                s_note_error(r, "%s: %s", agency, "could not send a PUBLISH");
+                break;
+            }
+            k++;
+            outstanding++;
+            atomic_fetch_add(&r->published, 1);
+            mlg_msg_t *a;
+            while ((a = mlg_client_recv(c, 0))) {
+                s_pub_answer(pub, a, sent, k, &outstanding);
+                last_answer = s_now_us();
+            }
+            continue;
+        }
+        int wait = 100;
+        if (more && outstanding < o->window && due > now)
+            wait = (int)((due - now) / 1000);
+        mlg_msg_t *a = mlg_client_recv(c, wait);
+        if (a) {
+            s_pub_answer(pub, a, sent, k, &outstanding);
+            last_answer = s_now_us();
+        }
+    }
+    free(sent);
+    mlg_msg_destroy(&m);
+    mlg_client_destroy(&c);
+    atomic_fetch_add(&r->pubs_done, 1);
+    return NULL;
+}
+
+/* ---- consumers ----------------------------------------------------------- */
+
+typedef struct {
+    s_run_t *r;
+    int index;
+    pthread_t thread;
+    s_samples_t lat;
+    mlg_client_t *client; /* joined before the publishers start */
+} s_con_t;
+
+static void *
+s_consumer(void *arg)
+{
+    s_con_t *con = arg;
+    s_run_t *r = con->r;
+    mlg_client_t *c = con->client;
+    while (c && !atomic_load(&r->stop_consuming) && !s_interrupted) {
+        mlg_msg_t *d = mlg_client_recv(c, 50);
+        if (!d)
+            continue;
+        if (d->op == MLG_OP_DELIVER) {
+            int p;
+            long k;
+            int64_t now = s_now_us();
+            bool ours = s_parse_id(r, d->id, &p, &k);
+            if (ours) {
+                int64_t at = d->occurred_at.sec * 1000000 + d->occurred_at.nsec / 1000;
+                if (d->attempt == 1)
+                    s_sample(&con->lat, now - at);
+                atomic_fetch_add(&r->delivered, 1);
+                atomic_store(&r->last_deliver_us, now);
+            }
+            if (mlg_client_ack(c, d->delivery) == MLG_OK && ours)
+                atomic_fetch_add(&r->acked, 1);
+        }
+        else if (d->op == MLG_OP_ERROR)
+            s_note_error(r, "ERROR %s: %s", d->code, d->reason);
+        mlg_msg_destroy(&d);
+    }
+    mlg_client_destroy(&con->client);
+    return NULL;
+}
+
+/* ---- bodies -------------------------------------------------------------- */
+
+/* The body as msgpack, padded to about `size` bytes. */
+static int
+s_make_body(s_run_t *r, size_t size)
+{
+    const char *fmt =
+        r->o->personal ? "{\"referral_id\":\"6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b\","
+                         "\"service\":\"home-care\",\"priority\":\"routine\","
+                         "\"requested_by\":{\"name\":\"Bench\",\"role\":\"benchmark\"},"
+                         "\"reason\":\"%s\"}"
+        : strcmp(r->type, "bench.filler") == 0
+            ? "{\"service_id\":\"bench\",\"pad\":\"%s\"}"
+            : "{\"service_id\":\"bench%.0s\",\"service\":\"home-care\","
+              "\"places_total\":10,\"places_available\":3}";
+    size_t maxpad = r->o->personal ? 4000 : 1 << 20;
+    size_t pad = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        char *filler = malloc(pad + 1);
+        size_t tlen = strlen(fmt) + pad + 1;
+        char *text = malloc(tlen);
+        if (!filler || !text) {
+            free(filler);
+            free(text);
+            return -1;
+        }
+        memset(filler, 'x', pad);
+        filler[pad] = '\0';
+        snprintf(text, tlen, fmt, filler);
+        free(r->body);
+        r->body = NULL;
+        char err[256];
+        mlg_rc_t rc = mlg_json_to_msgpack(text, strlen(text), &r->body, &r->body_len, err,
+                                          sizeof(err));
+        free(filler);
+        free(text);
+        if (rc != MLG_OK)
+            return -1;
+        if (r->body_len >= size)
+            break;
+        pad += size - r->body_len;
+        if (pad > maxpad)
+            pad = maxpad;
+    }
+    return 0;
+}
+
+/* consent.granted for the run's subject, every agency a party. */
+static int
+s_grant(s_run_t *r)
+{
+    char uuid[37], parties[S_MAX_AGENCIES * 70] = "", text[8192];
+    zuuid_t *u = zuuid_new();
+    const char *s = zuuid_str_canonical(u);
+    for (int i = 0; i < 36; i++)
+        uuid[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
+    uuid[36] = '\0';
+    zuuid_destroy(&u);
+    for (int i = 0; i < r->nagencies; i++) {
+        size_t at = strlen(parties);
+        snprintf(parties + at, sizeof(parties) - at, "%s\"%s\"", i ? "," : "",
+                 r->agencies[i]);
+    }
+    snprintf(text, sizeof(text),
+             "{\"consent_id\":\"%s\",\"parties\":[%s],\"purposes\":[\"orientation\"],"
+             "\"categories\":[\"social\"],\"valid_from\":\"2000-01-01T00:00:00Z\","
+             "\"collected_by\":{\"name\":\"Bench\",\"role\":\"benchmark\"},"
+             "\"method\":\"written\"}",
+             uuid, parties);
+    uint8_t *mp = NULL;
+    size_t len = 0;
+    char err[256];
+    if (mlg_json_to_msgpack(text, strlen(text), &mp, &len, err, sizeof(err)) != MLG_OK)
+        return -1;
+    mlg_client_t *c = s_connect(r, r->agencies[0], "maillage-bench", 0);
+    int rc = -1;
+    if (c) {
+        mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
+        snprintf(m->type, sizeof(m->type), "consent.granted");
+        m->version = 1;
+        snprintf(m->subject, sizeof(m->subject), "%s", r->subject);
+        mlg_msg_set_body(m, mp, len);
+        zuuid_t *id = zuuid_new();
+        const char *t = zuuid_str_canonical(id);
+        for (int i = 0; i < 36; i++)
+            m->id[i] = (char)((t[i] >= 'A' && t[i] <= 'F') ? t[i] + 32 : t[i]);
+        zuuid_destroy(&id);
+        mlg_client_send(c, m);
+        mlg_msg_t *a = mlg_client_recv(c, 10000);
+        if (a && a->op == MLG_OP_CONFIRM)
+            rc = 0;
+        else
+            s_note_error(r, "the consent was not confirmed: %s %s", a ? a->code : "",
+                         a ? a->reason : "no answer");
+        mlg_msg_destroy(&a);
+        mlg_msg_destroy(&m);
+        mlg_client_destroy(&c);
+    }
+    free(mp);
+    return rc;
+}
+
+/* ---- the database --------------------------------------------------------- */
+
+static const char *s_tables[] = {"messages", "deliveries", "consent_decisions",
+                                 "delivery_events", "consents"};
+#define S_NTABLES (sizeof(s_tables) / sizeof(s_tables[0]))
+
+typedef struct {
+    long rows;    /* rows in the tables */
+    long inserts; /* pg_stat_user_tables: rows inserted */
+    long updates; /* and updated */
+    long wal;     /* WAL bytes written (pg_current_wal_lsn) */
+} s_dbcount_t;
+
+static long
+s_scalar(PGconn *db, const char *sql)
+{
+    PGresult *res = PQexec(db, sql);
+    long v = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && !PQgetisnull(res, 0, 0))
+        v = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+static s_dbcount_t
+s_db_count(PGconn *db)
+{
+    s_dbcount_t c = {0, 0, 0, 0};
+    if (!db)
+        return c;
+    char sql[256];
+    for (size_t i = 0; i < S_NTABLES; i++) {
+        snprintf(sql, sizeof(sql), "select count(*) from %s", s_tables[i]);
+        c.rows += s_scalar(db, sql);
+    }
+    PQclear(PQexec(db, "select pg_stat_clear_snapshot()"));
+    c.inserts =
+        s_scalar(db, "select sum(n_tup_ins) from pg_stat_user_tables where relname"
+                     " in ('messages', 'deliveries', 'consent_decisions',"
+                     " 'delivery_events', 'consents')");
+    c.updates =
+        s_scalar(db, "select sum(n_tup_upd) from pg_stat_user_tables where relname"
+                     " in ('messages', 'deliveries', 'consent_decisions',"
+                     " 'delivery_events', 'consents')");
+    c.wal = s_scalar(db, "select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint");
+    return c;
+}
+
+/* ---- peak RSS --------------------------------------------------------------- */
+
+static long
+s_proc_kib(int pid, const char *key)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long v = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+            v = atol(line + klen + 1);
+    fclose(f);
+    return v;
+}
+
+/* ---- a private PostgreSQL and broker (--self-contained) ------------------- */
+
+typedef struct {
+    char dir[256];
+    char pgdir[300];
+    char cfg[300];
+    char log[300];
+    char database[512];
+    char endpoint[64];
+    const char *broker_bin;
+    pid_t pid;
+} s_env_t;
+
+static const char *
+s_source_dir(void)
+{
+    const char *d = getenv("MLG_SOURCE_DIR");
+    return d && d[0] ? d : MLG_BENCH_SOURCE_DIR;
+}
+
+static int
+s_run_cmd(const char *cmd, bool quiet)
+{
+    char full[2048];
+    snprintf(full, sizeof(full), "%s%s", cmd, quiet ? " >/dev/null 2>&1" : " >&2");
+    int rc = system(full);
+    return rc == 0 ? 0 : -1;
+}
+
+static int
+s_env_read(const char *file, const char *key, char *out, size_t len)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    int rc = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            line[strcspn(line, "\n")] = '\0';
+            rc = (size_t)snprintf(out, len, "%s", line + klen + 1) < len ? 0 : -1;
+        }
+    fclose(f);
+    return rc;
+}
+
+static int
+s_wait_log(const char *log, const char *text, long from, int timeout_ms)
+{
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (zclock_mono() < deadline) {
+        FILE *f = fopen(log, "r");
+        if (f) {
+            fseek(f, from, SEEK_SET);
+            char line[2048];
+            while (fgets(line, sizeof(line), f))
+                if (strstr(line, text)) {
+                    fclose(f);
+                    return 0;
+                }
+            fclose(f);
+        }
+        zclock_sleep(5);
+    }
+    return -1;
+}
+
+static long
+s_file_size(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* Starts the broker; 0 once its log says its database is available. */
+static int
+s_broker_start(s_env_t *e)
+{
+    long from = s_file_size(e->log);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        FILE *log = freopen(e->log, "a", stderr);
+        (void)log;
+        execl(e->broker_bin, e->broker_bin, "--config", e->cfg, (char *)NULL);
+        _exit(127);
+    }
+    e->pid = pid;
+    return s_wait_log(e->log, "database available", from, 60000);
+}
+
+static void
+s_broker_stop(s_env_t *e, int sig)
+{
+    if (e->pid <= 0)
+        return;
+    kill(e->pid, sig);
+    waitpid(e->pid, NULL, 0);
+    e->pid = 0;
+}
+
+static void
+s_env_cleanup(s_env_t *e, bool quiet)
+{
+    s_broker_stop(e, SIGTERM);
+    char cmd[1024];
+    if (e->pgdir[0]) {
+        snprintf(cmd, sizeof(cmd), "bash '%s/scripts/pg.sh' destroy '%s'", s_source_dir(),
+                 e->pgdir);
+        s_run_cmd(cmd, quiet);
+    }
+    if (e->dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+        s_run_cmd(cmd, true);
+    }
+}
+
+/* A free port below the kernel's ephemeral range (32768 and up): the
+   backlog run restarts the broker on its port, which must not be taken
+   meanwhile by some client's outgoing connection. */
+static int
+s_free_port(void)
+{
+    unsigned int seed = (unsigned int)(getpid() ^ (int)zclock_usecs());
+    for (int i = 0; i < 200; i++) {
+        int candidate = 21000 + (int)(rand_r(&seed) % 7000);
+        zsock_t *probe = zsock_new(ZMQ_ROUTER);
+        int port = probe ? zsock_bind(probe, "tcp://127.0.0.1:%d", candidate) : -1;
+        zsock_destroy(&probe);
+        if (port == candidate)
+            return port;
+    }
+    return -1;
+}
+
+static int
+s_env_setup(s_env_t *e, const s_opts_t *o, s_run_t *r)
+{
+    snprintf(e->dir, sizeof(e->dir), "/tmp/maillage-bench-XXXXXX");
+    if (!mkdtemp(e->dir)) {
+        e->dir[0] = '\0';
+        return -1;
+    }
+    chmod(e->dir, 0755); /* pg.sh runs the server as postgres when root */
+    snprintf(e->pgdir, sizeof(e->pgdir), "%s/pg", e->dir);
+    snprintf(e->cfg, sizeof(e->cfg), "%s/maillage.cfg", e->dir);
+    snprintf(e->log, sizeof(e->log), "%s/broker.log", e->dir);
+    const char *src = s_source_dir();
+    char cmd[2048];
+    if (!o->quiet)
+        fprintf(stderr, "maillage-bench: a private PostgreSQL in %s\n", e->pgdir);
+    snprintf(cmd, sizeof(cmd), "bash '%s/scripts/pg.sh' start '%s' maillage_bench", src,
+             e->pgdir);
+    if (s_run_cmd(cmd, o->quiet) != 0) {
+        fprintf(stderr, "maillage-bench: could not start PostgreSQL (scripts/pg.sh)\n");
+        return -1;
+    }
+    char envfile[400];
+    snprintf(envfile, sizeof(envfile), "%s/env", e->pgdir);
+    if (s_env_read(envfile, "MLG_DATABASE_URL", e->database, sizeof(e->database)) != 0)
+        return -1;
+    /* the project's schemas and the benchmark's own event */
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s/schemas' && ln -s '%s'/schemas/*.json '%s/schemas/' &&"
+             " cp '%s/tools/bench/bench.filler.v1.json' '%s/schemas/'",
+             e->dir, src, e->dir, src, e->dir);
+    if (s_run_cmd(cmd, false) != 0)
+        return -1;
+    snprintf(e->endpoint, sizeof(e->endpoint), "tcp://127.0.0.1:%d", s_free_port());
+    FILE *f = fopen(e->cfg, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "broker\n    endpoint = %s\n    database = %s\n    schemas = schemas\n"
+            "    heartbeat_ms = 2000\n"
+            "security\n    curve = 0\nagencies\n",
+            e->endpoint, e->database);
+    for (int i = 0; i < r->nagencies; i++)
+        fprintf(f,
+                "    %s\n        name = \"bench agency %d\"\n        publish = \"*\"\n",
+                r->agencies[i], i);
+    fclose(f);
+    e->broker_bin = o->broker_bin              ? o->broker_bin
+                    : getenv("MLG_BROKER_BIN") ? getenv("MLG_BROKER_BIN")
+                                               : MLG_BENCH_BROKER;
+    if (s_broker_start(e) != 0) {
+        fprintf(stderr, "maillage-bench: the broker did not start; its log:\n");
+        snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' >&2", e->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        return -1;
+    }
+    snprintf(r->endpoint, sizeof(r->endpoint), "%s", e->endpoint);
+    snprintf(r->database, sizeof(r->database), "%s", e->database);
+    return 0;
+}
+
+/* ---- raw PostgreSQL: the same rows, 1,000 per transaction ---------------- */
+
+static bool
+s_ok(PGconn *db, PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "maillage-bench: %s", PQerrorMessage(db));
+    PQclear(res);
+    return ok;
+}
+
+/* Appends s to the growing buffer. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} s_buf_t;
+
+static void
+s_put(s_buf_t *b, const char *s, size_t len)
+{
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = (b->n + len + 1) * 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            return;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+static void
+s_puts(s_buf_t *b, const char *s)
+{
+    s_put(b, s, strlen(s));
+}
+
+static void
+s_hex(s_buf_t *b, const uint8_t *data, size_t len, const char *prefix)
+{
+    static const char digits[] = "0123456789abcdef";
+    s_puts(b, prefix);
+    for (size_t i = 0; i < len; i++) {
+        char two[2] = {digits[data[i] >> 4], digits[data[i] & 15]};
+        s_put(b, two, 2);
+    }
+}
+
+/* Writes n messages with one decision and one delivery each, as the
+   broker stores them, S_TX_ROWS messages per transaction. Returns
+   messages per second, or -1. */
+static const uint8_t s_fake_link[32] = {
+    0x6d, 0x61, 0x69, 0x6c, 0x6c, 0x61, 0x67, 0x65, 0x2d, 0x62, 0x65,
+    0x6e, 0x63, 0x68, 0x2d, 0x6c, 0x69, 0x6e, 0x6b, 0x2d, 0x30, 0x31,
+    0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x61, 0x62};
+
+static double
+s_pg_limit(s_run_t *r, long n, const char *method)
+{
+    PGconn *db = PQconnectdb(r->database);
+    if (PQstatus(db) != CONNECTION_OK) {
+        fprintf(stderr, "maillage-bench: %s", PQerrorMessage(db));
+        PQfinish(db);
+        return -1;
+    }
+    uint32_t tag = r->run ^ 0x5a5a5a5a;
+    const char *sender = r->agencies[0], *recipient = r->agencies[1];
+    bool copy = strcmp(method, "copy") == 0;
+    int64_t t0 = s_now_us();
+    bool ok = true;
+    s_buf_t m = {0}, d = {0}, v = {0};
+    for (long done = 0; ok && done < n;) {
+        long batch = n - done < S_TX_ROWS ? n - done : S_TX_ROWS;
+        m.n = d.n = v.n = 0;
+        char id[MLG_UUID_LEN + 1], line[512];
+        int64_t now = s_now_us();
+        char stamp[48];
+        time_t secs = (time_t)(now / 1000000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        size_t sl = strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+        snprintf(stamp + sl, sizeof(stamp) - sl, ".%06d+00", (int)(now % 1000000));
+        if (copy) {
+            for (long i = 0; i < batch; i++) {
+                s_make_id(id, tag, 0, done + i);
+                snprintf(line, sizeof(line), "%s\t%s\t1\t%s\t%s\t%s\t\\N\t%s\t", id,
+                         r->type, sender, r->o->personal ? r->subject : "\\N",
+                         r->o->personal ? "orientation" : "\\N", stamp);
+                s_puts(&m, line);
+                s_hex(&m, r->body, r->body_len, "\\\\x");
+                /* the audit chain's columns, as the broker fills them: a
+                   position (negative, apart from the broker's chain), the
+                   body's hash and the link (32 bytes each) */
+                long long pos = -((long long)tag * 10000000LL + done + i + 1);
+                snprintf(line, sizeof(line), "\t%lld\t", pos);
+                s_puts(&m, line);
+                s_hex(&m, s_fake_link, sizeof(s_fake_link), "\\\\x");
+                s_puts(&m, "\t");
+                s_hex(&m, s_fake_link, sizeof(s_fake_link), "\\\\x");
+                s_puts(&m, "\n");
+                snprintf(line, sizeof(line), "%s\t%s\tallow\t%s\t%s\t%lld\t", id,
+                         recipient, r->o->personal ? "consent" : "not_personal", stamp,
+                         pos);
+                s_puts(&d, line);
+                s_hex(&d, s_fake_link, sizeof(s_fake_link), "\\\\x");
+                s_puts(&d, "\n");
+                snprintf(line, sizeof(line), "%s\t%s\n", id, recipient);
+                s_puts(&v, line);
+            }
+        }
+        else {
+            s_puts(&m, "{");
+            s_puts(&v, "{");
+            for (long i = 0; i < batch; i++) {
+                s_make_id(id, tag, 0, done + i);
+                snprintf(line, sizeof(line), "%s%s", i ? "," : "", id);
+                s_puts(&m, line);
+                s_hex(&v, r->body, r->body_len, i ? ",\"\\\\x" : "\"\\\\x");
+                s_puts(&v, "\"");
+            }
+            s_puts(&m, "}");
+            s_puts(&v, "}");
+        }
+        ok = s_ok(db, PQexec(db, "begin"));
+        if (ok && copy) {
+            struct {
+                const char *sql;
+                s_buf_t *b;
+            } steps[3] = {
+                {"copy messages (id, type, version, sender, subject, purpose, "
+                 "correlation,"
+                 " received_at, body, chain_seq, body_hash, link) from stdin",
+                 &m},
+                {"copy consent_decisions (message_id, recipient, decision, basis,"
+                 " decided_at, chain_seq, link) from stdin",
+                 &d},
+                {"copy deliveries (message_id, recipient) from stdin", &v},
+            };
+            for (int s = 0; ok && s < 3; s++) {
+                PGresult *start = PQexec(db, steps[s].sql);
+                ok = PQresultStatus(start) == PGRES_COPY_IN;
+                PQclear(start);
+                ok = ok && PQputCopyData(db, steps[s].b->p, (int)steps[s].b->n) == 1
+                     && PQputCopyEnd(db, NULL) == 1;
+                if (ok)
+                    ok = s_ok(db, PQgetResult(db));
+                PGresult *rest;
+                while ((rest = PQgetResult(db)))
+                    PQclear(rest);
+            }
+        }
+        else if (ok) {
+            char first[24];
+            snprintf(first, sizeof(first), "%ld", done);
+            const char *mv[6] = {m.p,       r->type,
+                                 sender,    v.p,
+                                 recipient, r->o->personal ? "consent" : "not_personal"};
+            ok = s_ok(
+                db, PQexecParams(
+                        db,
+                        "with m as (insert into messages (id, type, version, sender,"
+                        " received_at, body) select u.id, $2, 1, $3, now(), u.body"
+                        " from unnest($1::uuid[], $4::bytea[]) u(id, body) returning id),"
+                        " c as (insert into consent_decisions (message_id, recipient,"
+                        " decision, basis, decided_at) select id, $5, 'allow', $6, now()"
+                        " from m)"
+                        " insert into deliveries (message_id, recipient)"
+                        " select id, $5 from m",
+                        6, NULL, mv, NULL, NULL, 0));
+        }
+        if (ok)
+            ok = s_ok(db, PQexec(db, "commit"));
+        done += batch;
+    }
+    int64_t t1 = s_now_us();
+    free(m.p);
+    free(d.p);
+    free(v.p);
+    PQfinish(db);
+    return ok ? (double)n * 1e6 / (double)(t1 - t0) : -1;
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+typedef struct {
+    double seconds;
+    double confirm_rate, e2e_rate;
+    double c50, c99, c999, cmax, d50, d99, d999, dmax;
+    long published, confirmed, rejected, delivered, acked, errors;
+    long rss_kib;
+    double rows_per_msg, ins_per_msg, upd_per_msg, wal_per_msg;
+    double pg_rate;
+    /* backlog */
+    long backlog;
+    double fill_s, restart_s, first_s, drain_rate;
+    long backlog_rss_kib;
+} s_report_t;
+
+static int
+s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
+{
+    const s_opts_t *o = r->o;
+    PGconn *db = PQconnectdb(r->database);
+    if (PQstatus(db) != CONNECTION_OK) {
+        fprintf(stderr, "maillage-bench: no row counts: %s", PQerrorMessage(db));
+        PQfinish(db);
+        db = NULL;
+    }
+    if (o->personal && s_grant(r) != 0) {
+        fprintf(stderr, "maillage-bench: %s\n", r->first_error);
+        PQfinish(db);
+        return -1;
+    }
+    s_dbcount_t before = s_db_count(db);
+    s_con_t cons[S_MAX_THREADS];
+    s_pub_t pubs[S_MAX_THREADS];
+    memset(cons, 0, sizeof(cons));
+    memset(pubs, 0, sizeof(pubs));
+    for (int i = 0; i < o->consumers; i++) {
+        cons[i].r = r;
+        cons[i].index = i;
+        cons[i].client = s_connect(r, r->agencies[(i + 1) % r->nagencies],
+                                   "maillage-bench", (uint64_t)o->credit);
+        if (!cons[i].client) {
+            fprintf(stderr, "maillage-bench: %s\n", r->first_error);
+            for (int k = 0; k < i; k++)
+                mlg_client_destroy(&cons[k].client);
+            PQfinish(db);
+            return -1;
+        }
+    }
+    r->t0_us = s_now_us();
+    for (int i = 0; i < o->consumers; i++)
+        pthread_create(&cons[i].thread, NULL, s_consumer, &cons[i]);
+    for (int i = 0; i < o->publishers; i++) {
+        pubs[i].r = r;
+        pubs[i].index = i;
+        pubs[i].quota =
+            o->count > 0 ? o->count / o->publishers + (i < o->count % o->publishers) : -1;
+        pubs[i].rate = o->rate / o->publishers;
+        pthread_create(&pubs[i].thread, NULL, s_publisher, &pubs[i]);
+    }
+    int64_t end_sending = o->count > 0 ? -1 : r->t0_us + (int64_t)(o->duration * 1e6);
+    while (atomic_load(&r->pubs_done) < o->publishers && !s_interrupted) {
+        if (end_sending > 0 && s_now_us() >= end_sending)
+            atomic_store(&r->stop_sending, true);
+        zclock_sleep(10);
+    }
+    for (int i = 0; i < o->publishers; i++)
+        pthread_join(pubs[i].thread, NULL);
+    /* every routed message delivered, or 30 s without progress */
+    long last = -1;
+    int64_t since = s_now_us();
+    while (o->consumers && !s_interrupted
+           && atomic_load(&r->delivered) < atomic_load(&r->routed)) {
+        long now_delivered = atomic_load(&r->delivered);
+        if (now_delivered != last) {
+            last = now_delivered;
+            since = s_now_us();
+        }
+        else if (s_now_us() - since > 30000000)
+            break;
+        zclock_sleep(5);
+    }
+    atomic_store(&r->stop_consuming, true);
+    for (int i = 0; i < o->consumers; i++)
+        pthread_join(cons[i].thread, NULL);
+    for (int i = 0; i < o->publishers; i++)
+        s_samples_merge(&r->confirm_lat, &pubs[i].lat);
+    for (int i = 0; i < o->consumers; i++)
+        s_samples_merge(&r->deliver_lat, &cons[i].lat);
+    qsort(r->confirm_lat.v, r->confirm_lat.n, sizeof(int64_t), s_cmp64);
+    qsort(r->deliver_lat.v, r->deliver_lat.n, sizeof(int64_t), s_cmp64);
+
+    rep->published = atomic_load(&r->published);
+    rep->confirmed = atomic_load(&r->confirmed);
+    rep->rejected = atomic_load(&r->rejected);
+    rep->delivered = atomic_load(&r->delivered);
+    rep->acked = atomic_load(&r->acked);
+    rep->errors = atomic_load(&r->errors);
+    int64_t lc = atomic_load(&r->last_confirm_us), ld = atomic_load(&r->last_deliver_us);
+    rep->confirm_rate =
+        lc > r->t0_us ? (double)rep->confirmed * 1e6 / (double)(lc - r->t0_us) : 0;
+    int64_t lend = ld > lc ? ld : lc;
+    long e2e = rep->delivered < rep->confirmed ? rep->delivered : rep->confirmed;
+    rep->e2e_rate = o->consumers && lend > r->t0_us
+                        ? (double)e2e * 1e6 / (double)(lend - r->t0_us)
+                        : 0;
+    rep->seconds = (double)(lend - r->t0_us) / 1e6;
+    rep->c50 = s_quantile(&r->confirm_lat, 0.5);
+    rep->c99 = s_quantile(&r->confirm_lat, 0.99);
+    rep->c999 = s_quantile(&r->confirm_lat, 0.999);
+    rep->cmax = s_quantile(&r->confirm_lat, 1.0);
+    rep->d50 = s_quantile(&r->deliver_lat, 0.5);
+    rep->d99 = s_quantile(&r->deliver_lat, 0.99);
+    rep->d999 = s_quantile(&r->deliver_lat, 0.999);
+    rep->dmax = s_quantile(&r->deliver_lat, 1.0);
+    rep->rss_kib = s_proc_kib(broker_pid, "VmHWM");
+    if (db) {
+        /* the broker's statistics reach the server within a second; acks
+           are applied a moment after they are sent */
+        zclock_sleep(1500);
+        s_dbcount_t after = s_db_count(db);
+        double n = rep->confirmed ? (double)rep->confirmed : 1;
+        rep->rows_per_msg = (double)(after.rows - before.rows) / n;
+        rep->ins_per_msg = (double)(after.inserts - before.inserts) / n;
+        rep->upd_per_msg = (double)(after.updates - before.updates) / n;
+        rep->wal_per_msg = (double)(after.wal - before.wal) / n;
+        PQfinish(db);
+    }
+    return 0;
+}
+
+/* ---- backlog -------------------------------------------------------------------- */
+
+/* N pending deliveries for agencies[1] (offline), written straight into
+   the database as the broker writes them; then the broker restarts and
+   one consumer drains the queue. */
+static int
+s_backlog(s_run_t *r, s_env_t *e, s_report_t *rep)
+{
+    const s_opts_t *o = r->o;
+    rep->backlog = o->backlog;
+    int64_t t0 = s_now_us();
+    if (s_pg_limit(r, o->backlog, "copy") < 0)
+        return -1;
+    rep->fill_s = (double)(s_now_us() - t0) / 1e6;
+    PGconn *db = PQconnectdb(r->database);
+    PQclear(PQexec(db, "vacuum analyze"));
+    PQfinish(db);
+    s_broker_stop(e, SIGTERM);
+    int64_t t1 = s_now_us();
+    if (s_broker_start(e) != 0)
+        return -1;
+    rep->restart_s = (double)(s_now_us() - t1) / 1e6;
+    mlg_client_t *c = s_connect(r, r->agencies[1], "maillage-bench", (uint64_t)o->credit);
+    if (!c)
+        return -1;
+    long got = 0;
+    int64_t first = 0, last = s_now_us(), t2 = s_now_us();
+    while (got < o->backlog && !s_interrupted) {
+        mlg_msg_t *d = mlg_client_recv(c, 10000);
+        if (!d)
+            break;
+        if (d->op == MLG_OP_DELIVER) {
+            if (!first)
+                first = s_now_us();
+            got++;
+            mlg_client_ack(c, d->delivery);
+            last = s_now_us();
+        }
+        mlg_msg_destroy(&d);
+    }
+    mlg_client_destroy(&c);
+    rep->first_s = first ? (double)(first - t1) / 1e6 : -1;
+    rep->drain_rate = last > t2 ? (double)got * 1e6 / (double)(last - t2) : 0;
+    rep->backlog_rss_kib = s_proc_kib(e->pid, "VmHWM");
+    if (got < o->backlog)
+        fprintf(stderr, "maillage-bench: only %ld of %ld backlog deliveries arrived\n",
+                got, o->backlog);
+    return got == o->backlog ? 0 : -1;
+}
+
+/* ---- the report ------------------------------------------------------------------ */
+
+static void
+s_print(const s_run_t *r, const s_report_t *p)
+{
+    const s_opts_t *o = r->o;
+    if (o->json) {
+        json_t *doc =
+            json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:b}", "type", r->type,
+                      "publishers", o->publishers, "consumers", o->consumers, "agencies",
+                      r->nagencies, "body_bytes", (int)r->body_len, "window", o->window,
+                      "credit", o->credit, "rate", o->rate, "personal", o->personal);
+        json_object_set_new(doc, "published", json_integer(p->published));
+        json_object_set_new(doc, "confirmed", json_integer(p->confirmed));
+        json_object_set_new(doc, "rejected", json_integer(p->rejected));
+        json_object_set_new(doc, "delivered", json_integer(p->delivered));
+        json_object_set_new(doc, "acked", json_integer(p->acked));
+        json_object_set_new(doc, "errors", json_integer(p->errors));
+        json_object_set_new(doc, "seconds", json_real(p->seconds));
+        json_object_set_new(doc, "confirm_per_s", json_real(p->confirm_rate));
+        json_object_set_new(doc, "e2e_per_s", json_real(p->e2e_rate));
+        json_object_set_new(doc, "confirm_ms",
+                            json_pack("{s:f, s:f, s:f, s:f}", "p50", p->c50, "p99",
+                                      p->c99, "p99.9", p->c999, "max", p->cmax));
+        json_object_set_new(doc, "deliver_ms",
+                            json_pack("{s:f, s:f, s:f, s:f}", "p50", p->d50, "p99",
+                                      p->d99, "p99.9", p->d999, "max", p->dmax));
+        json_object_set_new(doc, "broker_peak_rss_kib", json_integer(p->rss_kib));
+        json_object_set_new(doc, "rows_per_message", json_real(p->rows_per_msg));
+        json_object_set_new(doc, "wal_bytes_per_message", json_real(p->wal_per_msg));
+        if (o->pg_limit) {
+            json_object_set_new(doc, "pg_limit_per_s", json_real(p->pg_rate));
+            json_object_set_new(doc, "pg_method", json_string(o->pg_method));
+            json_object_set_new(
+                doc, "broker_over_pg",
+                json_real(p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0));
+        }
+        if (o->backlog) {
+            json_object_set_new(doc, "backlog",
+                                json_pack("{s:I, s:f, s:f, s:f, s:f, s:I}", "deliveries",
+                                          (json_int_t)p->backlog, "fill_s", p->fill_s,
+                                          "restart_s", p->restart_s, "first_delivery_s",
+                                          p->first_s, "drain_per_s", p->drain_rate,
+                                          "broker_peak_rss_kib",
+                                          (json_int_t)p->backlog_rss_kib));
+        }
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text);
+        free(text);
+        json_decref(doc);
+        return;
+    }
+    printf("maillage-bench: %s, %zu-byte bodies, %d publisher(s), %d consumer(s), "
+           "%d agencies, window %d, credit %d, rate %s\n",
+           r->type, r->body_len, o->publishers, o->consumers, r->nagencies, o->window,
+           o->credit, o->rate > 0 ? "paced" : "as fast as possible");
+    if (o->rate > 0)
+        printf("  paced at %.0f msg/s\n", o->rate);
+    printf("  %-34s %ld published, %ld confirmed, %ld rejected, %ld delivered, %ld acked"
+           " in %.2f s\n",
+           "messages", p->published, p->confirmed, p->rejected, p->delivered, p->acked,
+           p->seconds);
+    printf("  %-34s %12.0f msg/s\n", "publish -> confirm", p->confirm_rate);
+    if (o->consumers)
+        printf("  %-34s %12.0f msg/s\n", "end to end (delivered and acked)", p->e2e_rate);
+    printf("  %-34s %8s %8s %8s %8s\n", "latency (ms)", "p50", "p99", "p99.9", "max");
+    printf("  %-34s %8.2f %8.2f %8.2f %8.2f\n", "publish -> confirm", p->c50, p->c99,
+           p->c999, p->cmax);
+    if (o->consumers)
+        printf("  %-34s %8.2f %8.2f %8.2f %8.2f\n", "publish -> deliver", p->d50, p->d99,
+               p->d999, p->dmax);
+    if (p->rss_kib >= 0)
+        printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)",
+               (double)p->rss_kib / 1024);
+    else
+        printf("  %-34s %12s\n", "broker peak RSS (VmHWM)", "n/a (--broker-pid)");
+    printf("  %-34s %12.2f (WAL %.0f bytes per message)\n", "database rows per message",
+           p->rows_per_msg, p->wal_per_msg);
+    if (o->pg_limit)
+        printf("  %-34s %12.0f msg/s (%s, 1,000 per transaction)\n"
+               "  %-34s %12.2f\n",
+               "raw PostgreSQL, same rows", p->pg_rate, o->pg_method,
+               "broker / raw PostgreSQL",
+               p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0);
+    if (o->backlog) {
+        printf("  backlog of %ld pending deliveries for an offline agency\n", p->backlog);
+        printf("  %-34s %12.2f s\n", "written (raw, 1,000 per tx)", p->fill_s);
+        printf("  %-34s %12.2f s\n", "restart until serving", p->restart_s);
+        printf("  %-34s %12.2f s\n", "restart until first delivery", p->first_s);
+        printf("  %-34s %12.0f msg/s\n", "drained", p->drain_rate);
+        printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)",
+               (double)p->backlog_rss_kib / 1024);
+    }
+    if (p->errors)
+        printf("  %ld error(s); the first: %s\n", p->errors, r->first_error);
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static bool
+s_has_schema(const char *dir, const char *file)
+{
+    char path[1024];
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
+        return false;
+    return access(path, R_OK) == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    s_opts_t o = {.publishers = 1,
+                  .consumers = 1,
+                  .agencies = 2,
+                  .body_size = 1024,
+                  .window = 1000,
+                  .credit = 1000,
+                  .duration = 10,
+                  .pg_method = "copy"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool flag = true;
+        if (strcmp(a, "--self-contained") == 0)
+            o.self_contained = true;
+        else if (strcmp(a, "--personal") == 0)
+            o.personal = true;
+        else if (strcmp(a, "--json") == 0)
+            o.json = true;
+        else if (strcmp(a, "--pg-limit") == 0)
+            o.pg_limit = true;
+        else if (strcmp(a, "--quiet") == 0)
+            o.quiet = true;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return s_usage(stdout, 0);
+        else
+            flag = false;
+        if (flag)
+            continue;
+        if (!v)
+            return s_usage(stderr, 2);
+        i++;
+        if (strcmp(a, "--config") == 0)
+            o.config = v;
+        else if (strcmp(a, "--publishers") == 0)
+            o.publishers = atoi(v);
+        else if (strcmp(a, "--consumers") == 0)
+            o.consumers = atoi(v);
+        else if (strcmp(a, "--agencies") == 0)
+            o.agencies = atoi(v);
+        else if (strcmp(a, "--body-size") == 0)
+            o.body_size = (size_t)atol(v);
+        else if (strcmp(a, "--window") == 0)
+            o.window = atoi(v);
+        else if (strcmp(a, "--credit") == 0)
+            o.credit = atoi(v);
+        else if (strcmp(a, "--rate") == 0)
+            o.rate = atof(v);
+        else if (strcmp(a, "--duration") == 0)
+            o.duration = atof(v);
+        else if (strcmp(a, "--count") == 0)
+            o.count = atol(v);
+        else if (strcmp(a, "--pg-method") == 0)
+            o.pg_method = v;
+        else if (strcmp(a, "--backlog") == 0)
+            o.backlog = atol(v);
+        else if (strcmp(a, "--cert-dir") == 0)
+            o.cert_dir = v;
+        else if (strcmp(a, "--server-key") == 0)
+            o.server_key = v;
+        else if (strcmp(a, "--broker-pid") == 0)
+            o.broker_pid = atoi(v);
+        else if (strcmp(a, "--broker") == 0)
+            o.broker_bin = v;
+        else
+            return s_usage(stderr, 2);
+    }
+    if (o.self_contained == (o.config != NULL) || o.publishers < 1
+        || o.publishers > S_MAX_THREADS || o.consumers < 0 || o.consumers > S_MAX_THREADS
+        || o.agencies < 2 || o.agencies > S_MAX_AGENCIES || o.window < 1 || o.credit < 1
+        || o.rate < 0 || o.duration <= 0 || o.count < 0 || o.backlog < 0
+        || (strcmp(o.pg_method, "copy") != 0 && strcmp(o.pg_method, "unnest") != 0)
+        || (o.backlog && !o.self_contained)) {
+        fprintf(stderr, "maillage-bench: check the options (--backlog needs"
+                        " --self-contained)\n");
+        return s_usage(stderr, 2);
+    }
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    zsys_init();
+    zsys_set_logstream(NULL);
+    zsys_handler_set(NULL);
+
+    s_run_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return 2;
+    r->o = &o;
+    pthread_mutex_init(&r->lock, NULL);
+    r->run = (uint32_t)randof(0x7fffffff) ^ (uint32_t)getpid();
+    snprintf(r->subject, sizeof(r->subject), "bench-%08x", r->run);
+    s_env_t env;
+    memset(&env, 0, sizeof(env));
+    const char *schemas_dir = NULL;
+    char schemas_buf[1024];
+    brk_config_t *cfg = NULL;
+    int rc = 0;
+    if (o.self_contained) {
+        r->nagencies = o.agencies;
+        for (int i = 0; i < o.agencies; i++)
+            snprintf(r->agencies[i], sizeof(r->agencies[i]), "bench-a%d", i);
+        if (s_env_setup(&env, &o, r) != 0) {
+            s_env_cleanup(&env, o.quiet);
+            free(r);
+            return 2;
+        }
+        snprintf(schemas_buf, sizeof(schemas_buf), "%s/schemas", env.dir);
+        schemas_dir = schemas_buf;
+        o.broker_pid = env.pid;
+    }
+    else {
+        char err[1024];
+        cfg = brk_config_load(o.config, err, sizeof(err));
+        if (!cfg) {
+            fprintf(stderr, "maillage-bench: %s\n", err);
+            free(r);
+            return 2;
+        }
+        if (cfg->nagencies < (size_t)o.agencies) {
+            fprintf(stderr,
+                    "maillage-bench: %s has %zu agencies, fewer than --agencies %d\n",
+                    o.config, cfg->nagencies, o.agencies);
+            brk_config_destroy(&cfg);
+            free(r);
+            return 2;
+        }
+        r->nagencies = o.agencies;
+        for (int i = 0; i < o.agencies; i++)
+            snprintf(r->agencies[i], sizeof(r->agencies[i]), "%s", cfg->agencies[i].id);
+        /* the configured endpoint, bound on every address: reach it here */
+        const char *star = strstr(cfg->endpoint, "://*:");
+        if (star)
+            snprintf(r->endpoint, sizeof(r->endpoint), "%.*s://127.0.0.1:%s",
+                     (int)(star - cfg->endpoint), cfg->endpoint, star + 5);
+        else
+            snprintf(r->endpoint, sizeof(r->endpoint), "%s", cfg->endpoint);
+        snprintf(r->database, sizeof(r->database), "%s", cfg->database);
+        if (cfg->curve && !o.server_key) {
+            zcert_t *cert = zcert_load(cfg->secret_cert ? cfg->secret_cert : "");
+            if (cert) {
+                snprintf(r->server_key, sizeof(r->server_key), "%s",
+                         zcert_public_txt(cert));
+                zcert_destroy(&cert);
+            }
+        }
+        if (cfg->curve && !o.cert_dir) {
+            fprintf(stderr, "maillage-bench: the broker runs CURVE: give --cert-dir\n");
+            brk_config_destroy(&cfg);
+            free(r);
+            return 2;
+        }
+        schemas_dir = cfg->schemas;
+    }
+    if (o.server_key)
+        snprintf(r->server_key, sizeof(r->server_key), "%s", o.server_key);
+    if (o.personal)
+        r->type = "referral.created";
+    else if (s_has_schema(schemas_dir, "bench.filler.v1.json"))
+        r->type = "bench.filler";
+    else {
+        r->type = "service.capacity.changed";
+        fprintf(stderr,
+                "maillage-bench: no bench.filler schema in %s (tools/bench/): the"
+                " non-personal event is service.capacity.changed, unpadded\n",
+                schemas_dir);
+    }
+    s_report_t rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.rss_kib = -1;
+    if (s_make_body(r, o.body_size) != 0) {
+        fprintf(stderr, "maillage-bench: could not build the body\n");
+        rc = 2;
+    }
+    if (rc == 0 && s_bench(r, &rep, o.broker_pid) != 0)
+        rc = 1;
+    if (rc == 0 && o.pg_limit) {
+        long n = rep.confirmed > 10000 ? rep.confirmed : 10000;
+        rep.pg_rate = s_pg_limit(r, n, o.pg_method);
+        if (rep.pg_rate < 0)
+            rc = 1;
+    }
+    if (rc == 0 && o.backlog && s_backlog(r, &env, &rep) != 0)
+        rc = 1;
+    if (rc == 0 || rep.published)
+        s_print(r, &rep);
+    if (rc == 0 && (rep.confirmed == 0 || rep.errors))
+        rc = 1;
+    if (o.self_contained && rc != 0 && env.log[0]) {
+        /* what the broker said, before its folder goes */
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "grep -E 'ERROR|WARNING' '%s' | tail -n 10 >&2",
+                 env.log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "maillage-bench: nothing alarming in the broker's log\n");
+    }
+    if (o.self_contained)
+        s_env_cleanup(&env, o.quiet);
+    brk_config_destroy(&cfg);
+    free(r->confirm_lat.v);
+    free(r->deliver_lat.v);
+    free(r->body);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    return rc;
+}
