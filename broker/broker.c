@@ -771,6 +771,62 @@ s_consent_done(brk_broker_t *self, brk_job_t *job)
     }
 }
 
+/* A delivery just committed, as the DELIVER its queue would read back. */
+static brk_delivery_t *
+s_row_from_job(const brk_job_t *job, size_t i)
+{
+    const mlg_msg_t *m = job->msg;
+    const brk_decision_t *d = &job->decisions[i];
+    brk_delivery_t *row = calloc(1, sizeof(*row));
+    mlg_msg_t *out = mlg_msg_new(MLG_OP_DELIVER);
+    if (!row || !out || mlg_msg_set_body(out, m->body, m->body_len) != MLG_OK) {
+        free(row);
+        mlg_msg_destroy(&out);
+        return NULL;
+    }
+    row->delivery = job->delivery_ids[i];
+    snprintf(row->recipient, sizeof(row->recipient), "%s", d->recipient);
+    if (d->basis == MLG_BASIS_CONSENT)
+        snprintf(row->consent_id, sizeof(row->consent_id), "%s", d->consent_id);
+    memcpy(out->id, m->id, sizeof(out->id));
+    memcpy(out->type, m->type, sizeof(out->type));
+    out->version = m->version;
+    memcpy(out->subject, m->subject, sizeof(out->subject));
+    memcpy(out->purpose, m->purpose, sizeof(out->purpose));
+    memcpy(out->correlation, m->correlation, sizeof(out->correlation));
+    /* the database keeps microseconds: send what a read-back would */
+    out->has_occurred_at = m->has_occurred_at;
+    out->occurred_at.sec = m->occurred_at.sec;
+    out->occurred_at.nsec = m->occurred_at.nsec / 1000 * 1000;
+    snprintf(out->from, sizeof(out->from), "%s", job->sender);
+    out->received_at.sec = job->received_us / 1000000;
+    out->received_at.nsec = (uint32_t)(job->received_us % 1000000) * 1000;
+    row->deliver = out;
+    return row;
+}
+
+/* A publish's delivery for queue q was committed. When the queue's
+   read-ahead has caught up with the database (nothing unread there, no
+   read under way) and has room, the delivery joins it from memory: no
+   read-back of what was just written. Otherwise the next read finds it. */
+static void
+s_take_new(s_queue_t *q, const brk_job_t *job, size_t i)
+{
+    uint64_t id = job->delivery_ids ? job->delivery_ids[i] : 0;
+    if (!id || q->more || q->fetching || q->restart || id <= q->cursor
+        || zlistx_size(q->ready) >= S_FETCH_LIMIT) {
+        q->more = true;
+        return;
+    }
+    brk_delivery_t *row = s_row_from_job(job, i);
+    if (!row) {
+        q->more = true;
+        return;
+    }
+    q->cursor = id;
+    zlistx_add_end(q->ready, row);
+}
+
 static void
 s_on_done(brk_broker_t *self, brk_job_t *job)
 {
@@ -817,7 +873,7 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
             if (job->decisions[i].allow) {
                 s_queue_t *q = s_queue(self, job->decisions[i].recipient);
                 if (q) {
-                    q->more = true;
+                    s_take_new(q, job, i);
                     s_pump(self, q);
                 }
             }

@@ -67,6 +67,7 @@ brk_job_destroy(brk_job_t **job_p)
     brk_consent_destroy(&job->consent);
     free(job->keep);
     free(job->decisions);
+    free(job->delivery_ids);
     zframe_destroy(&job->routing_id);
     free(job);
     *job_p = NULL;
@@ -433,16 +434,111 @@ s_chain_decisions(s_store_t *self, PGresult *res)
     return true;
 }
 
+/* A message whose id is stored already: a duplicate of the same
+   publisher's (answered as first decided), or another agency's id. */
+static bool
+s_duplicate(s_store_t *self, brk_job_t *job)
+{
+    const char *id[1] = {job->msg->id};
+    PGresult *res =
+        s_query(self, "select seq, sender from messages where id = $1", 1, id);
+    if (!res)
+        return false;
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), job->sender) != 0) {
+        /* another agency's id: say nothing about that message */
+        job->rc = MLG_INVALID;
+        PQclear(res);
+        return true;
+    }
+    job->seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    job->duplicate = true;
+    /* the answer is the one decided when it was first stored */
+    res = s_query(self,
+                  "select recipient, decision = 'allow', coalesce(reason, ''), basis"
+                  " from consent_decisions where message_id = $1 order by id",
+                  1, id);
+    if (!res)
+        return false;
+    free(job->decisions);
+    job->ndecisions = (size_t)PQntuples(res);
+    job->decisions =
+        calloc(job->ndecisions ? job->ndecisions : 1, sizeof(brk_decision_t));
+    for (size_t i = 0; job->decisions && i < job->ndecisions; i++) {
+        snprintf(job->decisions[i].recipient, sizeof(job->decisions[i].recipient), "%s",
+                 PQgetvalue(res, (int)i, 0));
+        job->decisions[i].allow = PQgetvalue(res, (int)i, 1)[0] == 't';
+        snprintf(job->decisions[i].reason, sizeof(job->decisions[i].reason), "%s",
+                 PQgetvalue(res, (int)i, 2));
+    }
+    PQclear(res);
+    job->rc = job->decisions ? MLG_OK : MLG_UNAVAILABLE;
+    return true;
+}
+
+/* A message row's text fields, as the chain covers them and the INSERT
+   writes them; the buffers hold the numbers. */
+typedef struct {
+    char chain_seq[24], version[24], occurred[24], received[24];
+    const char *f[10];
+} s_msg_fields_t;
+
+static void
+s_msg_fields(const s_store_t *self, const brk_job_t *job, s_msg_fields_t *out)
+{
+    const mlg_msg_t *m = job->msg;
+    snprintf(out->chain_seq, sizeof(out->chain_seq), "%llu",
+             (unsigned long long)self->chain_seq + 1);
+    snprintf(out->version, sizeof(out->version), "%llu", (unsigned long long)m->version);
+    snprintf(out->occurred, sizeof(out->occurred), "%lld",
+             (long long)s_time_us(m->occurred_at));
+    snprintf(out->received, sizeof(out->received), "%lld", (long long)job->received_us);
+    const char *f[10] = {out->chain_seq,
+                         m->id,
+                         m->type,
+                         out->version,
+                         job->sender,
+                         m->subject[0] ? m->subject : NULL,
+                         m->purpose[0] ? m->purpose : NULL,
+                         m->correlation[0] ? m->correlation : NULL,
+                         m->has_occurred_at ? out->occurred : NULL,
+                         out->received};
+    memcpy(out->f, f, sizeof(f));
+}
+
+/* The link a decision of `job` takes at the next position of the chain
+   (not taken yet: s_chain_take). */
+static void
+s_decision_link(const s_store_t *self, const brk_job_t *job, const brk_decision_t *d,
+                char dseq[24], const char *received, uint8_t link[BRK_LINK_BYTES])
+{
+    snprintf(dseq, 24, "%llu", (unsigned long long)self->chain_seq + 1);
+    const char *df[9] = {dseq,
+                         job->msg->id,
+                         d->recipient,
+                         d->allow ? "allow" : "deny",
+                         mlg_basis_name(d->basis),
+                         d->consent_id[0] ? d->consent_id : NULL,
+                         d->reason[0] ? d->reason : NULL,
+                         d->detail[0] ? d->detail : NULL,
+                         received};
+    brk_chain_decision(self->link, df, link);
+}
+
+/* The next position of the chain is taken, with this link. */
+static void
+s_chain_take(s_store_t *self, const uint8_t link[BRK_LINK_BYTES])
+{
+    self->chain_seq++;
+    memcpy(self->link, link, BRK_LINK_BYTES);
+}
+
 /* Inserts a new message, its deliveries and its decisions; or finds it
    stored already. false on a database error. */
 static bool
 s_publish(s_store_t *self, brk_job_t *job)
 {
     mlg_msg_t *m = job->msg;
-    char version[24], occurred[24], received[24];
-    snprintf(version, sizeof(version), "%llu", (unsigned long long)m->version);
-    snprintf(occurred, sizeof(occurred), "%lld", (long long)s_time_us(m->occurred_at));
-    snprintf(received, sizeof(received), "%lld", (long long)job->received_us);
     /* the body goes as bytea in hex text form */
     size_t hexlen = 2 + m->body_len * 2 + 1;
     char *hex = malloc(hexlen);
@@ -450,22 +546,14 @@ s_publish(s_store_t *self, brk_job_t *job)
         return false;
     brk_chain_hex(m->body, m->body_len, hex);
     /* its place in the audit chain: kept only if the row is inserted */
-    char chain_seq[24], body_hash_hex[2 * BRK_LINK_BYTES + 3],
-        link_hex[2 * BRK_LINK_BYTES + 3];
+    s_msg_fields_t mf;
+    s_msg_fields(self, job, &mf);
+    const char *const *fields = mf.f;
+    const char *received = mf.received;
+    const char *chain_seq = mf.chain_seq;
+    char body_hash_hex[2 * BRK_LINK_BYTES + 3], link_hex[2 * BRK_LINK_BYTES + 3];
     uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
-    snprintf(chain_seq, sizeof(chain_seq), "%llu",
-             (unsigned long long)self->chain_seq + 1);
     brk_chain_body_hash(m->body, m->body_len, body_hash);
-    const char *fields[10] = {chain_seq,
-                              m->id,
-                              m->type,
-                              version,
-                              job->sender,
-                              m->subject[0] ? m->subject : NULL,
-                              m->purpose[0] ? m->purpose : NULL,
-                              m->correlation[0] ? m->correlation : NULL,
-                              m->has_occurred_at ? occurred : NULL,
-                              received};
     brk_chain_message(self->link, fields, body_hash, link);
     brk_chain_hex(body_hash, BRK_LINK_BYTES, body_hash_hex);
     brk_chain_hex(link, BRK_LINK_BYTES, link_hex);
@@ -490,46 +578,11 @@ s_publish(s_store_t *self, brk_job_t *job)
     bool inserted = PQntuples(res) == 1;
     if (inserted) {
         job->seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-        self->chain_seq++;
-        memcpy(self->link, link, BRK_LINK_BYTES);
+        s_chain_take(self, link);
     }
     PQclear(res);
-    if (!inserted) {
-        const char *id[1] = {m->id};
-        res = s_query(self, "select seq, sender from messages where id = $1", 1, id);
-        if (!res)
-            return false;
-        if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), job->sender) != 0) {
-            /* another agency's id: say nothing about that message */
-            job->rc = MLG_INVALID;
-            PQclear(res);
-            return true;
-        }
-        job->seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-        job->duplicate = true;
-        /* the answer is the one decided when it was first stored */
-        res = s_query(self,
-                      "select recipient, decision = 'allow', coalesce(reason, ''), basis"
-                      " from consent_decisions where message_id = $1 order by id",
-                      1, id);
-        if (!res)
-            return false;
-        free(job->decisions);
-        job->ndecisions = (size_t)PQntuples(res);
-        job->decisions =
-            calloc(job->ndecisions ? job->ndecisions : 1, sizeof(brk_decision_t));
-        for (size_t i = 0; job->decisions && i < job->ndecisions; i++) {
-            snprintf(job->decisions[i].recipient, sizeof(job->decisions[i].recipient),
-                     "%s", PQgetvalue(res, (int)i, 0));
-            job->decisions[i].allow = PQgetvalue(res, (int)i, 1)[0] == 't';
-            snprintf(job->decisions[i].reason, sizeof(job->decisions[i].reason), "%s",
-                     PQgetvalue(res, (int)i, 2));
-        }
-        PQclear(res);
-        job->rc = job->decisions ? MLG_OK : MLG_UNAVAILABLE;
-        return true;
-    }
+    if (!inserted)
+        return s_duplicate(self, job);
     if (job->kind == BRK_JOB_GRANT && !s_insert_consent(self, job))
         return false;
     if (job->kind == BRK_JOB_REVOKE && !s_revoke_consent(self, job, received))
@@ -538,17 +591,7 @@ s_publish(s_store_t *self, brk_job_t *job)
         const brk_decision_t *d = &job->decisions[i];
         char dseq[24], dlink_hex[2 * BRK_LINK_BYTES + 3];
         uint8_t dlink[BRK_LINK_BYTES];
-        snprintf(dseq, sizeof(dseq), "%llu", (unsigned long long)self->chain_seq + 1);
-        const char *df[9] = {dseq,
-                             m->id,
-                             d->recipient,
-                             d->allow ? "allow" : "deny",
-                             mlg_basis_name(d->basis),
-                             d->consent_id[0] ? d->consent_id : NULL,
-                             d->reason[0] ? d->reason : NULL,
-                             d->detail[0] ? d->detail : NULL,
-                             received};
-        brk_chain_decision(self->link, df, dlink);
+        s_decision_link(self, job, d, dseq, received, dlink);
         brk_chain_hex(dlink, BRK_LINK_BYTES, dlink_hex);
         const char *dv[10] = {m->id,
                               d->recipient,
@@ -570,8 +613,7 @@ s_publish(s_store_t *self, brk_job_t *job)
                 " $7, $8, $9, $10::bytea)",
                 10, dv))
             return false;
-        self->chain_seq++;
-        memcpy(self->link, dlink, BRK_LINK_BYTES);
+        s_chain_take(self, dlink);
         if (d->allow) {
             const char *del[2] = {m->id, d->recipient};
             if (!s_exec(self,
@@ -584,7 +626,6 @@ s_publish(s_store_t *self, brk_job_t *job)
     job->rc = MLG_OK;
     return true;
 }
-
 static bool
 s_fetch(s_store_t *self, brk_fetch_t *f)
 {
@@ -715,6 +756,410 @@ s_update(s_store_t *self, const brk_update_t *u)
                   2, le);
 }
 
+/* ---- many publishes at once: binary COPY -------------------------------- */
+
+/* A COPY ... (format binary) stream being built. Out of memory is
+   remembered and checked once, at the end. */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    bool failed;
+} s_bin_t;
+
+static void
+s_bin_put(s_bin_t *b, const void *data, size_t len)
+{
+    if (b->failed)
+        return;
+    if (b->n + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 64 * 1024;
+        while (cap < b->n + len)
+            cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, len);
+    b->n += len;
+}
+
+static void
+s_bin_be(s_bin_t *b, uint64_t v, size_t bytes)
+{
+    uint8_t out[8];
+    for (size_t i = 0; i < bytes; i++)
+        out[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    s_bin_put(b, out, bytes);
+}
+
+/* The signature, no flags, no header extension. */
+static void
+s_bin_start(s_bin_t *b)
+{
+    b->n = 0;
+    s_bin_put(b, "PGCOPY\n\377\r\n\0", 11);
+    s_bin_be(b, 0, 4);
+    s_bin_be(b, 0, 4);
+}
+
+static void
+s_bin_row(s_bin_t *b, uint16_t nfields)
+{
+    s_bin_be(b, nfields, 2);
+}
+
+static void
+s_bin_bytes(s_bin_t *b, const void *data, size_t len)
+{
+    s_bin_be(b, (uint32_t)len, 4);
+    s_bin_put(b, data, len);
+}
+
+/* text; NULL is SQL null */
+static void
+s_bin_text(s_bin_t *b, const char *v)
+{
+    if (!v)
+        s_bin_be(b, 0xffffffffu, 4);
+    else
+        s_bin_bytes(b, v, strlen(v));
+}
+
+static void
+s_bin_int(s_bin_t *b, uint64_t v, size_t bytes)
+{
+    s_bin_be(b, bytes, 4);
+    s_bin_be(b, v, bytes);
+}
+
+/* timestamptz: microseconds since 2000-01-01 UTC */
+static void
+s_bin_time(s_bin_t *b, int64_t us_since_1970)
+{
+    s_bin_int(b, (uint64_t)(us_since_1970 - INT64_C(946684800000000)), 8);
+}
+
+static int
+s_hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* uuid: its 16 bytes; a malformed one (never from the codec, which
+   checked it) fails the stream. NULL or "" is SQL null. */
+static void
+s_bin_uuid(s_bin_t *b, const char *v)
+{
+    if (!v || !v[0]) {
+        s_bin_be(b, 0xffffffffu, 4);
+        return;
+    }
+    uint8_t out[16];
+    size_t k = 0;
+    for (const char *c = v; *c && k < 32; c++) {
+        if (*c == '-')
+            continue;
+        int h = s_hexval(*c);
+        if (h < 0)
+            break;
+        out[k / 2] = (uint8_t)(k % 2 ? out[k / 2] | h : h << 4);
+        k++;
+    }
+    if (k != 32) {
+        b->failed = true;
+        return;
+    }
+    s_bin_bytes(b, out, 16);
+}
+
+static void
+s_bin_end(s_bin_t *b)
+{
+    s_bin_be(b, 0xffff, 2);
+}
+
+/* Runs one COPY FROM STDIN with the stream; false (logged) on failure. */
+static bool
+s_copy(s_store_t *self, const char *sql, const s_bin_t *b)
+{
+    if (b->failed) {
+        brk_log(BRK_LOG_ERROR, "store", "could not build a COPY stream (out of memory)");
+        return false;
+    }
+    PGresult *res = PQexec(self->conn, sql);
+    bool copying = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    bool ok = copying;
+    for (size_t at = 0; ok && at < b->n;) {
+        size_t chunk = b->n - at < (1u << 20) ? b->n - at : (1u << 20);
+        ok = PQputCopyData(self->conn, (const char *)b->p + at, (int)chunk) == 1;
+        at += chunk;
+    }
+    if (copying)
+        ok = PQputCopyEnd(self->conn, ok ? NULL : "the stream was not sent whole") == 1
+             && ok;
+    bool done = ok;
+    while ((res = PQgetResult(self->conn))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            done = false;
+        PQclear(res);
+    }
+    if (!done) {
+        char *msg = PQerrorMessage(self->conn);
+        brk_log(BRK_LOG_ERROR, "store", "copy failed: %.*s", (int)strcspn(msg, "\n"),
+                msg);
+    }
+    return done;
+}
+
+/* "{1,2,3}" to numbers; how many were read. */
+static size_t
+s_ids(const char *text, uint64_t *out, size_t max)
+{
+    size_t n = 0;
+    const char *c = text[0] == '{' ? text + 1 : text;
+    while (*c && *c != '}' && n < max) {
+        char *end;
+        out[n++] = strtoull(c, &end, 10);
+        c = *end == ',' ? end + 1 : end;
+        if (end == c && *c != ',')
+            break;
+    }
+    return n;
+}
+
+/* Plain publishes, in order, with one binary COPY per table. The ids
+   already stored (and the second of two alike in the batch) are found
+   first, so that only rows sure to go in take a place in the audit
+   chain; those jobs are answered as duplicates afterwards. seq and
+   delivery ids are drawn first, in the jobs' order (a queue's first
+   attempts follow seq). false on a database error: then nothing of the
+   transaction stays. */
+static bool
+s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
+{
+    bool ok = false;
+    bool *fresh = calloc(n, sizeof(bool));
+    uint64_t *seqs = calloc(n, sizeof(uint64_t));
+    uint64_t *dids = NULL;
+    zhashx_t *seen = zhashx_new();
+    s_bin_t ids = {0}, mb = {0}, db = {0}, vb = {0};
+    PGresult *res = NULL;
+    if (!fresh || !seqs || !seen)
+        goto cleanup;
+    /* which ids are new: "{id,id,...}" (uuids need no quoting) */
+    s_bin_put(&ids, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            s_bin_put(&ids, ",", 1);
+        s_bin_put(&ids, jobs[i]->msg->id, strlen(jobs[i]->msg->id));
+    }
+    s_bin_put(&ids, "}", 2);
+    if (ids.failed)
+        goto cleanup;
+    const char *iv[1] = {(const char *)ids.p};
+    res = s_query(self, "select id::text from messages where id = any($1::uuid[])", 1,
+                  iv);
+    if (!res)
+        goto cleanup;
+    for (int r = 0; r < PQntuples(res); r++)
+        zhashx_insert(seen, PQgetvalue(res, r, 0), (void *)1);
+    PQclear(res);
+    res = NULL;
+    size_t nfresh = 0, nallow = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (zhashx_insert(seen, jobs[i]->msg->id, (void *)1) != 0)
+            continue; /* stored already, or earlier in this batch */
+        fresh[i] = true;
+        nfresh++;
+        for (size_t d = 0; d < jobs[i]->ndecisions; d++)
+            nallow += jobs[i]->decisions[d].allow;
+    }
+    if (nfresh) {
+        dids = calloc(nallow ? nallow : 1, sizeof(uint64_t));
+        if (!dids)
+            goto cleanup;
+        char nm[24], nd[24];
+        snprintf(nm, sizeof(nm), "%zu", nfresh);
+        snprintf(nd, sizeof(nd), "%zu", nallow);
+        const char *av[2] = {nm, nd};
+        res = s_query(self,
+                      "select array(select nextval('messages_seq')"
+                      "  from generate_series(1, $1::int))::text,"
+                      " array(select nextval('deliveries_id_seq')"
+                      "  from generate_series(1, $2::int))::text",
+                      2, av);
+        if (!res || s_ids(PQgetvalue(res, 0, 0), seqs, nfresh) != nfresh
+            || s_ids(PQgetvalue(res, 0, 1), dids, nallow) != nallow) {
+            if (res)
+                brk_log(BRK_LOG_ERROR, "store", "could not draw message and delivery ids");
+            goto cleanup;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    s_bin_start(&mb);
+    s_bin_start(&db);
+    s_bin_start(&vb);
+    size_t ks = 0, kd = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!fresh[i])
+            continue;
+        brk_job_t *job = jobs[i];
+        const mlg_msg_t *m = job->msg;
+        free(job->delivery_ids);
+        job->delivery_ids = calloc(job->ndecisions ? job->ndecisions : 1, sizeof(uint64_t));
+        if (!job->delivery_ids)
+            goto cleanup;
+        job->seq = seqs[ks++];
+        /* the message, at the chain's next position */
+        s_msg_fields_t mf;
+        s_msg_fields(self, job, &mf);
+        uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
+        brk_chain_body_hash(m->body, m->body_len, body_hash);
+        brk_chain_message(self->link, mf.f, body_hash, link);
+        s_bin_row(&mb, 14);
+        s_bin_int(&mb, job->seq, 8);
+        s_bin_uuid(&mb, m->id);
+        s_bin_text(&mb, m->type);
+        s_bin_int(&mb, (uint32_t)m->version, 4);
+        s_bin_text(&mb, job->sender);
+        s_bin_text(&mb, mf.f[5]);
+        s_bin_text(&mb, mf.f[6]);
+        s_bin_text(&mb, mf.f[7]);
+        if (m->has_occurred_at)
+            s_bin_time(&mb, s_time_us(m->occurred_at));
+        else
+            s_bin_text(&mb, NULL);
+        s_bin_time(&mb, job->received_us);
+        s_bin_bytes(&mb, m->body, m->body_len);
+        s_bin_int(&mb, self->chain_seq + 1, 8);
+        s_bin_bytes(&mb, body_hash, BRK_LINK_BYTES);
+        s_bin_bytes(&mb, link, BRK_LINK_BYTES);
+        s_chain_take(self, link);
+        /* its decisions, each at the next position; a delivery per allow */
+        for (size_t d = 0; d < job->ndecisions; d++) {
+            const brk_decision_t *dec = &job->decisions[d];
+            char dseq[24];
+            uint8_t dlink[BRK_LINK_BYTES];
+            s_decision_link(self, job, dec, dseq, mf.received, dlink);
+            s_bin_row(&db, 10);
+            s_bin_uuid(&db, m->id);
+            s_bin_text(&db, dec->recipient);
+            s_bin_text(&db, dec->allow ? "allow" : "deny");
+            s_bin_text(&db, mlg_basis_name(dec->basis));
+            s_bin_text(&db, dec->reason[0] ? dec->reason : NULL);
+            s_bin_time(&db, job->received_us);
+            s_bin_uuid(&db, dec->consent_id);
+            s_bin_text(&db, dec->detail[0] ? dec->detail : NULL);
+            s_bin_int(&db, self->chain_seq + 1, 8);
+            s_bin_bytes(&db, dlink, BRK_LINK_BYTES);
+            s_chain_take(self, dlink);
+            if (dec->allow) {
+                job->delivery_ids[d] = dids[kd++];
+                s_bin_row(&vb, 3);
+                s_bin_int(&vb, job->delivery_ids[d], 8);
+                s_bin_uuid(&vb, m->id);
+                s_bin_text(&vb, dec->recipient);
+            }
+        }
+    }
+    s_bin_end(&mb);
+    s_bin_end(&db);
+    s_bin_end(&vb);
+    if (nfresh
+        && !(s_copy(self,
+                    "copy messages (seq, id, type, version, sender, subject, purpose,"
+                    " correlation, occurred_at, received_at, body, chain_seq, body_hash,"
+                    " link) from stdin (format binary)",
+                    &mb)
+             && s_copy(self,
+                       "copy consent_decisions (message_id, recipient, decision, basis,"
+                       " reason, decided_at, consent_id, detail, chain_seq, link)"
+                       " from stdin (format binary)",
+                       &db)
+             && (!nallow
+                 || s_copy(self,
+                           "copy deliveries (id, message_id, recipient)"
+                           " from stdin (format binary)",
+                           &vb))))
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        if (fresh[i]) {
+            jobs[i]->rc = MLG_OK;
+            for (size_t d = 0; d < jobs[i]->ndecisions; d++)
+                jobs[i]->created_deliveries |= jobs[i]->delivery_ids[d] != 0;
+        }
+        else if (!s_duplicate(self, jobs[i]))
+            goto cleanup;
+    }
+    ok = true;
+cleanup:
+    PQclear(res);
+    zhashx_destroy(&seen);
+    free(ids.p);
+    free(mb.p);
+    free(db.p);
+    free(vb.p);
+    free(fresh);
+    free(seqs);
+    free(dids);
+    return ok;
+}
+
+/* SENT and ACK updates, in order: one UPDATE for the attempts, one for
+   the settled. They commute with each other (an ACK settles, a SENT
+   counts) and with new publishes (other rows). */
+static bool
+s_update_bulk(s_store_t *self, brk_update_t **ups, size_t n)
+{
+    s_bin_t sent = {0}, acked = {0};
+    s_bin_put(&sent, "{", 1);
+    s_bin_put(&acked, "{", 1);
+    size_t nsent = 0, nacked = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool is_sent = ups[i]->kind == BRK_UPDATE_SENT;
+        s_bin_t *b = is_sent ? &sent : &acked;
+        size_t *count = is_sent ? &nsent : &nacked;
+        char num[24];
+        int len = snprintf(num, sizeof(num), "%s%llu", *count ? "," : "",
+                           (unsigned long long)ups[i]->delivery);
+        s_bin_put(b, num, (size_t)len);
+        (*count)++;
+    }
+    s_bin_put(&sent, "}", 2);
+    s_bin_put(&acked, "}", 2);
+    bool ok = !sent.failed && !acked.failed;
+    if (ok && nsent) {
+        /* an index scan per id (a join with unnest may choose a hash join
+           over the whole table) */
+        const char *v[1] = {(const char *)sent.p};
+        ok = s_exec(self,
+                    "update deliveries set attempts = attempts + 1,"
+                    " first_sent_at = coalesce(first_sent_at, now()), updated_at = now()"
+                    " where id = any($1::bigint[])",
+                    1, v);
+    }
+    if (ok && nacked) {
+        const char *v[1] = {(const char *)acked.p};
+        ok = s_exec(
+            self,
+            "update deliveries set state = 'acked', settled_at = now(),"
+            " updated_at = now() where id = any($1::bigint[]) and state = 'pending'",
+            1, v);
+    }
+    free(sent.p);
+    free(acked.p);
+    return ok;
+}
+
 /* ---- the agencies table ------------------------------------------------ */
 
 /* The registry as the configuration has it (DESIGN.md "Database"): rows
@@ -764,6 +1209,8 @@ s_answer(zsock_t *pipe, s_cmd_t *cmd, bool committed)
             job->rc = MLG_UNAVAILABLE;
             job->duplicate = false;
             job->created_deliveries = false;
+            free(job->delivery_ids);
+            job->delivery_ids = NULL;
         }
         zsock_send(pipe, "sp", "DONE", job);
     }
@@ -779,16 +1226,52 @@ s_answer(zsock_t *pipe, s_cmd_t *cmd, bool committed)
     zstr_free(&cmd->verb);
 }
 
+/* Which run of like commands this one joins: 1 plain publishes, 2 SENT
+   and ACK updates, 0 none (it keeps its place). */
+static int
+s_bulk_kind(const s_cmd_t *cmd)
+{
+    if (strcmp(cmd->verb, "PUBLISH") == 0) {
+        const brk_job_t *job = cmd->ptr;
+        return job->kind == BRK_JOB_PLAIN ? 1 : 0;
+    }
+    if (strcmp(cmd->verb, "UPDATE") == 0) {
+        const brk_update_t *u = cmd->ptr;
+        return u->kind == BRK_UPDATE_SENT || u->kind == BRK_UPDATE_ACK ? 2 : 0;
+    }
+    return 0;
+}
+
 static void
 s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
 {
-    bool ok = s_connect(self, pipe);
+    brk_job_t **jobs = calloc(n, sizeof(*jobs));
+    brk_update_t **ups = calloc(n, sizeof(*ups));
+    size_t njobs = 0, nups = 0;
+    bool ok = jobs && ups && s_connect(self, pipe);
     int64_t began = zclock_usecs();
     self->batch_chain_seq = self->chain_seq;
     memcpy(self->batch_link, self->link, BRK_LINK_BYTES);
     if (ok)
         ok = s_exec(self, "begin", 0, NULL);
-    for (size_t i = 0; ok && i < n; i++) {
+    for (size_t i = 0; ok && i <= n; i++) {
+        int kind = i < n ? s_bulk_kind(&cmds[i]) : 0;
+        if (kind == 1) {
+            jobs[njobs++] = cmds[i].ptr;
+            continue;
+        }
+        if (kind == 2) {
+            ups[nups++] = cmds[i].ptr;
+            continue;
+        }
+        /* anything else keeps its place: the runs before it go first */
+        if (njobs)
+            ok = s_publish_bulk(self, jobs, njobs);
+        if (ok && nups)
+            ok = s_update_bulk(self, ups, nups);
+        njobs = nups = 0;
+        if (!ok || i == n)
+            break;
         if (strcmp(cmds[i].verb, "PUBLISH") == 0)
             ok = s_publish(self, cmds[i].ptr);
         else if (strcmp(cmds[i].verb, "FETCH") == 0)
@@ -796,6 +1279,8 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
         else
             ok = s_update(self, cmds[i].ptr);
     }
+    free(jobs);
+    free(ups);
     if (ok && self->chain_seq != self->batch_chain_seq)
         ok = s_chain_head(self);
     if (ok)

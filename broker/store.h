@@ -10,6 +10,10 @@
 
     Group commit: the store takes every command waiting in the pipe (up
     to a bound) into one transaction, so many publishes share one fsync.
+    Within it, consecutive plain publishes are written with one binary
+    COPY per table, and SENT and ACK updates with one UPDATE each (they
+    touch other rows than new publishes, and commute); any other command
+    keeps its place.
     Invariant: a PUBLISH is answered MLG_OK only after COMMIT returned. */
 
 #ifndef BRK_STORE_H
@@ -48,6 +52,9 @@ typedef struct {
     uint64_t seq;
     /* the deliveries it created, one per allowed recipient */
     bool created_deliveries;
+    uint64_t *delivery_ids; /* owned, ndecisions long, or NULL: the delivery
+                               made for each allowed decision (0 where
+                               none); the loop sends them from memory */
 } brk_job_t;
 
 /* A row of a recipient's queue, ready to be sent. */

@@ -47,7 +47,9 @@ static const char *s_agencies =
     "    cd95\n"
     "        name = \"Val-d'Oise\"\n"
     "    cd77\n"
-    "        name = \"Seine-et-Marne\"\n";
+    "        name = \"Seine-et-Marne\"\n"
+    "    cd78\n"
+    "        name = \"Yvelines\"\n";
 
 static int
 setup(void **state)
@@ -797,6 +799,159 @@ test_burst_beyond_pipe_bounds(void **state)
     mlg_client_destroy(&pub);
 }
 
+/* ---- many publishes in one transaction --------------------------------- */
+
+/* `maillage verify` on the broker's database: 0 when the audit chain is
+   whole. */
+static int
+verify_chain(void)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s --database '%s' verify >%s/verify.out 2>&1",
+             getenv("MLG_CLI_BIN"), s_bp.database, s_bp.dir);
+    int status = system(cmd);
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0) {
+        snprintf(cmd, sizeof(cmd), "cat %s/verify.out >&2", s_bp.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no output)\n");
+    }
+    return rc;
+}
+
+/* A burst the store writes with one COPY per table: new messages, one
+   stored before, one twice in the burst, one denied for want of consent.
+   Each gets its own answer, the audit chain stays whole, and the
+   recipient, caught up and connected, gets each new delivery once, in
+   order, as the database holds it (they go out from memory). */
+static void
+test_bulk_burst_answers_chain_and_deliveries(void **state)
+{
+    (void)state;
+    enum { N = 300, PRE = 50, TWICE = 100, DENIED = 150 };
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    mlg_client_t *sub = client("cd78", 1000);
+    char fmt[1024], pre[37], ids[N][37];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd78");
+    mlg_msg_t *a = send_alert(pub, "cd78", pre);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    uint64_t pre_seq = a->seq;
+    mlg_msg_destroy(&a);
+    mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 5000);
+    assert_string_equal(d->id, pre);
+    assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
+    mlg_msg_destroy(&d);
+
+    size_t body_len = 0;
+    uint8_t body[1024];
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m;
+        if (i == PRE) {
+            m = publish_msg(fmt, ids[i]);
+            snprintf(m->id, sizeof(m->id), "%s", pre);
+        }
+        else if (i == TWICE + 1) {
+            m = publish_msg(fmt, ids[i]);
+            snprintf(m->id, sizeof(m->id), "%s", ids[TWICE]);
+        }
+        else if (i == DENIED)
+            m = publish_msg(
+                "{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+                " \"to\": [\"cd78\"], \"subject\": \"P-3\", \"purpose\": \"orientation\","
+                " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
+                " \"reason\": \"Déménagement.\"}}",
+                ids[i]);
+        else
+            m = publish_msg(fmt, ids[i]);
+        snprintf(ids[i], sizeof(ids[i]), "%s", m->id);
+        if (i == 0) {
+            assert_true(m->body_len <= sizeof(body));
+            memcpy(body, m->body, m->body_len);
+            body_len = m->body_len;
+        }
+        assert_int_equal(mlg_client_send(pub, m), MLG_OK);
+        mlg_msg_destroy(&m);
+    }
+    /* the answers, in order */
+    uint64_t last_seq = pre_seq, twice_seq = 0;
+    for (int i = 0; i < N; i++) {
+        a = expect_op(pub, MLG_OP_CONFIRM, 20000);
+        assert_string_equal(a->id, ids[i]);
+        if (i == PRE || i == TWICE + 1) {
+            assert_true(a->duplicate);
+            assert_int_equal(a->seq, i == PRE ? pre_seq : twice_seq);
+            assert_int_equal(a->routed_count, 1);
+        }
+        else {
+            assert_false(a->duplicate);
+            assert_true(a->seq > last_seq); /* stored in the order sent */
+            last_seq = a->seq;
+            if (i == TWICE)
+                twice_seq = a->seq;
+            if (i == DENIED) {
+                assert_int_equal(a->routed_count, 0);
+                assert_int_equal(a->denied_count, 1);
+                assert_string_equal(a->denied[0].reason, "NO_CONSENT");
+            }
+            else {
+                assert_int_equal(a->routed_count, 1);
+                assert_string_equal(a->routed[0].id, "cd78");
+            }
+        }
+        mlg_msg_destroy(&a);
+    }
+    /* the deliveries: each new allowed message once, in order */
+    uint64_t last_delivery = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == PRE || i == TWICE + 1 || i == DENIED)
+            continue;
+        d = expect_op(sub, MLG_OP_DELIVER, 10000);
+        assert_string_equal(d->id, ids[i]);
+        assert_true(d->delivery > last_delivery);
+        last_delivery = d->delivery;
+        assert_int_equal(d->attempt, 1);
+        assert_string_equal(d->from, "ccas-paris-13");
+        assert_string_equal(d->type, "child.protection.alert");
+        assert_string_equal(d->subject, "P-1");
+        assert_string_equal(d->purpose, "protection");
+        assert_int_equal(d->body_len, body_len);
+        assert_memory_equal(d->body, body, body_len);
+        /* the times the database holds, to the microsecond */
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "select (extract(epoch from received_at) * 1000000)::bigint"
+                 " from messages where id = '%.36s'",
+                 ids[i]);
+        assert_int_equal(brokerproc_scalar(s_db, sql),
+                         d->received_at.sec * 1000000 + d->received_at.nsec / 1000);
+        assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
+        mlg_msg_destroy(&d);
+    }
+    assert_null(mlg_client_recv(sub, 300)); /* nothing twice */
+    zclock_sleep(300); /* the store writes acks in its next batch */
+    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
+                       " and state = 'acked' and attempts = 1",
+                       "cd78"),
+                     N - 3 + 1);
+    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
+                       " and state <> 'acked'",
+                       "cd78"),
+                     0);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from consent_decisions where message_id = '%s'"
+             " and decision = 'deny' and reason = 'NO_CONSENT'",
+             ids[DENIED]);
+    assert_int_equal(brokerproc_scalar(s_db, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "select count(*) from consent_decisions where message_id = '%s'",
+             ids[TWICE]);
+    assert_int_equal(brokerproc_scalar(s_db, sql), 1);
+    assert_int_equal(verify_chain(), 0);
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
 /* ---- crash ------------------------------------------------------------- */
 
 static void
@@ -870,6 +1025,15 @@ test_sigkill_loses_nothing_confirmed(void **state)
     mlg_client_destroy(&sub);
 }
 
+/* After everything above (bursts, duplicates, revocations, a SIGKILL):
+   the audit chain is whole. */
+static void
+test_audit_chain_whole(void **state)
+{
+    (void)state;
+    assert_int_equal(verify_chain(), 0);
+}
+
 int
 main(void)
 {
@@ -886,7 +1050,9 @@ main(void)
         cmocka_unit_test(test_large_backlog_in_order),
         cmocka_unit_test(test_garbage_does_not_disturb_others),
         cmocka_unit_test(test_burst_beyond_pipe_bounds),
+        cmocka_unit_test(test_bulk_burst_answers_chain_and_deliveries),
         cmocka_unit_test(test_sigkill_loses_nothing_confirmed),
+        cmocka_unit_test(test_audit_chain_whole),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
