@@ -42,6 +42,7 @@ typedef struct {
 } s_store_t;
 
 static void s_write_agencies(s_store_t *self);
+static bool s_prepare(PGconn *conn);
 static bool s_chain_decisions(s_store_t *self, PGresult *res);
 
 /* The audit chain's head as the database has it. */
@@ -223,6 +224,11 @@ s_connect(s_store_t *self, zsock_t *pipe)
     }
     brk_consents_t *consents = s_load_consents(conn);
     if (!consents) {
+        PQfinish(conn);
+        s_disconnect(self, pipe);
+        return false;
+    }
+    if (!s_prepare(conn)) {
         PQfinish(conn);
         s_disconnect(self, pipe);
         return false;
@@ -756,109 +762,145 @@ s_update(s_store_t *self, const brk_update_t *u)
                   2, le);
 }
 
-/* ---- many publishes at once: binary COPY -------------------------------- */
+/* ---- many publishes at once: binary arrays ------------------------------ */
 
-/* A COPY ... (format binary) stream being built. Out of memory is
-   remembered and checked once, at the end. */
+/* A one-dimensional array parameter in PostgreSQL's binary format (the
+   header, then each element as a 4-byte length and its bytes, -1 for
+   NULL), built element by element. Out of memory is remembered and
+   checked once, at the end. */
 typedef struct {
     uint8_t *p;
     size_t n, cap;
-    bool failed;
-} s_bin_t;
+    uint32_t count, elem_oid;
+    bool hasnull, failed;
+} s_arr_t;
+
+/* element types (pg_type.oid, fixed since the first releases) */
+#define S_OID_INT8 20
+#define S_OID_INT4 23
+#define S_OID_TEXT 25
+#define S_OID_BYTEA 17
+#define S_OID_UUID 2950
+#define S_OID_TIMESTAMPTZ 1184
+#define S_ARR_HEADER 20
 
 static void
-s_bin_put(s_bin_t *b, const void *data, size_t len)
+s_arr_put(s_arr_t *a, const void *data, size_t len)
 {
-    if (b->failed)
+    if (a->failed)
         return;
-    if (b->n + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 64 * 1024;
-        while (cap < b->n + len)
+    if (a->n + len > a->cap) {
+        size_t cap = a->cap ? a->cap : 4096;
+        while (cap < a->n + len)
             cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
+        uint8_t *np = realloc(a->p, cap);
         if (!np) {
-            b->failed = true;
+            a->failed = true;
             return;
         }
-        b->p = np;
-        b->cap = cap;
+        a->p = np;
+        a->cap = cap;
     }
-    memcpy(b->p + b->n, data, len);
-    b->n += len;
+    memcpy(a->p + a->n, data, len);
+    a->n += len;
 }
 
 static void
-s_bin_be(s_bin_t *b, uint64_t v, size_t bytes)
+s_be(uint8_t *out, uint64_t v, size_t bytes)
 {
-    uint8_t out[8];
     for (size_t i = 0; i < bytes; i++)
         out[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-    s_bin_put(b, out, bytes);
-}
-
-/* The signature, no flags, no header extension. */
-static void
-s_bin_start(s_bin_t *b)
-{
-    b->n = 0;
-    s_bin_put(b, "PGCOPY\n\377\r\n\0", 11);
-    s_bin_be(b, 0, 4);
-    s_bin_be(b, 0, 4);
 }
 
 static void
-s_bin_row(s_bin_t *b, uint16_t nfields)
+s_arr_start(s_arr_t *a, uint32_t elem_oid)
 {
-    s_bin_be(b, nfields, 2);
+    a->n = 0;
+    a->count = 0;
+    a->hasnull = false;
+    a->elem_oid = elem_oid;
+    uint8_t header[S_ARR_HEADER] = {0};
+    s_arr_put(a, header, sizeof(header));
+}
+
+/* Writes the header; the array is then a parameter in binary format. */
+static void
+s_arr_finish(s_arr_t *a)
+{
+    if (a->failed)
+        return;
+    if (a->count == 0) {
+        /* an empty array has no dimension */
+        a->n = 12;
+        s_be(a->p, 0, 4);
+    }
+    else {
+        s_be(a->p, 1, 4);
+        s_be(a->p + 12, a->count, 4);
+        s_be(a->p + 16, 1, 4); /* lower bound */
+    }
+    s_be(a->p + 4, a->hasnull, 4);
+    s_be(a->p + 8, a->elem_oid, 4);
 }
 
 static void
-s_bin_bytes(s_bin_t *b, const void *data, size_t len)
+s_arr_null(s_arr_t *a)
 {
-    s_bin_be(b, (uint32_t)len, 4);
-    s_bin_put(b, data, len);
+    uint8_t len[4];
+    s_be(len, 0xffffffffu, 4);
+    s_arr_put(a, len, 4);
+    a->hasnull = true;
+    a->count++;
+}
+
+static void
+s_arr_bytes(s_arr_t *a, const void *data, size_t len)
+{
+    uint8_t l[4];
+    s_be(l, (uint32_t)len, 4);
+    s_arr_put(a, l, 4);
+    s_arr_put(a, data, len);
+    a->count++;
 }
 
 /* text; NULL is SQL null */
 static void
-s_bin_text(s_bin_t *b, const char *v)
+s_arr_text(s_arr_t *a, const char *v)
 {
     if (!v)
-        s_bin_be(b, 0xffffffffu, 4);
+        s_arr_null(a);
     else
-        s_bin_bytes(b, v, strlen(v));
+        s_arr_bytes(a, v, strlen(v));
 }
 
 static void
-s_bin_int(s_bin_t *b, uint64_t v, size_t bytes)
+s_arr_int(s_arr_t *a, uint64_t v, size_t bytes)
 {
-    s_bin_be(b, bytes, 4);
-    s_bin_be(b, v, bytes);
+    uint8_t out[8];
+    s_be(out, v, bytes);
+    s_arr_bytes(a, out, bytes);
 }
 
 /* timestamptz: microseconds since 2000-01-01 UTC */
 static void
-s_bin_time(s_bin_t *b, int64_t us_since_1970)
+s_arr_time(s_arr_t *a, int64_t us_since_1970)
 {
-    s_bin_int(b, (uint64_t)(us_since_1970 - INT64_C(946684800000000)), 8);
+    s_arr_int(a, (uint64_t)(us_since_1970 - INT64_C(946684800000000)), 8);
 }
 
 static int
 s_hexval(char c)
 {
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* uuid: its 16 bytes; a malformed one (never from the codec, which
-   checked it) fails the stream. NULL or "" is SQL null. */
+/* uuid: its 16 bytes, from the lowercase canonical text the codec
+   checked; anything else fails the array. NULL or "" is SQL null. */
 static void
-s_bin_uuid(s_bin_t *b, const char *v)
+s_arr_uuid(s_arr_t *a, const char *v)
 {
     if (!v || !v[0]) {
-        s_bin_be(b, 0xffffffffu, 4);
+        s_arr_null(a);
         return;
     }
     uint8_t out[16];
@@ -873,50 +915,40 @@ s_bin_uuid(s_bin_t *b, const char *v)
         k++;
     }
     if (k != 32) {
-        b->failed = true;
+        a->failed = true;
         return;
     }
-    s_bin_bytes(b, out, 16);
+    s_arr_bytes(a, out, 16);
 }
 
-static void
-s_bin_end(s_bin_t *b)
+/* Runs one prepared statement (s_prepared) whose parameters are binary
+   arrays; NULL (and the reason logged) on failure. */
+static PGresult *
+s_query_arrays(s_store_t *self, const char *name, int n, s_arr_t *arrays)
 {
-    s_bin_be(b, 0xffff, 2);
-}
-
-/* Runs one COPY FROM STDIN with the stream; false (logged) on failure. */
-static bool
-s_copy(s_store_t *self, const char *sql, const s_bin_t *b)
-{
-    if (b->failed) {
-        brk_log(BRK_LOG_ERROR, "store", "could not build a COPY stream (out of memory)");
-        return false;
+    const char *values[32];
+    int lengths[32], formats[32];
+    if (n > 32)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        s_arr_finish(&arrays[i]);
+        if (arrays[i].failed) {
+            brk_log(BRK_LOG_ERROR, "store", "could not build a statement's arrays");
+            return NULL;
+        }
+        values[i] = (const char *)arrays[i].p;
+        lengths[i] = (int)arrays[i].n;
+        formats[i] = 1;
     }
-    PGresult *res = PQexec(self->conn, sql);
-    bool copying = PQresultStatus(res) == PGRES_COPY_IN;
+    PGresult *res = PQexecPrepared(self->conn, name, n, values, lengths, formats, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    char *msg = PQerrorMessage(self->conn);
+    brk_log(BRK_LOG_ERROR, "store", "statement failed: %.*s", (int)strcspn(msg, "\n"),
+            msg);
     PQclear(res);
-    bool ok = copying;
-    for (size_t at = 0; ok && at < b->n;) {
-        size_t chunk = b->n - at < (1u << 20) ? b->n - at : (1u << 20);
-        ok = PQputCopyData(self->conn, (const char *)b->p + at, (int)chunk) == 1;
-        at += chunk;
-    }
-    if (copying)
-        ok = PQputCopyEnd(self->conn, ok ? NULL : "the stream was not sent whole") == 1
-             && ok;
-    bool done = ok;
-    while ((res = PQgetResult(self->conn))) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            done = false;
-        PQclear(res);
-    }
-    if (!done) {
-        char *msg = PQerrorMessage(self->conn);
-        brk_log(BRK_LOG_ERROR, "store", "copy failed: %.*s", (int)strcspn(msg, "\n"),
-                msg);
-    }
-    return done;
+    return NULL;
 }
 
 /* "{1,2,3}" to numbers; how many were read. */
@@ -925,22 +957,120 @@ s_ids(const char *text, uint64_t *out, size_t max)
 {
     size_t n = 0;
     const char *c = text[0] == '{' ? text + 1 : text;
-    while (*c && *c != '}' && n < max) {
+    while (*c >= '0' && *c <= '9' && n < max) {
         char *end;
         out[n++] = strtoull(c, &end, 10);
         c = *end == ',' ? end + 1 : end;
-        if (end == c && *c != ',')
-            break;
     }
     return n;
 }
 
-/* Plain publishes, in order, with one binary COPY per table. The ids
-   already stored (and the second of two alike in the batch) are found
-   first, so that only rows sure to go in take a place in the audit
-   chain; those jobs are answered as duplicates afterwards. seq and
-   delivery ids are drawn first, in the jobs' order (a queue's first
-   attempts follow seq). false on a database error: then nothing of the
+/* The columns of the three tables a plain publish writes, one array
+   each, in this order. */
+enum {
+    S_M_SEQ,
+    S_M_ID,
+    S_M_TYPE,
+    S_M_VERSION,
+    S_M_SENDER,
+    S_M_SUBJECT,
+    S_M_PURPOSE,
+    S_M_CORRELATION,
+    S_M_OCCURRED,
+    S_M_RECEIVED,
+    S_M_BODY,
+    S_M_CHAIN_SEQ,
+    S_M_BODY_HASH,
+    S_M_LINK,
+    S_D_MESSAGE,
+    S_D_RECIPIENT,
+    S_D_DECISION,
+    S_D_BASIS,
+    S_D_REASON,
+    S_D_DECIDED,
+    S_D_CONSENT,
+    S_D_DETAIL,
+    S_D_CHAIN_SEQ,
+    S_D_LINK,
+    S_V_ID,
+    S_V_MESSAGE,
+    S_V_RECIPIENT,
+    S_NCOLS
+};
+
+static const uint32_t s_col_oids[S_NCOLS] = {
+    S_OID_INT8,  S_OID_UUID, S_OID_TEXT,  S_OID_INT4,        S_OID_TEXT,
+    S_OID_TEXT,  S_OID_TEXT, S_OID_TEXT,  S_OID_TIMESTAMPTZ, S_OID_TIMESTAMPTZ,
+    S_OID_BYTEA, S_OID_INT8, S_OID_BYTEA, S_OID_BYTEA,       S_OID_UUID,
+    S_OID_TEXT,  S_OID_TEXT, S_OID_TEXT,  S_OID_TEXT,        S_OID_TIMESTAMPTZ,
+    S_OID_UUID,  S_OID_TEXT, S_OID_INT8,  S_OID_BYTEA,       S_OID_INT8,
+    S_OID_UUID,  S_OID_TEXT};
+
+/* The fast path's statements, prepared on each new connection (planned
+   once, not per batch). Parameters are arrays in binary format. */
+#define S_INSERT_PUBLISHES                                                               \
+    "with m as (insert into messages (seq, id, type, version, sender, subject, purpose," \
+    "  correlation, occurred_at, received_at, body, chain_seq, body_hash, link)"         \
+    "  select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], "           \
+    "$5::text[],"                                                                        \
+    "  $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"       \
+    "  $11::bytea[], $12::bigint[], $13::bytea[], $14::bytea[])),"                       \
+    " d as (insert into consent_decisions (message_id, recipient, decision, basis,"      \
+    "  reason, decided_at, consent_id, detail, chain_seq, link)"                         \
+    "  select * from unnest($15::uuid[], $16::text[], $17::text[], $18::text[],"         \
+    "  $19::text[], $20::timestamptz[], $21::uuid[], $22::text[], $23::bigint[],"        \
+    "  $24::bytea[]))"                                                                   \
+    " insert into deliveries (id, message_id, recipient)"                                \
+    " select * from unnest($25::bigint[], $26::uuid[], $27::text[])"
+
+static const struct {
+    const char *name;
+    const char *sql;
+} s_prepared[] = {
+    /* which ids are stored already, and the numbers of the new rows */
+    {"bulk_check", "select array(select id::text from messages"
+                   "  where id = any($1::uuid[])),"
+                   " array(select nextval('messages_seq')"
+                   "  from generate_series(1, ($2::int[])[1])),"
+                   " array(select nextval('deliveries_id_seq')"
+                   "  from generate_series(1, ($2::int[])[2]))"},
+    {"bulk_insert", S_INSERT_PUBLISHES},
+    {"bulk_update",
+     "update deliveries set"
+     " attempts = attempts + case when id = any($1::bigint[]) then 1 else 0 end,"
+     " first_sent_at = case when id = any($1::bigint[])"
+     "  then coalesce(first_sent_at, now()) else first_sent_at end,"
+     " state = case when id = any($2::bigint[]) and state = 'pending'"
+     "  then 'acked' else state end,"
+     " settled_at = case when id = any($2::bigint[]) and state = 'pending'"
+     "  then now() else settled_at end,"
+     " updated_at = now()"
+     " where id = any($1::bigint[]) or id = any($2::bigint[])"},
+};
+
+static bool
+s_prepare(PGconn *conn)
+{
+    PQclear(PQexec(conn, "set plan_cache_mode = force_custom_plan"));
+    for (size_t i = 0; i < sizeof(s_prepared) / sizeof(s_prepared[0]); i++) {
+        PGresult *res = PQprepare(conn, s_prepared[i].name, s_prepared[i].sql, 0, NULL);
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            brk_log(BRK_LOG_ERROR, "store", "could not prepare %s: %s",
+                    s_prepared[i].name, PQresultErrorMessage(res));
+        PQclear(res);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Plain publishes, in order, with one statement for the three tables.
+   The ids already stored (and the second of two alike in the batch) are
+   found first, with seq and delivery ids drawn in the jobs' order (a
+   queue's first attempts follow seq), so that only rows sure to go in
+   take a place in the audit chain; those jobs are answered as
+   duplicates afterwards. false on a database error: then nothing of the
    transaction stays. */
 static bool
 s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
@@ -950,64 +1080,56 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
     uint64_t *seqs = calloc(n, sizeof(uint64_t));
     uint64_t *dids = NULL;
     zhashx_t *seen = zhashx_new();
-    s_bin_t ids = {0}, mb = {0}, db = {0}, vb = {0};
+    s_arr_t cols[S_NCOLS];
+    memset(cols, 0, sizeof(cols));
     PGresult *res = NULL;
-    if (!fresh || !seqs || !seen)
-        goto cleanup;
-    /* which ids are new: "{id,id,...}" (uuids need no quoting) */
-    s_bin_put(&ids, "{", 1);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            s_bin_put(&ids, ",", 1);
-        s_bin_put(&ids, jobs[i]->msg->id, strlen(jobs[i]->msg->id));
-    }
-    s_bin_put(&ids, "}", 2);
-    if (ids.failed)
-        goto cleanup;
-    const char *iv[1] = {(const char *)ids.p};
-    res = s_query(self, "select id::text from messages where id = any($1::uuid[])", 1,
-                  iv);
-    if (!res)
-        goto cleanup;
-    for (int r = 0; r < PQntuples(res); r++)
-        zhashx_insert(seen, PQgetvalue(res, r, 0), (void *)1);
-    PQclear(res);
-    res = NULL;
-    size_t nfresh = 0, nallow = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (zhashx_insert(seen, jobs[i]->msg->id, (void *)1) != 0)
-            continue; /* stored already, or earlier in this batch */
-        fresh[i] = true;
-        nfresh++;
+    size_t nallow = 0;
+    for (size_t i = 0; i < n; i++)
         for (size_t d = 0; d < jobs[i]->ndecisions; d++)
             nallow += jobs[i]->decisions[d].allow;
+    dids = calloc(nallow ? nallow : 1, sizeof(uint64_t));
+    if (!fresh || !seqs || !seen || !dids)
+        goto cleanup;
+    /* which ids are stored already, and the new rows' numbers */
+    s_arr_start(&cols[S_M_ID], S_OID_UUID);
+    for (size_t i = 0; i < n; i++)
+        s_arr_uuid(&cols[S_M_ID], jobs[i]->msg->id);
+    s_arr_t counts[2] = {{0}, {0}};
+    s_arr_start(&counts[0], S_OID_INT4);
+    s_arr_int(&counts[0], n, 4);
+    s_arr_int(&counts[0], nallow, 4);
+    res = s_query_arrays(self, "bulk_check", 2, (s_arr_t[2]){cols[S_M_ID], counts[0]});
+    free(counts[0].p);
+    if (!res)
+        goto cleanup;
+    if (s_ids(PQgetvalue(res, 0, 1), seqs, n) != n
+        || s_ids(PQgetvalue(res, 0, 2), dids, nallow) != nallow) {
+        brk_log(BRK_LOG_ERROR, "store", "could not draw message and delivery ids");
+        goto cleanup;
     }
-    if (nfresh) {
-        dids = calloc(nallow ? nallow : 1, sizeof(uint64_t));
-        if (!dids)
-            goto cleanup;
-        char nm[24], nd[24];
-        snprintf(nm, sizeof(nm), "%zu", nfresh);
-        snprintf(nd, sizeof(nd), "%zu", nallow);
-        const char *av[2] = {nm, nd};
-        res = s_query(self,
-                      "select array(select nextval('messages_seq')"
-                      "  from generate_series(1, $1::int))::text,"
-                      " array(select nextval('deliveries_id_seq')"
-                      "  from generate_series(1, $2::int))::text",
-                      2, av);
-        if (!res || s_ids(PQgetvalue(res, 0, 0), seqs, nfresh) != nfresh
-            || s_ids(PQgetvalue(res, 0, 1), dids, nallow) != nallow) {
-            if (res)
-                brk_log(BRK_LOG_ERROR, "store", "could not draw message and delivery ids");
-            goto cleanup;
+    {
+        /* "{uuid,uuid}": uuids need no quoting */
+        const char *stored = PQgetvalue(res, 0, 0);
+        char one[MLG_UUID_LEN + 1];
+        for (const char *c = stored[0] == '{' ? stored + 1 : stored; *c && *c != '}';) {
+            size_t len = strcspn(c, ",}");
+            snprintf(one, sizeof(one), "%.*s", (int)len, c);
+            zhashx_insert(seen, one, (void *)1);
+            c += len;
+            if (*c == ',')
+                c++;
         }
-        PQclear(res);
-        res = NULL;
     }
-    s_bin_start(&mb);
-    s_bin_start(&db);
-    s_bin_start(&vb);
+    PQclear(res);
+    res = NULL;
+    size_t nfresh = 0;
+    for (size_t i = 0; i < n; i++)
+        if (zhashx_insert(seen, jobs[i]->msg->id, (void *)1) == 0) {
+            fresh[i] = true; /* neither stored already nor earlier in this batch */
+            nfresh++;
+        }
+    for (int c = 0; c < S_NCOLS; c++)
+        s_arr_start(&cols[c], s_col_oids[c]);
     size_t ks = 0, kd = 0;
     for (size_t i = 0; i < n; i++) {
         if (!fresh[i])
@@ -1015,7 +1137,8 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
         brk_job_t *job = jobs[i];
         const mlg_msg_t *m = job->msg;
         free(job->delivery_ids);
-        job->delivery_ids = calloc(job->ndecisions ? job->ndecisions : 1, sizeof(uint64_t));
+        job->delivery_ids =
+            calloc(job->ndecisions ? job->ndecisions : 1, sizeof(uint64_t));
         if (!job->delivery_ids)
             goto cleanup;
         job->seq = seqs[ks++];
@@ -1025,24 +1148,23 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
         uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
         brk_chain_body_hash(m->body, m->body_len, body_hash);
         brk_chain_message(self->link, mf.f, body_hash, link);
-        s_bin_row(&mb, 14);
-        s_bin_int(&mb, job->seq, 8);
-        s_bin_uuid(&mb, m->id);
-        s_bin_text(&mb, m->type);
-        s_bin_int(&mb, (uint32_t)m->version, 4);
-        s_bin_text(&mb, job->sender);
-        s_bin_text(&mb, mf.f[5]);
-        s_bin_text(&mb, mf.f[6]);
-        s_bin_text(&mb, mf.f[7]);
+        s_arr_int(&cols[S_M_SEQ], job->seq, 8);
+        s_arr_uuid(&cols[S_M_ID], m->id);
+        s_arr_text(&cols[S_M_TYPE], m->type);
+        s_arr_int(&cols[S_M_VERSION], (uint32_t)m->version, 4);
+        s_arr_text(&cols[S_M_SENDER], job->sender);
+        s_arr_text(&cols[S_M_SUBJECT], mf.f[5]);
+        s_arr_text(&cols[S_M_PURPOSE], mf.f[6]);
+        s_arr_text(&cols[S_M_CORRELATION], mf.f[7]);
         if (m->has_occurred_at)
-            s_bin_time(&mb, s_time_us(m->occurred_at));
+            s_arr_time(&cols[S_M_OCCURRED], s_time_us(m->occurred_at));
         else
-            s_bin_text(&mb, NULL);
-        s_bin_time(&mb, job->received_us);
-        s_bin_bytes(&mb, m->body, m->body_len);
-        s_bin_int(&mb, self->chain_seq + 1, 8);
-        s_bin_bytes(&mb, body_hash, BRK_LINK_BYTES);
-        s_bin_bytes(&mb, link, BRK_LINK_BYTES);
+            s_arr_null(&cols[S_M_OCCURRED]);
+        s_arr_time(&cols[S_M_RECEIVED], job->received_us);
+        s_arr_bytes(&cols[S_M_BODY], m->body, m->body_len);
+        s_arr_int(&cols[S_M_CHAIN_SEQ], self->chain_seq + 1, 8);
+        s_arr_bytes(&cols[S_M_BODY_HASH], body_hash, BRK_LINK_BYTES);
+        s_arr_bytes(&cols[S_M_LINK], link, BRK_LINK_BYTES);
         s_chain_take(self, link);
         /* its decisions, each at the next position; a delivery per allow */
         for (size_t d = 0; d < job->ndecisions; d++) {
@@ -1050,47 +1172,32 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
             char dseq[24];
             uint8_t dlink[BRK_LINK_BYTES];
             s_decision_link(self, job, dec, dseq, mf.received, dlink);
-            s_bin_row(&db, 10);
-            s_bin_uuid(&db, m->id);
-            s_bin_text(&db, dec->recipient);
-            s_bin_text(&db, dec->allow ? "allow" : "deny");
-            s_bin_text(&db, mlg_basis_name(dec->basis));
-            s_bin_text(&db, dec->reason[0] ? dec->reason : NULL);
-            s_bin_time(&db, job->received_us);
-            s_bin_uuid(&db, dec->consent_id);
-            s_bin_text(&db, dec->detail[0] ? dec->detail : NULL);
-            s_bin_int(&db, self->chain_seq + 1, 8);
-            s_bin_bytes(&db, dlink, BRK_LINK_BYTES);
+            s_arr_uuid(&cols[S_D_MESSAGE], m->id);
+            s_arr_text(&cols[S_D_RECIPIENT], dec->recipient);
+            s_arr_text(&cols[S_D_DECISION], dec->allow ? "allow" : "deny");
+            s_arr_text(&cols[S_D_BASIS], mlg_basis_name(dec->basis));
+            s_arr_text(&cols[S_D_REASON], dec->reason[0] ? dec->reason : NULL);
+            s_arr_time(&cols[S_D_DECIDED], job->received_us);
+            s_arr_uuid(&cols[S_D_CONSENT], dec->consent_id);
+            s_arr_text(&cols[S_D_DETAIL], dec->detail[0] ? dec->detail : NULL);
+            s_arr_int(&cols[S_D_CHAIN_SEQ], self->chain_seq + 1, 8);
+            s_arr_bytes(&cols[S_D_LINK], dlink, BRK_LINK_BYTES);
             s_chain_take(self, dlink);
             if (dec->allow) {
                 job->delivery_ids[d] = dids[kd++];
-                s_bin_row(&vb, 3);
-                s_bin_int(&vb, job->delivery_ids[d], 8);
-                s_bin_uuid(&vb, m->id);
-                s_bin_text(&vb, dec->recipient);
+                s_arr_int(&cols[S_V_ID], job->delivery_ids[d], 8);
+                s_arr_uuid(&cols[S_V_MESSAGE], m->id);
+                s_arr_text(&cols[S_V_RECIPIENT], dec->recipient);
             }
         }
     }
-    s_bin_end(&mb);
-    s_bin_end(&db);
-    s_bin_end(&vb);
-    if (nfresh
-        && !(s_copy(self,
-                    "copy messages (seq, id, type, version, sender, subject, purpose,"
-                    " correlation, occurred_at, received_at, body, chain_seq, body_hash,"
-                    " link) from stdin (format binary)",
-                    &mb)
-             && s_copy(self,
-                       "copy consent_decisions (message_id, recipient, decision, basis,"
-                       " reason, decided_at, consent_id, detail, chain_seq, link)"
-                       " from stdin (format binary)",
-                       &db)
-             && (!nallow
-                 || s_copy(self,
-                           "copy deliveries (id, message_id, recipient)"
-                           " from stdin (format binary)",
-                           &vb))))
-        goto cleanup;
+    if (nfresh) {
+        res = s_query_arrays(self, "bulk_insert", S_NCOLS, cols);
+        if (!res)
+            goto cleanup;
+        PQclear(res);
+        res = NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         if (fresh[i]) {
             jobs[i]->rc = MLG_OK;
@@ -1104,60 +1211,33 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
 cleanup:
     PQclear(res);
     zhashx_destroy(&seen);
-    free(ids.p);
-    free(mb.p);
-    free(db.p);
-    free(vb.p);
+    for (int c = 0; c < S_NCOLS; c++)
+        free(cols[c].p);
     free(fresh);
     free(seqs);
     free(dids);
     return ok;
 }
 
-/* SENT and ACK updates, in order: one UPDATE for the attempts, one for
-   the settled. They commute with each other (an ACK settles, a SENT
-   counts) and with new publishes (other rows). */
+/* SENT and ACK updates, in order, with one UPDATE: a delivery sent and
+   acked in the same transaction is written once. They commute with
+   each other (an ACK settles, a SENT counts) and with new publishes
+   (other rows); a requeue, which is not one of them, ends the run, so a
+   delivery is sent at most once in it. */
 static bool
 s_update_bulk(s_store_t *self, brk_update_t **ups, size_t n)
 {
-    s_bin_t sent = {0}, acked = {0};
-    s_bin_put(&sent, "{", 1);
-    s_bin_put(&acked, "{", 1);
-    size_t nsent = 0, nacked = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool is_sent = ups[i]->kind == BRK_UPDATE_SENT;
-        s_bin_t *b = is_sent ? &sent : &acked;
-        size_t *count = is_sent ? &nsent : &nacked;
-        char num[24];
-        int len = snprintf(num, sizeof(num), "%s%llu", *count ? "," : "",
-                           (unsigned long long)ups[i]->delivery);
-        s_bin_put(b, num, (size_t)len);
-        (*count)++;
-    }
-    s_bin_put(&sent, "}", 2);
-    s_bin_put(&acked, "}", 2);
-    bool ok = !sent.failed && !acked.failed;
-    if (ok && nsent) {
-        /* an index scan per id (a join with unnest may choose a hash join
-           over the whole table) */
-        const char *v[1] = {(const char *)sent.p};
-        ok = s_exec(self,
-                    "update deliveries set attempts = attempts + 1,"
-                    " first_sent_at = coalesce(first_sent_at, now()), updated_at = now()"
-                    " where id = any($1::bigint[])",
-                    1, v);
-    }
-    if (ok && nacked) {
-        const char *v[1] = {(const char *)acked.p};
-        ok = s_exec(
-            self,
-            "update deliveries set state = 'acked', settled_at = now(),"
-            " updated_at = now() where id = any($1::bigint[]) and state = 'pending'",
-            1, v);
-    }
-    free(sent.p);
-    free(acked.p);
-    return ok;
+    s_arr_t arrays[2];
+    memset(arrays, 0, sizeof(arrays));
+    s_arr_start(&arrays[0], S_OID_INT8);
+    s_arr_start(&arrays[1], S_OID_INT8);
+    for (size_t i = 0; i < n; i++)
+        s_arr_int(&arrays[ups[i]->kind == BRK_UPDATE_SENT ? 0 : 1], ups[i]->delivery, 8);
+    PGresult *res = s_query_arrays(self, "bulk_update", 2, arrays);
+    free(arrays[0].p);
+    free(arrays[1].p);
+    PQclear(res);
+    return res != NULL;
 }
 
 /* ---- the agencies table ------------------------------------------------ */

@@ -928,7 +928,7 @@ test_bulk_burst_answers_chain_and_deliveries(void **state)
         mlg_msg_destroy(&d);
     }
     assert_null(mlg_client_recv(sub, 300)); /* nothing twice */
-    zclock_sleep(300); /* the store writes acks in its next batch */
+    zclock_sleep(300);                      /* the store writes acks in its next batch */
     assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
                        " and state = 'acked' and attempts = 1",
                        "cd78"),
