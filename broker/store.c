@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "pgbin.h"
 #include "log.h"
 #include "migrate.h"
 #include "metrics.h"
@@ -764,174 +765,17 @@ s_update(s_store_t *self, const brk_update_t *u)
 
 /* ---- many publishes at once: binary arrays ------------------------------ */
 
-/* A one-dimensional array parameter in PostgreSQL's binary format (the
-   header, then each element as a 4-byte length and its bytes, -1 for
-   NULL), built element by element. Out of memory is remembered and
-   checked once, at the end. */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    uint32_t count, elem_oid;
-    bool hasnull, failed;
-} s_arr_t;
-
-/* element types (pg_type.oid, fixed since the first releases) */
-#define S_OID_INT8 20
-#define S_OID_INT4 23
-#define S_OID_TEXT 25
-#define S_OID_BYTEA 17
-#define S_OID_UUID 2950
-#define S_OID_TIMESTAMPTZ 1184
-#define S_ARR_HEADER 20
-
-static void
-s_arr_put(s_arr_t *a, const void *data, size_t len)
-{
-    if (a->failed)
-        return;
-    if (a->n + len > a->cap) {
-        size_t cap = a->cap ? a->cap : 4096;
-        while (cap < a->n + len)
-            cap *= 2;
-        uint8_t *np = realloc(a->p, cap);
-        if (!np) {
-            a->failed = true;
-            return;
-        }
-        a->p = np;
-        a->cap = cap;
-    }
-    memcpy(a->p + a->n, data, len);
-    a->n += len;
-}
-
-static void
-s_be(uint8_t *out, uint64_t v, size_t bytes)
-{
-    for (size_t i = 0; i < bytes; i++)
-        out[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-}
-
-static void
-s_arr_start(s_arr_t *a, uint32_t elem_oid)
-{
-    a->n = 0;
-    a->count = 0;
-    a->hasnull = false;
-    a->elem_oid = elem_oid;
-    uint8_t header[S_ARR_HEADER] = {0};
-    s_arr_put(a, header, sizeof(header));
-}
-
-/* Writes the header; the array is then a parameter in binary format. */
-static void
-s_arr_finish(s_arr_t *a)
-{
-    if (a->failed)
-        return;
-    if (a->count == 0) {
-        /* an empty array has no dimension */
-        a->n = 12;
-        s_be(a->p, 0, 4);
-    }
-    else {
-        s_be(a->p, 1, 4);
-        s_be(a->p + 12, a->count, 4);
-        s_be(a->p + 16, 1, 4); /* lower bound */
-    }
-    s_be(a->p + 4, a->hasnull, 4);
-    s_be(a->p + 8, a->elem_oid, 4);
-}
-
-static void
-s_arr_null(s_arr_t *a)
-{
-    uint8_t len[4];
-    s_be(len, 0xffffffffu, 4);
-    s_arr_put(a, len, 4);
-    a->hasnull = true;
-    a->count++;
-}
-
-static void
-s_arr_bytes(s_arr_t *a, const void *data, size_t len)
-{
-    uint8_t l[4];
-    s_be(l, (uint32_t)len, 4);
-    s_arr_put(a, l, 4);
-    s_arr_put(a, data, len);
-    a->count++;
-}
-
-/* text; NULL is SQL null */
-static void
-s_arr_text(s_arr_t *a, const char *v)
-{
-    if (!v)
-        s_arr_null(a);
-    else
-        s_arr_bytes(a, v, strlen(v));
-}
-
-static void
-s_arr_int(s_arr_t *a, uint64_t v, size_t bytes)
-{
-    uint8_t out[8];
-    s_be(out, v, bytes);
-    s_arr_bytes(a, out, bytes);
-}
-
-/* timestamptz: microseconds since 2000-01-01 UTC */
-static void
-s_arr_time(s_arr_t *a, int64_t us_since_1970)
-{
-    s_arr_int(a, (uint64_t)(us_since_1970 - INT64_C(946684800000000)), 8);
-}
-
-static int
-s_hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* uuid: its 16 bytes, from the lowercase canonical text the codec
-   checked; anything else fails the array. NULL or "" is SQL null. */
-static void
-s_arr_uuid(s_arr_t *a, const char *v)
-{
-    if (!v || !v[0]) {
-        s_arr_null(a);
-        return;
-    }
-    uint8_t out[16];
-    size_t k = 0;
-    for (const char *c = v; *c && k < 32; c++) {
-        if (*c == '-')
-            continue;
-        int h = s_hexval(*c);
-        if (h < 0)
-            break;
-        out[k / 2] = (uint8_t)(k % 2 ? out[k / 2] | h : h << 4);
-        k++;
-    }
-    if (k != 32) {
-        a->failed = true;
-        return;
-    }
-    s_arr_bytes(a, out, 16);
-}
-
 /* Runs one prepared statement (s_prepared) whose parameters are binary
    arrays; NULL (and the reason logged) on failure. */
 static PGresult *
-s_query_arrays(s_store_t *self, const char *name, int n, s_arr_t *arrays)
+s_query_arrays(s_store_t *self, const char *name, int n, brk_pgbin_t *arrays)
 {
     const char *values[32];
     int lengths[32], formats[32];
     if (n > 32)
         return NULL;
     for (int i = 0; i < n; i++) {
-        s_arr_finish(&arrays[i]);
+        brk_pgbin_array_finish(&arrays[i]);
         if (arrays[i].failed) {
             brk_log(BRK_LOG_ERROR, "store", "could not build a statement's arrays");
             return NULL;
@@ -999,12 +843,12 @@ enum {
 };
 
 static const uint32_t s_col_oids[S_NCOLS] = {
-    S_OID_INT8,  S_OID_UUID, S_OID_TEXT,  S_OID_INT4,        S_OID_TEXT,
-    S_OID_TEXT,  S_OID_TEXT, S_OID_TEXT,  S_OID_TIMESTAMPTZ, S_OID_TIMESTAMPTZ,
-    S_OID_BYTEA, S_OID_INT8, S_OID_BYTEA, S_OID_BYTEA,       S_OID_UUID,
-    S_OID_TEXT,  S_OID_TEXT, S_OID_TEXT,  S_OID_TEXT,        S_OID_TIMESTAMPTZ,
-    S_OID_UUID,  S_OID_TEXT, S_OID_INT8,  S_OID_BYTEA,       S_OID_INT8,
-    S_OID_UUID,  S_OID_TEXT};
+    BRK_OID_INT8,  BRK_OID_UUID, BRK_OID_TEXT,  BRK_OID_INT4,        BRK_OID_TEXT,
+    BRK_OID_TEXT,  BRK_OID_TEXT, BRK_OID_TEXT,  BRK_OID_TIMESTAMPTZ, BRK_OID_TIMESTAMPTZ,
+    BRK_OID_BYTEA, BRK_OID_INT8, BRK_OID_BYTEA, BRK_OID_BYTEA,       BRK_OID_UUID,
+    BRK_OID_TEXT,  BRK_OID_TEXT, BRK_OID_TEXT,  BRK_OID_TEXT,        BRK_OID_TIMESTAMPTZ,
+    BRK_OID_UUID,  BRK_OID_TEXT, BRK_OID_INT8,  BRK_OID_BYTEA,       BRK_OID_INT8,
+    BRK_OID_UUID,  BRK_OID_TEXT};
 
 /* The fast path's statements, prepared on each new connection (planned
    once, not per batch). Parameters are arrays in binary format. */
@@ -1080,7 +924,7 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
     uint64_t *seqs = calloc(n, sizeof(uint64_t));
     uint64_t *dids = NULL;
     zhashx_t *seen = zhashx_new();
-    s_arr_t cols[S_NCOLS];
+    brk_pgbin_t cols[S_NCOLS];
     memset(cols, 0, sizeof(cols));
     PGresult *res = NULL;
     size_t nallow = 0;
@@ -1091,14 +935,15 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
     if (!fresh || !seqs || !seen || !dids)
         goto cleanup;
     /* which ids are stored already, and the new rows' numbers */
-    s_arr_start(&cols[S_M_ID], S_OID_UUID);
+    brk_pgbin_array_start(&cols[S_M_ID], BRK_OID_UUID);
     for (size_t i = 0; i < n; i++)
-        s_arr_uuid(&cols[S_M_ID], jobs[i]->msg->id);
-    s_arr_t counts[2] = {{0}, {0}};
-    s_arr_start(&counts[0], S_OID_INT4);
-    s_arr_int(&counts[0], n, 4);
-    s_arr_int(&counts[0], nallow, 4);
-    res = s_query_arrays(self, "bulk_check", 2, (s_arr_t[2]){cols[S_M_ID], counts[0]});
+        brk_pgbin_uuid(&cols[S_M_ID], jobs[i]->msg->id);
+    brk_pgbin_t counts[2] = {{0}, {0}};
+    brk_pgbin_array_start(&counts[0], BRK_OID_INT4);
+    brk_pgbin_int(&counts[0], n, 4);
+    brk_pgbin_int(&counts[0], nallow, 4);
+    res =
+        s_query_arrays(self, "bulk_check", 2, (brk_pgbin_t[2]){cols[S_M_ID], counts[0]});
     free(counts[0].p);
     if (!res)
         goto cleanup;
@@ -1129,7 +974,7 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
             nfresh++;
         }
     for (int c = 0; c < S_NCOLS; c++)
-        s_arr_start(&cols[c], s_col_oids[c]);
+        brk_pgbin_array_start(&cols[c], s_col_oids[c]);
     size_t ks = 0, kd = 0;
     for (size_t i = 0; i < n; i++) {
         if (!fresh[i])
@@ -1148,23 +993,23 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
         uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
         brk_chain_body_hash(m->body, m->body_len, body_hash);
         brk_chain_message(self->link, mf.f, body_hash, link);
-        s_arr_int(&cols[S_M_SEQ], job->seq, 8);
-        s_arr_uuid(&cols[S_M_ID], m->id);
-        s_arr_text(&cols[S_M_TYPE], m->type);
-        s_arr_int(&cols[S_M_VERSION], (uint32_t)m->version, 4);
-        s_arr_text(&cols[S_M_SENDER], job->sender);
-        s_arr_text(&cols[S_M_SUBJECT], mf.f[5]);
-        s_arr_text(&cols[S_M_PURPOSE], mf.f[6]);
-        s_arr_text(&cols[S_M_CORRELATION], mf.f[7]);
+        brk_pgbin_int(&cols[S_M_SEQ], job->seq, 8);
+        brk_pgbin_uuid(&cols[S_M_ID], m->id);
+        brk_pgbin_text(&cols[S_M_TYPE], m->type);
+        brk_pgbin_int(&cols[S_M_VERSION], (uint32_t)m->version, 4);
+        brk_pgbin_text(&cols[S_M_SENDER], job->sender);
+        brk_pgbin_text(&cols[S_M_SUBJECT], mf.f[5]);
+        brk_pgbin_text(&cols[S_M_PURPOSE], mf.f[6]);
+        brk_pgbin_text(&cols[S_M_CORRELATION], mf.f[7]);
         if (m->has_occurred_at)
-            s_arr_time(&cols[S_M_OCCURRED], s_time_us(m->occurred_at));
+            brk_pgbin_time(&cols[S_M_OCCURRED], s_time_us(m->occurred_at));
         else
-            s_arr_null(&cols[S_M_OCCURRED]);
-        s_arr_time(&cols[S_M_RECEIVED], job->received_us);
-        s_arr_bytes(&cols[S_M_BODY], m->body, m->body_len);
-        s_arr_int(&cols[S_M_CHAIN_SEQ], self->chain_seq + 1, 8);
-        s_arr_bytes(&cols[S_M_BODY_HASH], body_hash, BRK_LINK_BYTES);
-        s_arr_bytes(&cols[S_M_LINK], link, BRK_LINK_BYTES);
+            brk_pgbin_null(&cols[S_M_OCCURRED]);
+        brk_pgbin_time(&cols[S_M_RECEIVED], job->received_us);
+        brk_pgbin_bytes(&cols[S_M_BODY], m->body, m->body_len);
+        brk_pgbin_int(&cols[S_M_CHAIN_SEQ], self->chain_seq + 1, 8);
+        brk_pgbin_bytes(&cols[S_M_BODY_HASH], body_hash, BRK_LINK_BYTES);
+        brk_pgbin_bytes(&cols[S_M_LINK], link, BRK_LINK_BYTES);
         s_chain_take(self, link);
         /* its decisions, each at the next position; a delivery per allow */
         for (size_t d = 0; d < job->ndecisions; d++) {
@@ -1172,22 +1017,22 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
             char dseq[24];
             uint8_t dlink[BRK_LINK_BYTES];
             s_decision_link(self, job, dec, dseq, mf.received, dlink);
-            s_arr_uuid(&cols[S_D_MESSAGE], m->id);
-            s_arr_text(&cols[S_D_RECIPIENT], dec->recipient);
-            s_arr_text(&cols[S_D_DECISION], dec->allow ? "allow" : "deny");
-            s_arr_text(&cols[S_D_BASIS], mlg_basis_name(dec->basis));
-            s_arr_text(&cols[S_D_REASON], dec->reason[0] ? dec->reason : NULL);
-            s_arr_time(&cols[S_D_DECIDED], job->received_us);
-            s_arr_uuid(&cols[S_D_CONSENT], dec->consent_id);
-            s_arr_text(&cols[S_D_DETAIL], dec->detail[0] ? dec->detail : NULL);
-            s_arr_int(&cols[S_D_CHAIN_SEQ], self->chain_seq + 1, 8);
-            s_arr_bytes(&cols[S_D_LINK], dlink, BRK_LINK_BYTES);
+            brk_pgbin_uuid(&cols[S_D_MESSAGE], m->id);
+            brk_pgbin_text(&cols[S_D_RECIPIENT], dec->recipient);
+            brk_pgbin_text(&cols[S_D_DECISION], dec->allow ? "allow" : "deny");
+            brk_pgbin_text(&cols[S_D_BASIS], mlg_basis_name(dec->basis));
+            brk_pgbin_text(&cols[S_D_REASON], dec->reason[0] ? dec->reason : NULL);
+            brk_pgbin_time(&cols[S_D_DECIDED], job->received_us);
+            brk_pgbin_uuid(&cols[S_D_CONSENT], dec->consent_id);
+            brk_pgbin_text(&cols[S_D_DETAIL], dec->detail[0] ? dec->detail : NULL);
+            brk_pgbin_int(&cols[S_D_CHAIN_SEQ], self->chain_seq + 1, 8);
+            brk_pgbin_bytes(&cols[S_D_LINK], dlink, BRK_LINK_BYTES);
             s_chain_take(self, dlink);
             if (dec->allow) {
                 job->delivery_ids[d] = dids[kd++];
-                s_arr_int(&cols[S_V_ID], job->delivery_ids[d], 8);
-                s_arr_uuid(&cols[S_V_MESSAGE], m->id);
-                s_arr_text(&cols[S_V_RECIPIENT], dec->recipient);
+                brk_pgbin_int(&cols[S_V_ID], job->delivery_ids[d], 8);
+                brk_pgbin_uuid(&cols[S_V_MESSAGE], m->id);
+                brk_pgbin_text(&cols[S_V_RECIPIENT], dec->recipient);
             }
         }
     }
@@ -1227,12 +1072,13 @@ cleanup:
 static bool
 s_update_bulk(s_store_t *self, brk_update_t **ups, size_t n)
 {
-    s_arr_t arrays[2];
+    brk_pgbin_t arrays[2];
     memset(arrays, 0, sizeof(arrays));
-    s_arr_start(&arrays[0], S_OID_INT8);
-    s_arr_start(&arrays[1], S_OID_INT8);
+    brk_pgbin_array_start(&arrays[0], BRK_OID_INT8);
+    brk_pgbin_array_start(&arrays[1], BRK_OID_INT8);
     for (size_t i = 0; i < n; i++)
-        s_arr_int(&arrays[ups[i]->kind == BRK_UPDATE_SENT ? 0 : 1], ups[i]->delivery, 8);
+        brk_pgbin_int(&arrays[ups[i]->kind == BRK_UPDATE_SENT ? 0 : 1], ups[i]->delivery,
+                      8);
     PGresult *res = s_query_arrays(self, "bulk_update", 2, arrays);
     free(arrays[0].p);
     free(arrays[1].p);

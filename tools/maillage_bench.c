@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pgbin.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -874,6 +875,7 @@ s_pg_limit(s_run_t *r, long n, const char *method)
     int64_t t0 = s_now_us();
     bool ok = true;
     s_buf_t m = {0}, d = {0}, v = {0};
+    brk_pgbin_t bm = {0}, bd = {0}, bv = {0};
     for (long done = 0; ok && done < n;) {
         long batch = n - done < S_TX_ROWS ? n - done : S_TX_ROWS;
         m.n = d.n = v.n = 0;
@@ -886,32 +888,45 @@ s_pg_limit(s_run_t *r, long n, const char *method)
         size_t sl = strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
         snprintf(stamp + sl, sizeof(stamp) - sl, ".%06d+00", (int)(now % 1000000));
         if (copy) {
+            /* binary COPY, as the store sends binary arrays */
+            brk_pgbin_copy_start(&bm);
+            brk_pgbin_copy_start(&bd);
+            brk_pgbin_copy_start(&bv);
             for (long i = 0; i < batch; i++) {
                 s_make_id(id, tag, 0, done + i);
-                snprintf(line, sizeof(line), "%s\t%s\t1\t%s\t%s\t%s\t\\N\t%s\t", id,
-                         r->type, sender, r->o->personal ? r->subject : "\\N",
-                         r->o->personal ? "orientation" : "\\N", stamp);
-                s_puts(&m, line);
-                s_hex(&m, r->body, r->body_len, "\\\\x");
+                brk_pgbin_copy_row(&bm, 12);
+                brk_pgbin_uuid(&bm, id);
+                brk_pgbin_text(&bm, r->type);
+                brk_pgbin_int(&bm, 1, 4);
+                brk_pgbin_text(&bm, sender);
+                brk_pgbin_text(&bm, r->o->personal ? r->subject : NULL);
+                brk_pgbin_text(&bm, r->o->personal ? "orientation" : NULL);
+                brk_pgbin_text(&bm, NULL);
+                brk_pgbin_time(&bm, now);
+                brk_pgbin_bytes(&bm, r->body, r->body_len);
                 /* the audit chain's columns, as the broker fills them: a
                    position (negative, apart from the broker's chain), the
                    body's hash and the link (32 bytes each) */
                 long long pos = -((long long)tag * 10000000LL + done + i + 1);
-                snprintf(line, sizeof(line), "\t%lld\t", pos);
-                s_puts(&m, line);
-                s_hex(&m, s_fake_link, sizeof(s_fake_link), "\\\\x");
-                s_puts(&m, "\t");
-                s_hex(&m, s_fake_link, sizeof(s_fake_link), "\\\\x");
-                s_puts(&m, "\n");
-                snprintf(line, sizeof(line), "%s\t%s\tallow\t%s\t%s\t%lld\t", id,
-                         recipient, r->o->personal ? "consent" : "not_personal", stamp,
-                         pos);
-                s_puts(&d, line);
-                s_hex(&d, s_fake_link, sizeof(s_fake_link), "\\\\x");
-                s_puts(&d, "\n");
-                snprintf(line, sizeof(line), "%s\t%s\n", id, recipient);
-                s_puts(&v, line);
+                brk_pgbin_int(&bm, (uint64_t)pos, 8);
+                brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
+                brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
+                brk_pgbin_copy_row(&bd, 7);
+                brk_pgbin_uuid(&bd, id);
+                brk_pgbin_text(&bd, recipient);
+                brk_pgbin_text(&bd, "allow");
+                brk_pgbin_text(&bd, r->o->personal ? "consent" : "not_personal");
+                brk_pgbin_time(&bd, now);
+                brk_pgbin_int(&bd, (uint64_t)pos, 8);
+                brk_pgbin_bytes(&bd, s_fake_link, sizeof(s_fake_link));
+                brk_pgbin_copy_row(&bv, 2);
+                brk_pgbin_uuid(&bv, id);
+                brk_pgbin_text(&bv, recipient);
             }
+            brk_pgbin_copy_end(&bm);
+            brk_pgbin_copy_end(&bd);
+            brk_pgbin_copy_end(&bv);
+            ok = !bm.failed && !bd.failed && !bv.failed;
         }
         else {
             s_puts(&m, "{");
@@ -930,22 +945,25 @@ s_pg_limit(s_run_t *r, long n, const char *method)
         if (ok && copy) {
             struct {
                 const char *sql;
-                s_buf_t *b;
+                brk_pgbin_t *b;
             } steps[3] = {
-                {"copy messages (id, type, version, sender, subject, purpose, "
-                 "correlation,"
-                 " received_at, body, chain_seq, body_hash, link) from stdin",
-                 &m},
+                {"copy messages (id, type, version, sender, subject, purpose,"
+                 " correlation, received_at, body, chain_seq, body_hash, link)"
+                 " from stdin (format binary)",
+                 &bm},
                 {"copy consent_decisions (message_id, recipient, decision, basis,"
-                 " decided_at, chain_seq, link) from stdin",
-                 &d},
-                {"copy deliveries (message_id, recipient) from stdin", &v},
+                 " decided_at, chain_seq, link) from stdin (format binary)",
+                 &bd},
+                {"copy deliveries (message_id, recipient) from stdin (format binary)",
+                 &bv},
             };
             for (int s = 0; ok && s < 3; s++) {
                 PGresult *start = PQexec(db, steps[s].sql);
                 ok = PQresultStatus(start) == PGRES_COPY_IN;
                 PQclear(start);
-                ok = ok && PQputCopyData(db, steps[s].b->p, (int)steps[s].b->n) == 1
+                ok = ok
+                     && PQputCopyData(db, (const char *)steps[s].b->p, (int)steps[s].b->n)
+                            == 1
                      && PQputCopyEnd(db, NULL) == 1;
                 if (ok)
                     ok = s_ok(db, PQgetResult(db));
@@ -981,6 +999,9 @@ s_pg_limit(s_run_t *r, long n, const char *method)
     free(m.p);
     free(d.p);
     free(v.p);
+    free(bm.p);
+    free(bd.p);
+    free(bv.p);
     PQfinish(db);
     return ok ? (double)n * 1e6 / (double)(t1 - t0) : -1;
 }
