@@ -40,7 +40,18 @@ typedef struct {
     uint64_t chain_seq, batch_chain_seq;
     uint8_t link[BRK_LINK_BYTES], batch_link[BRK_LINK_BYTES];
     bool head_stale;
+    /* statements sent ahead in pipeline mode, answers not read yet */
+    bool piped, broken;
+    size_t nsent;
+    int sent[8]; /* s_sent_t of each */
 } s_store_t;
+
+/* What a statement sent ahead is, for reading its answer. */
+typedef enum {
+    S_SENT_PLAIN,  /* any success will do */
+    S_SENT_COMMIT, /* must say COMMIT (an aborted transaction says ROLLBACK) */
+    S_SENT_HEAD,   /* the chain head's move: its failure means another writer */
+} s_sent_t;
 
 static void s_write_agencies(s_store_t *self);
 static bool s_prepare(PGconn *conn);
@@ -119,6 +130,8 @@ s_disconnect(s_store_t *self, zsock_t *pipe)
         self->conn = NULL;
         brk_log(BRK_LOG_WARNING, "store", "database connection lost");
     }
+    self->piped = self->broken = false;
+    self->nsent = 0;
     self->next_try_ms = zclock_mono() + self->backoff_ms;
     self->backoff_ms =
         self->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : self->backoff_ms * 2;
@@ -250,10 +263,122 @@ s_connect(s_store_t *self, zsock_t *pipe)
 
 /* ---- statements ------------------------------------------------------- */
 
+/* ---- statements sent ahead ---------------------------------------------
+
+   A batch's statements whose answers nothing waits for (BEGIN, the bulk
+   writes, the chain head, COMMIT) are sent in pipeline mode without
+   waiting; the answers are read together at the next statement that
+   needs one, so a batch of plain publishes costs two round trips: BEGIN
+   with the ids check, then the writes with COMMIT. Any failure among
+   them fails the batch (the pipeline aborts what follows it, and the
+   COMMIT of an aborted transaction says ROLLBACK). */
+
+static bool
+s_send_ahead(s_store_t *self, s_sent_t kind, const char *sql, const char *prepared, int n,
+             const char *const *values, const int *lengths, const int *formats)
+{
+    if (self->broken || self->nsent == sizeof(self->sent) / sizeof(self->sent[0]))
+        return false;
+    if (!self->piped) {
+        if (PQenterPipelineMode(self->conn) != 1)
+            return false;
+        self->piped = true;
+    }
+    int rc =
+        prepared
+            ? PQsendQueryPrepared(self->conn, prepared, n, values, lengths, formats, 0)
+            : PQsendQueryParams(self->conn, sql, n, NULL, values, lengths, formats, 0);
+    if (rc != 1) {
+        char *msg = PQerrorMessage(self->conn);
+        brk_log(BRK_LOG_ERROR, "store", "could not send a statement: %.*s",
+                (int)strcspn(msg, "\n"), msg);
+        self->broken = true; /* what was sent is not known: start again */
+        return false;
+    }
+    self->sent[self->nsent++] = kind;
+    return true;
+}
+
+/* Reads the answers of everything sent ahead and leaves pipeline mode;
+   `last`, if given, receives the last statement's result (the caller
+   clears it). false if any failed. */
+static bool
+s_collect(s_store_t *self, PGresult **last)
+{
+    if (last)
+        *last = NULL;
+    if (!self->piped)
+        return !self->broken;
+    bool ok = !self->broken;
+    size_t idx = 0;
+    int nulls = 0;
+    if (PQpipelineSync(self->conn) != 1)
+        self->broken = true;
+    while (!self->broken) {
+        PGresult *res = PQgetResult(self->conn);
+        if (!res) {
+            /* one NULL ends each statement's results; two in a row, or a
+               lost connection, mean nothing more will come */
+            if (++nulls > 1 || PQstatus(self->conn) != CONNECTION_OK)
+                self->broken = true;
+            idx++;
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        s_sent_t kind = idx < self->nsent ? (s_sent_t)self->sent[idx] : S_SENT_PLAIN;
+        bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (good && kind == S_SENT_COMMIT && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+            good = false;
+        if (!good && st != PGRES_PIPELINE_ABORTED && kind != S_SENT_COMMIT) {
+            const char *msg = PQresultErrorMessage(res);
+            if (kind == S_SENT_HEAD) {
+                brk_log(BRK_LOG_WARNING, "store",
+                        "the audit chain was extended by another writer (a second broker "
+                        "on this database?): this batch is refused and the chain's head "
+                        "read again");
+                self->head_stale = true;
+            }
+            else
+                brk_log(BRK_LOG_ERROR, "store", "statement failed: %.*s",
+                        (int)strcspn(msg, "\n"), msg);
+        }
+        ok = ok && good;
+        if (last && good && idx + 1 == self->nsent) {
+            PQclear(*last);
+            *last = res;
+        }
+        else
+            PQclear(res);
+    }
+    self->nsent = 0;
+    if (!self->broken && PQexitPipelineMode(self->conn) != 1) {
+        PQclear(PQgetResult(self->conn));
+        if (PQexitPipelineMode(self->conn) != 1)
+            self->broken = true;
+    }
+    if (self->broken) {
+        ok = false;
+        if (last) {
+            PQclear(*last);
+            *last = NULL;
+        }
+    }
+    else
+        self->piped = false;
+    return ok;
+}
+
 /* Runs one statement; NULL (and the reason logged) on failure. */
 static PGresult *
 s_query(s_store_t *self, const char *sql, int n, const char *const *values)
 {
+    if (self->piped && !s_collect(self, NULL))
+        return NULL;
     PGresult *res = PQexecParams(self->conn, sql, n, NULL, values, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -397,21 +522,15 @@ s_chain_head(s_store_t *self)
     snprintf(old, sizeof(old), "%llu", (unsigned long long)self->batch_chain_seq);
     brk_chain_hex(self->link, BRK_LINK_BYTES, hex);
     const char *v[3] = {seq, hex, old};
-    PGresult *res = s_query(self,
-                            "update chain_head set chain_seq = $1, link = $2::bytea"
-                            " where id = 1 and chain_seq = $3",
-                            3, v);
-    if (!res)
-        return false;
-    bool moved = strcmp(PQcmdTuples(res), "1") == 0;
-    PQclear(res);
-    if (!moved) {
-        brk_log(BRK_LOG_WARNING, "store",
-                "the audit chain was extended by another writer (a second broker on this "
-                "database?): this batch is refused and the chain's head read again");
-        self->head_stale = true;
-    }
-    return moved;
+    /* sent ahead, so the moved row count is not read: the statement
+       fails (a text that is not a number) when no row moved */
+    return s_send_ahead(
+        self, S_SENT_HEAD,
+        "with h as (update chain_head set chain_seq = $1, link = $2::bytea"
+        " where id = 1 and chain_seq = $3 returning 1)"
+        " select (case when count(*) = 1 then '1'"
+        " else 'the audit chain was extended by another writer' end)::int from h",
+        NULL, 3, v, NULL, NULL);
 }
 
 /* Links decision rows that SQL inserted (the settling of a revocation):
@@ -765,34 +884,35 @@ s_update(s_store_t *self, const brk_update_t *u)
 
 /* ---- many publishes at once: binary arrays ------------------------------ */
 
-/* Runs one prepared statement (s_prepared) whose parameters are binary
-   arrays; NULL (and the reason logged) on failure. */
-static PGresult *
-s_query_arrays(s_store_t *self, const char *name, int n, brk_pgbin_t *arrays)
+/* Sends one prepared statement (s_prepared) whose parameters are
+   binary arrays, ahead (s_send_ahead). */
+static bool
+s_send_arrays(s_store_t *self, const char *name, int n, brk_pgbin_t *arrays)
 {
     const char *values[32];
     int lengths[32], formats[32];
     if (n > 32)
-        return NULL;
+        return false;
     for (int i = 0; i < n; i++) {
         brk_pgbin_array_finish(&arrays[i]);
         if (arrays[i].failed) {
             brk_log(BRK_LOG_ERROR, "store", "could not build a statement's arrays");
-            return NULL;
+            return false;
         }
         values[i] = (const char *)arrays[i].p;
         lengths[i] = (int)arrays[i].n;
         formats[i] = 1;
     }
-    PGresult *res = PQexecPrepared(self->conn, name, n, values, lengths, formats, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return res;
-    char *msg = PQerrorMessage(self->conn);
-    brk_log(BRK_LOG_ERROR, "store", "statement failed: %.*s", (int)strcspn(msg, "\n"),
-            msg);
-    PQclear(res);
-    return NULL;
+    return s_send_ahead(self, S_SENT_PLAIN, NULL, name, n, values, lengths, formats);
+}
+
+/* The same, and its result: what was sent ahead before it is answered
+   in the same round trip. NULL on failure (logged). */
+static PGresult *
+s_query_arrays(s_store_t *self, const char *name, int n, brk_pgbin_t *arrays)
+{
+    PGresult *res = NULL;
+    return s_send_arrays(self, name, n, arrays) && s_collect(self, &res) ? res : NULL;
 }
 
 /* "{1,2,3}" to numbers; how many were read. */
@@ -1036,13 +1156,9 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
             }
         }
     }
-    if (nfresh) {
-        res = s_query_arrays(self, "bulk_insert", S_NCOLS, cols);
-        if (!res)
-            goto cleanup;
-        PQclear(res);
-        res = NULL;
-    }
+    /* sent ahead: its answer comes with the COMMIT's */
+    if (nfresh && !s_send_arrays(self, "bulk_insert", S_NCOLS, cols))
+        goto cleanup;
     for (size_t i = 0; i < n; i++) {
         if (fresh[i]) {
             jobs[i]->rc = MLG_OK;
@@ -1079,11 +1195,11 @@ s_update_bulk(s_store_t *self, brk_update_t **ups, size_t n)
     for (size_t i = 0; i < n; i++)
         brk_pgbin_int(&arrays[ups[i]->kind == BRK_UPDATE_SENT ? 0 : 1], ups[i]->delivery,
                       8);
-    PGresult *res = s_query_arrays(self, "bulk_update", 2, arrays);
+    /* sent ahead: its answer comes with the COMMIT's */
+    bool ok = s_send_arrays(self, "bulk_update", 2, arrays);
     free(arrays[0].p);
     free(arrays[1].p);
-    PQclear(res);
-    return res != NULL;
+    return ok;
 }
 
 /* ---- the agencies table ------------------------------------------------ */
@@ -1179,7 +1295,7 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     self->batch_chain_seq = self->chain_seq;
     memcpy(self->batch_link, self->link, BRK_LINK_BYTES);
     if (ok)
-        ok = s_exec(self, "begin", 0, NULL);
+        ok = s_send_ahead(self, S_SENT_PLAIN, "begin", NULL, 0, NULL, NULL, NULL);
     for (size_t i = 0; ok && i <= n; i++) {
         int kind = i < n ? s_bulk_kind(&cmds[i]) : 0;
         if (kind == 1) {
@@ -1210,7 +1326,10 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     if (ok && self->chain_seq != self->batch_chain_seq)
         ok = s_chain_head(self);
     if (ok)
-        ok = s_exec(self, "commit", 0, NULL);
+        ok = s_send_ahead(self, S_SENT_COMMIT, "commit", NULL, 0, NULL, NULL, NULL)
+             && s_collect(self, NULL);
+    else if (self->conn && self->piped)
+        s_collect(self, NULL); /* what was sent before the failure */
     if (!ok) {
         /* nothing of the batch was kept: neither are its links */
         self->chain_seq = self->batch_chain_seq;
@@ -1219,7 +1338,7 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     if (ok)
         brk_metrics_commit_seconds((double)(zclock_usecs() - began) / 1e6);
     if (!ok && self->conn) {
-        if (PQstatus(self->conn) != CONNECTION_OK)
+        if (PQstatus(self->conn) != CONNECTION_OK || self->broken)
             s_disconnect(self, pipe);
         else {
             PQclear(PQexec(self->conn, "rollback"));

@@ -1034,6 +1034,33 @@ test_audit_chain_whole(void **state)
     assert_int_equal(verify_chain(), 0);
 }
 
+/* Another writer moved the chain's head (a second broker on the same
+   database): the batch in hand is refused, nothing of it stored, and
+   the next one is written after the head as the database has it. Runs
+   last: the chain it leaves has a position no row holds. */
+static void
+test_other_writer_refused(void **state)
+{
+    (void)state;
+    mlg_client_t *c = client("ccas-paris-13", 0);
+    PQclear(PQexec(s_db, "update chain_head set chain_seq = chain_seq + 1 where id = 1"));
+    long head = brokerproc_scalar(s_db, "select chain_seq from chain_head");
+    char fmt[1024], id[37];
+    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd92");
+    mlg_msg_t *m = publish_msg(fmt, id);
+    expect_reject(c, m, "UNAVAILABLE", "retry later");
+    assert_int_equal(q("select count(*) from messages where id = '%s'", id), 0);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "extended by another writer", 5000), 0);
+    /* the same publish again: stored after the head the database has */
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    assert_false(a->duplicate);
+    mlg_msg_destroy(&a);
+    assert_int_equal(q("select chain_seq from messages where id = '%s'", id), head + 1);
+    mlg_msg_destroy(&m);
+    mlg_client_destroy(&c);
+}
+
 int
 main(void)
 {
@@ -1053,6 +1080,7 @@ main(void)
         cmocka_unit_test(test_bulk_burst_answers_chain_and_deliveries),
         cmocka_unit_test(test_sigkill_loses_nothing_confirmed),
         cmocka_unit_test(test_audit_chain_whole),
+        cmocka_unit_test(test_other_writer_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
