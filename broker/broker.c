@@ -171,7 +171,10 @@ s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t
     u->kind = kind;
     u->delivery = delivery;
     u->attempt = attempt;
-    snprintf(u->reason, sizeof(u->reason), "%s", reason ? reason : "");
+    if (reason && reason[0] && !(u->reason = strdup(reason))) {
+        free(u);
+        return;
+    }
     snprintf(u->actor, sizeof(u->actor), "%s", actor);
     zsock_send(self->store, "sp", "UPDATE", u);
 }
@@ -289,11 +292,10 @@ s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor)
         u->attempt = row->attempts;
         snprintf(u->consent_id, sizeof(u->consent_id), "%s", c->id);
         snprintf(u->code, sizeof(u->code), "%s", code);
-        snprintf(u->reason, sizeof(u->reason), "%s",
-                 c->revoked_at ? "the consent was revoked before delivery"
-                               : "the consent expired before delivery");
+        u->reason = strdup(c->revoked_at ? "the consent was revoked before delivery"
+                                         : "the consent expired before delivery");
         snprintf(u->actor, sizeof(u->actor), "%s", actor);
-        zsock_send(self->store, "sp", "UPDATE", u);
+        zsock_send(self->store, "sp", "UPDATE", u); /* out of memory: no reason */
     }
     brk_log(BRK_LOG_INFO, row->recipient, "delivery %llu not delivered: consent %s %s",
             (unsigned long long)row->delivery, c->id,

@@ -98,6 +98,17 @@ brk_delivery_destroy(brk_delivery_t **row_p)
 }
 
 void
+brk_update_destroy(brk_update_t **update_p)
+{
+    brk_update_t *u = *update_p;
+    if (!u)
+        return;
+    free(u->reason);
+    free(u);
+    *update_p = NULL;
+}
+
+void
 brk_fetch_destroy(brk_fetch_t **fetch_p)
 {
     brk_fetch_t *fetch = *fetch_p;
@@ -828,7 +839,7 @@ s_update(s_store_t *self, const brk_update_t *u)
     snprintf(id, sizeof(id), "%llu", (unsigned long long)u->delivery);
     snprintf(attempt, sizeof(attempt), "%llu", (unsigned long long)u->attempt);
     const char *one[1] = {id};
-    const char *ev[5] = {id, attempt, NULL, u->reason[0] ? u->reason : NULL, u->actor};
+    const char *ev[5] = {id, attempt, NULL, u->reason, u->actor};
     switch (u->kind) {
     case BRK_UPDATE_SENT:
         return s_exec(self,
@@ -869,7 +880,7 @@ s_update(s_store_t *self, const brk_update_t *u)
                 " values ($1, $2, $3, $4, $5)",
                 5, ev))
         return false;
-    const char *le[2] = {id, u->reason[0] ? u->reason : NULL};
+    const char *le[2] = {id, u->reason};
     if (u->kind == BRK_UPDATE_DEAD)
         return s_exec(self,
                       "update deliveries set state = 'dead', last_error = coalesce($2,"
@@ -1290,7 +1301,7 @@ s_answer(zsock_t *pipe, s_cmd_t *cmd, bool committed)
     }
     else {
         brk_update_t *u = cmd->ptr;
-        free(u);
+        brk_update_destroy(&u);
     }
     zstr_free(&cmd->verb);
 }

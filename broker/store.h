@@ -91,7 +91,8 @@ typedef struct {
     brk_update_kind_t kind;
     uint64_t delivery;
     uint64_t attempt;
-    char reason[MLG_STRBUF(MLG_REASON_MAX)];
+    char *reason; /* owned; NULL for none (SENT and ACK, most of them: no
+                     buffer allocated and cleared per message) */
     char actor[96];
     char consent_id[MLG_UUID_LEN + 1]; /* REVOKED */
     char code[MLG_CODE_MAX + 1];       /* REVOKED: REVOKED or EXPIRED */
@@ -105,5 +106,6 @@ zactor_t *brk_store_new(const char *database, const char *sql_dir);
 void brk_job_destroy(brk_job_t **job_p);
 void brk_fetch_destroy(brk_fetch_t **fetch_p);
 void brk_delivery_destroy(brk_delivery_t **row_p);
+void brk_update_destroy(brk_update_t **update_p);
 
 #endif
