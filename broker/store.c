@@ -25,6 +25,13 @@
 #define S_BACKOFF_MIN_MS 100
 #define S_BACKOFF_MAX_MS 5000
 
+/* What a statement sent ahead is, for reading its answer. */
+typedef enum {
+    S_SENT_PLAIN,  /* any success will do */
+    S_SENT_COMMIT, /* must say COMMIT (an aborted transaction says ROLLBACK) */
+    S_SENT_HEAD,   /* the chain head's move: its failure means another writer */
+} s_sent_t;
+
 typedef struct {
     char *database;
     char *sql_dir;
@@ -40,18 +47,12 @@ typedef struct {
     uint64_t chain_seq, batch_chain_seq;
     uint8_t link[BRK_LINK_BYTES], batch_link[BRK_LINK_BYTES];
     bool head_stale;
-    /* statements sent ahead in pipeline mode, answers not read yet */
-    bool piped, broken;
+    /* statements sent ahead in pipeline mode, answers not read yet;
+       broken: what was sent is not known, the connection is dropped */
+    bool broken;
     size_t nsent;
-    int sent[8]; /* s_sent_t of each */
+    s_sent_t sent[8];
 } s_store_t;
-
-/* What a statement sent ahead is, for reading its answer. */
-typedef enum {
-    S_SENT_PLAIN,  /* any success will do */
-    S_SENT_COMMIT, /* must say COMMIT (an aborted transaction says ROLLBACK) */
-    S_SENT_HEAD,   /* the chain head's move: its failure means another writer */
-} s_sent_t;
 
 static void s_write_agencies(s_store_t *self);
 static bool s_prepare(PGconn *conn);
@@ -141,7 +142,7 @@ s_disconnect(s_store_t *self, zsock_t *pipe)
         self->conn = NULL;
         brk_log(BRK_LOG_WARNING, "store", "database connection lost");
     }
-    self->piped = self->broken = false;
+    self->broken = false;
     self->nsent = 0;
     self->next_try_ms = zclock_mono() + self->backoff_ms;
     self->backoff_ms =
@@ -285,16 +286,19 @@ s_connect(s_store_t *self, zsock_t *pipe)
    COMMIT of an aborted transaction says ROLLBACK). */
 
 static bool
+s_piped(const s_store_t *self)
+{
+    return self->conn && PQpipelineStatus(self->conn) != PQ_PIPELINE_OFF;
+}
+
+static bool
 s_send_ahead(s_store_t *self, s_sent_t kind, const char *sql, const char *prepared, int n,
              const char *const *values, const int *lengths, const int *formats)
 {
     if (self->broken || self->nsent == sizeof(self->sent) / sizeof(self->sent[0]))
         return false;
-    if (!self->piped) {
-        if (PQenterPipelineMode(self->conn) != 1)
-            return false;
-        self->piped = true;
-    }
+    if (!s_piped(self) && PQenterPipelineMode(self->conn) != 1)
+        return false;
     int rc =
         prepared
             ? PQsendQueryPrepared(self->conn, prepared, n, values, lengths, formats, 0)
@@ -318,7 +322,7 @@ s_collect(s_store_t *self, PGresult **last)
 {
     if (last)
         *last = NULL;
-    if (!self->piped)
+    if (!s_piped(self))
         return !self->broken;
     bool ok = !self->broken;
     size_t idx = 0;
@@ -341,7 +345,7 @@ s_collect(s_store_t *self, PGresult **last)
             PQclear(res);
             break;
         }
-        s_sent_t kind = idx < self->nsent ? (s_sent_t)self->sent[idx] : S_SENT_PLAIN;
+        s_sent_t kind = idx < self->nsent ? self->sent[idx] : S_SENT_PLAIN;
         bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
         if (good && kind == S_SENT_COMMIT && strcmp(PQcmdStatus(res), "COMMIT") != 0)
             good = false;
@@ -379,8 +383,6 @@ s_collect(s_store_t *self, PGresult **last)
             *last = NULL;
         }
     }
-    else
-        self->piped = false;
     return ok;
 }
 
@@ -388,7 +390,7 @@ s_collect(s_store_t *self, PGresult **last)
 static PGresult *
 s_query(s_store_t *self, const char *sql, int n, const char *const *values)
 {
-    if (self->piped && !s_collect(self, NULL))
+    if (s_piped(self) && !s_collect(self, NULL))
         return NULL;
     PGresult *res = PQexecParams(self->conn, sql, n, NULL, values, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
@@ -524,7 +526,8 @@ s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
 
 /* Moves chain_head to the batch's last link, if nobody else moved it
    since this connection read it (two brokers writing one chain would
-   fork it: the batch fails, and the head is read again at reconnection). */
+   fork it: the batch fails, and the head is read again after the
+   rollback). */
 static bool
 s_chain_head(s_store_t *self)
 {
@@ -1088,13 +1091,15 @@ s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
     brk_pgbin_array_start(&cols[S_M_ID], BRK_OID_UUID);
     for (size_t i = 0; i < n; i++)
         brk_pgbin_uuid(&cols[S_M_ID], jobs[i]->msg->id);
-    brk_pgbin_t counts[2] = {{0}, {0}};
-    brk_pgbin_array_start(&counts[0], BRK_OID_INT4);
-    brk_pgbin_int(&counts[0], n, 4);
-    brk_pgbin_int(&counts[0], nallow, 4);
-    res =
-        s_query_arrays(self, S_STMT_CHECK, 2, (brk_pgbin_t[2]){cols[S_M_ID], counts[0]});
-    free(counts[0].p);
+    /* $1 the ids (cols[S_M_ID], started again below), $2 how many
+       message and delivery ids to draw */
+    brk_pgbin_t check[2] = {cols[S_M_ID], {0}};
+    brk_pgbin_array_start(&check[1], BRK_OID_INT4);
+    brk_pgbin_int(&check[1], n, 4);
+    brk_pgbin_int(&check[1], nallow, 4);
+    res = s_query_arrays(self, S_STMT_CHECK, 2, check);
+    cols[S_M_ID] = check[0]; /* its buffer, possibly grown */
+    free(check[1].p);
     if (!res)
         goto cleanup;
     if (s_ids(PQgetvalue(res, 0, 1), seqs, n) != n
@@ -1366,7 +1371,7 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     if (ok)
         ok = s_send_ahead(self, S_SENT_COMMIT, "commit", NULL, 0, NULL, NULL, NULL)
              && s_collect(self, NULL);
-    else if (self->conn && self->piped)
+    else if (self->conn && s_piped(self))
         s_collect(self, NULL); /* what was sent before the failure */
     if (!ok) {
         /* nothing of the batch was kept: neither are its links */

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "pgbin.h"
+#include "toolutil.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -65,7 +66,6 @@ typedef struct {
     bool personal;
     bool json;
     bool pg_limit;
-    const char *pg_method; /* copy or unnest */
     long backlog;
     const char *cert_dir;
     const char *server_key;
@@ -102,7 +102,6 @@ s_usage(FILE *out, int rc)
             "                     non-personal event\n"
             "  --pg-limit         also write the same rows straight into PostgreSQL\n"
             "                     (1,000 per transaction) and report the ratio\n"
-            "  --pg-method M      copy (default) or unnest, for --pg-limit\n"
             "  --backlog N        N pending deliveries for an offline agency: restart\n"
             "                     the broker, then drain them (--self-contained)\n"
             "  --cert-dir DIR     under CURVE: DIR/AGENCY_secret per agency\n"
@@ -577,25 +576,6 @@ s_db_count(PGconn *db)
 
 /* ---- peak RSS --------------------------------------------------------------- */
 
-static long
-s_proc_kib(int pid, const char *key)
-{
-    if (pid <= 0)
-        return -1;
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    size_t klen = strlen(key);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-            v = atol(line + klen + 1);
-    fclose(f);
-    return v;
-}
-
 /* ---- a private PostgreSQL and broker (--self-contained) ------------------- */
 
 typedef struct {
@@ -625,45 +605,6 @@ s_run_cmd(const char *cmd, bool quiet)
     return rc == 0 ? 0 : -1;
 }
 
-static int
-s_env_read(const char *file, const char *key, char *out, size_t len)
-{
-    FILE *f = fopen(file, "r");
-    if (!f)
-        return -1;
-    char line[1024];
-    int rc = -1;
-    size_t klen = strlen(key);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            line[strcspn(line, "\n")] = '\0';
-            rc = (size_t)snprintf(out, len, "%s", line + klen + 1) < len ? 0 : -1;
-        }
-    fclose(f);
-    return rc;
-}
-
-static int
-s_wait_log(const char *log, const char *text, long from, int timeout_ms)
-{
-    int64_t deadline = zclock_mono() + timeout_ms;
-    while (zclock_mono() < deadline) {
-        FILE *f = fopen(log, "r");
-        if (f) {
-            fseek(f, from, SEEK_SET);
-            char line[2048];
-            while (fgets(line, sizeof(line), f))
-                if (strstr(line, text)) {
-                    fclose(f);
-                    return 0;
-                }
-            fclose(f);
-        }
-        zclock_sleep(5);
-    }
-    return -1;
-}
-
 static long
 s_file_size(const char *path)
 {
@@ -691,7 +632,7 @@ s_broker_start(s_env_t *e)
         _exit(127);
     }
     e->pid = pid;
-    return s_wait_log(e->log, "database available", from, 60000);
+    return tool_wait_text(e->log, "database available", from, 60000);
 }
 
 static void
@@ -762,7 +703,9 @@ s_env_setup(s_env_t *e, const s_opts_t *o, s_run_t *r)
     }
     char envfile[400];
     snprintf(envfile, sizeof(envfile), "%s/env", e->pgdir);
-    if (s_env_read(envfile, "MLG_DATABASE_URL", e->database, sizeof(e->database)) != 0)
+    if (tool_file_value(envfile, "MLG_DATABASE_URL", '=', e->database,
+                        sizeof(e->database))
+        != 0)
         return -1;
     /* the project's schemas and the benchmark's own event */
     snprintf(cmd, sizeof(cmd),
@@ -813,45 +756,6 @@ s_ok(PGconn *db, PGresult *res)
     return ok;
 }
 
-/* Appends s to the growing buffer. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} s_buf_t;
-
-static void
-s_put(s_buf_t *b, const char *s, size_t len)
-{
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = (b->n + len + 1) * 2;
-        char *np = realloc(b->p, cap);
-        if (!np)
-            return;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static void
-s_puts(s_buf_t *b, const char *s)
-{
-    s_put(b, s, strlen(s));
-}
-
-static void
-s_hex(s_buf_t *b, const uint8_t *data, size_t len, const char *prefix)
-{
-    static const char digits[] = "0123456789abcdef";
-    s_puts(b, prefix);
-    for (size_t i = 0; i < len; i++) {
-        char two[2] = {digits[data[i] >> 4], digits[data[i] & 15]};
-        s_put(b, two, 2);
-    }
-}
-
 /* Writes n messages with one decision and one delivery each, as the
    broker stores them, S_TX_ROWS messages per transaction. Returns
    messages per second, or -1. */
@@ -861,7 +765,7 @@ static const uint8_t s_fake_link[32] = {0x6d, 0x61, 0x69, 0x6c, 0x6c, 0x61, 0x67
                                         0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x61, 0x62};
 
 static double
-s_pg_limit(s_run_t *r, long n, const char *method)
+s_pg_limit(s_run_t *r, long n)
 {
     PGconn *db = PQconnectdb(r->database);
     if (PQstatus(db) != CONNECTION_OK) {
@@ -871,78 +775,54 @@ s_pg_limit(s_run_t *r, long n, const char *method)
     }
     uint32_t tag = r->run ^ 0x5a5a5a5a;
     const char *sender = r->agencies[0], *recipient = r->agencies[1];
-    bool copy = strcmp(method, "copy") == 0;
     int64_t t0 = s_now_us();
     bool ok = true;
-    s_buf_t m = {0}, d = {0}, v = {0};
     brk_pgbin_t bm = {0}, bd = {0}, bv = {0};
     for (long done = 0; ok && done < n;) {
         long batch = n - done < S_TX_ROWS ? n - done : S_TX_ROWS;
-        m.n = d.n = v.n = 0;
-        char id[MLG_UUID_LEN + 1], line[512];
+        char id[MLG_UUID_LEN + 1];
         int64_t now = s_now_us();
-        char stamp[48];
-        time_t secs = (time_t)(now / 1000000);
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        size_t sl = strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-        snprintf(stamp + sl, sizeof(stamp) - sl, ".%06d+00", (int)(now % 1000000));
-        if (copy) {
-            /* binary COPY, as the store sends binary arrays */
-            brk_pgbin_copy_start(&bm);
-            brk_pgbin_copy_start(&bd);
-            brk_pgbin_copy_start(&bv);
-            for (long i = 0; i < batch; i++) {
-                s_make_id(id, tag, 0, done + i);
-                brk_pgbin_copy_row(&bm, 12);
-                brk_pgbin_uuid(&bm, id);
-                brk_pgbin_text(&bm, r->type);
-                brk_pgbin_int(&bm, 1, 4);
-                brk_pgbin_text(&bm, sender);
-                brk_pgbin_text(&bm, r->o->personal ? r->subject : NULL);
-                brk_pgbin_text(&bm, r->o->personal ? "orientation" : NULL);
-                brk_pgbin_text(&bm, NULL);
-                brk_pgbin_time(&bm, now);
-                brk_pgbin_bytes(&bm, r->body, r->body_len);
-                /* the audit chain's columns, as the broker fills them: a
-                   position (negative, apart from the broker's chain), the
-                   body's hash and the link (32 bytes each) */
-                long long pos = -((long long)tag * 10000000LL + done + i + 1);
-                brk_pgbin_int(&bm, (uint64_t)pos, 8);
-                brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
-                brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
-                brk_pgbin_copy_row(&bd, 7);
-                brk_pgbin_uuid(&bd, id);
-                brk_pgbin_text(&bd, recipient);
-                brk_pgbin_text(&bd, "allow");
-                brk_pgbin_text(&bd, r->o->personal ? "consent" : "not_personal");
-                brk_pgbin_time(&bd, now);
-                brk_pgbin_int(&bd, (uint64_t)pos, 8);
-                brk_pgbin_bytes(&bd, s_fake_link, sizeof(s_fake_link));
-                brk_pgbin_copy_row(&bv, 2);
-                brk_pgbin_uuid(&bv, id);
-                brk_pgbin_text(&bv, recipient);
-            }
-            brk_pgbin_copy_end(&bm);
-            brk_pgbin_copy_end(&bd);
-            brk_pgbin_copy_end(&bv);
-            ok = !bm.failed && !bd.failed && !bv.failed;
+        /* binary COPY, as the store sends binary arrays */
+        brk_pgbin_copy_start(&bm);
+        brk_pgbin_copy_start(&bd);
+        brk_pgbin_copy_start(&bv);
+        for (long i = 0; i < batch; i++) {
+            s_make_id(id, tag, 0, done + i);
+            brk_pgbin_copy_row(&bm, 12);
+            brk_pgbin_uuid(&bm, id);
+            brk_pgbin_text(&bm, r->type);
+            brk_pgbin_int(&bm, 1, 4);
+            brk_pgbin_text(&bm, sender);
+            brk_pgbin_text(&bm, r->o->personal ? r->subject : NULL);
+            brk_pgbin_text(&bm, r->o->personal ? "orientation" : NULL);
+            brk_pgbin_text(&bm, NULL);
+            brk_pgbin_time(&bm, now);
+            brk_pgbin_bytes(&bm, r->body, r->body_len);
+            /* the audit chain's columns, as the broker fills them: a
+               position (negative, apart from the broker's chain), the
+               body's hash and the link (32 bytes each) */
+            long long pos = -((long long)tag * 10000000LL + done + i + 1);
+            brk_pgbin_int(&bm, (uint64_t)pos, 8);
+            brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
+            brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
+            brk_pgbin_copy_row(&bd, 7);
+            brk_pgbin_uuid(&bd, id);
+            brk_pgbin_text(&bd, recipient);
+            brk_pgbin_text(&bd, "allow");
+            brk_pgbin_text(&bd, r->o->personal ? "consent" : "not_personal");
+            brk_pgbin_time(&bd, now);
+            brk_pgbin_int(&bd, (uint64_t)pos, 8);
+            brk_pgbin_bytes(&bd, s_fake_link, sizeof(s_fake_link));
+            brk_pgbin_copy_row(&bv, 2);
+            brk_pgbin_uuid(&bv, id);
+            brk_pgbin_text(&bv, recipient);
         }
-        else {
-            s_puts(&m, "{");
-            s_puts(&v, "{");
-            for (long i = 0; i < batch; i++) {
-                s_make_id(id, tag, 0, done + i);
-                snprintf(line, sizeof(line), "%s%s", i ? "," : "", id);
-                s_puts(&m, line);
-                s_hex(&v, r->body, r->body_len, i ? ",\"\\\\x" : "\"\\\\x");
-                s_puts(&v, "\"");
-            }
-            s_puts(&m, "}");
-            s_puts(&v, "}");
-        }
+        brk_pgbin_copy_end(&bm);
+        brk_pgbin_copy_end(&bd);
+        brk_pgbin_copy_end(&bv);
+        ok = !bm.failed && !bd.failed && !bv.failed;
         ok = s_ok(db, PQexec(db, "begin"));
-        if (ok && copy) {
+        if (ok) {
             struct {
                 const char *sql;
                 brk_pgbin_t *b;
@@ -972,33 +852,11 @@ s_pg_limit(s_run_t *r, long n, const char *method)
                     PQclear(rest);
             }
         }
-        else if (ok) {
-            char first[24];
-            snprintf(first, sizeof(first), "%ld", done);
-            const char *mv[6] = {m.p,       r->type,
-                                 sender,    v.p,
-                                 recipient, r->o->personal ? "consent" : "not_personal"};
-            ok = s_ok(
-                db, PQexecParams(
-                        db,
-                        "with m as (insert into messages (id, type, version, sender,"
-                        " received_at, body) select u.id, $2, 1, $3, now(), u.body"
-                        " from unnest($1::uuid[], $4::bytea[]) u(id, body) returning id),"
-                        " c as (insert into consent_decisions (message_id, recipient,"
-                        " decision, basis, decided_at) select id, $5, 'allow', $6, now()"
-                        " from m)"
-                        " insert into deliveries (message_id, recipient)"
-                        " select id, $5 from m",
-                        6, NULL, mv, NULL, NULL, 0));
-        }
         if (ok)
             ok = s_ok(db, PQexec(db, "commit"));
         done += batch;
     }
     int64_t t1 = s_now_us();
-    free(m.p);
-    free(d.p);
-    free(v.p);
     free(bm.p);
     free(bd.p);
     free(bv.p);
@@ -1121,7 +979,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
     rep->d99 = s_quantile(&r->deliver_lat, 0.99);
     rep->d999 = s_quantile(&r->deliver_lat, 0.999);
     rep->dmax = s_quantile(&r->deliver_lat, 1.0);
-    rep->rss_kib = s_proc_kib(broker_pid, "VmHWM");
+    rep->rss_kib = tool_proc_kib(broker_pid, "VmHWM");
     if (db) {
         /* the broker's statistics reach the server within a second; acks
            are applied a moment after they are sent */
@@ -1148,7 +1006,7 @@ s_backlog(s_run_t *r, s_env_t *e, s_report_t *rep)
     const s_opts_t *o = r->o;
     rep->backlog = o->backlog;
     int64_t t0 = s_now_us();
-    if (s_pg_limit(r, o->backlog, "copy") < 0)
+    if (s_pg_limit(r, o->backlog) < 0)
         return -1;
     rep->fill_s = (double)(s_now_us() - t0) / 1e6;
     PGconn *db = PQconnectdb(r->database);
@@ -1180,7 +1038,7 @@ s_backlog(s_run_t *r, s_env_t *e, s_report_t *rep)
     mlg_client_destroy(&c);
     rep->first_s = first ? (double)(first - t1) / 1e6 : -1;
     rep->drain_rate = last > t2 ? (double)got * 1e6 / (double)(last - t2) : 0;
-    rep->backlog_rss_kib = s_proc_kib(e->pid, "VmHWM");
+    rep->backlog_rss_kib = tool_proc_kib(e->pid, "VmHWM");
     if (got < o->backlog)
         fprintf(stderr, "maillage-bench: only %ld of %ld backlog deliveries arrived\n",
                 got, o->backlog);
@@ -1219,7 +1077,6 @@ s_print(const s_run_t *r, const s_report_t *p)
         json_object_set_new(doc, "wal_bytes_per_message", json_real(p->wal_per_msg));
         if (o->pg_limit) {
             json_object_set_new(doc, "pg_limit_per_s", json_real(p->pg_rate));
-            json_object_set_new(doc, "pg_method", json_string(o->pg_method));
             json_object_set_new(
                 doc, "broker_over_pg",
                 json_real(p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0));
@@ -1266,10 +1123,9 @@ s_print(const s_run_t *r, const s_report_t *p)
     printf("  %-34s %12.2f (WAL %.0f bytes per message)\n", "database rows per message",
            p->rows_per_msg, p->wal_per_msg);
     if (o->pg_limit)
-        printf("  %-34s %12.0f msg/s (%s, 1,000 per transaction)\n"
+        printf("  %-34s %12.0f msg/s (binary COPY, 1,000 per transaction)\n"
                "  %-34s %12.2f\n",
-               "raw PostgreSQL, same rows", p->pg_rate, o->pg_method,
-               "broker / raw PostgreSQL",
+               "raw PostgreSQL, same rows", p->pg_rate, "broker / raw PostgreSQL",
                p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0);
     if (o->backlog) {
         printf("  backlog of %ld pending deliveries for an offline agency\n", p->backlog);
@@ -1298,14 +1154,15 @@ s_has_schema(const char *dir, const char *file)
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = {.publishers = 1,
-                  .consumers = 1,
-                  .agencies = 2,
-                  .body_size = 1024,
-                  .window = 1000,
-                  .credit = 1000,
-                  .duration = 10,
-                  .pg_method = "copy"};
+    s_opts_t o = {
+        .publishers = 1,
+        .consumers = 1,
+        .agencies = 2,
+        .body_size = 1024,
+        .window = 1000,
+        .credit = 1000,
+        .duration = 10,
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1349,8 +1206,6 @@ main(int argc, char **argv)
             o.duration = atof(v);
         else if (strcmp(a, "--count") == 0)
             o.count = atol(v);
-        else if (strcmp(a, "--pg-method") == 0)
-            o.pg_method = v;
         else if (strcmp(a, "--backlog") == 0)
             o.backlog = atol(v);
         else if (strcmp(a, "--cert-dir") == 0)
@@ -1368,7 +1223,6 @@ main(int argc, char **argv)
         || o.publishers > S_MAX_THREADS || o.consumers < 0 || o.consumers > S_MAX_THREADS
         || o.agencies < 2 || o.agencies > S_MAX_AGENCIES || o.window < 1 || o.credit < 1
         || o.rate < 0 || o.duration <= 0 || o.count < 0 || o.backlog < 0
-        || (strcmp(o.pg_method, "copy") != 0 && strcmp(o.pg_method, "unnest") != 0)
         || (o.backlog && !o.self_contained)) {
         fprintf(stderr, "maillage-bench: check the options (--backlog needs"
                         " --self-contained)\n");
@@ -1473,7 +1327,7 @@ main(int argc, char **argv)
         rc = 1;
     if (rc == 0 && o.pg_limit) {
         long n = rep.confirmed > 10000 ? rep.confirmed : 10000;
-        rep.pg_rate = s_pg_limit(r, n, o.pg_method);
+        rep.pg_rate = s_pg_limit(r, n);
         if (rep.pg_rate < 0)
             rc = 1;
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,4 +133,60 @@ tool_http_get(const char *hostport, const char *path, int timeout_ms, int *statu
     *body = strdup(head_end + 4);
     free(buf);
     return *body ? 0 : -1;
+}
+
+int
+tool_file_value(const char *path, const char *key, char sep, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[4096];
+    size_t klen = strlen(key);
+    int rc = -1;
+    while (rc < 0 && fgets(line, sizeof(line), f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == sep) {
+            char *v = line + klen + 1;
+            v += strspn(v, " \t");
+            v[strcspn(v, "\r\n")] = '\0';
+            rc = (size_t)snprintf(out, len, "%s", v) < len ? 0 : -2;
+        }
+    fclose(f);
+    return rc == 0 ? 0 : -1;
+}
+
+long
+tool_proc_kib(int pid, const char *key)
+{
+    char path[64], value[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    if (pid <= 0 || tool_file_value(path, key, ':', value, sizeof(value)) != 0)
+        return -1;
+    return atol(value);
+}
+
+int
+tool_wait_text(const char *path, const char *text, long from, int timeout_ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fseek(f, from, SEEK_SET);
+            char line[2048];
+            while (fgets(line, sizeof(line), f))
+                if (strstr(line, text)) {
+                    fclose(f);
+                    return 0;
+                }
+            fclose(f);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 >= deadline)
+            return -1;
+        struct timespec pause = {0, 10 * 1000000};
+        nanosleep(&pause, NULL);
+    }
 }

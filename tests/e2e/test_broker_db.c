@@ -21,6 +21,7 @@
 #include <czmq.h>
 
 #include "brokerproc.h"
+#include "toolutil.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -46,21 +47,9 @@ s_pg(const char *verb)
 static int
 s_env(const char *key, char *out, size_t outlen)
 {
-    char path[128], line[1024];
+    char path[128];
     snprintf(path, sizeof(path), "%s/env", s_pgdir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    int rc = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, n) == 0 && line[n] == '=') {
-            line[strcspn(line, "\n")] = '\0';
-            snprintf(out, outlen, "%s", line + n + 1);
-            rc = 0;
-        }
-    fclose(f);
-    return rc;
+    return tool_file_value(path, key, '=', out, outlen);
 }
 
 static int

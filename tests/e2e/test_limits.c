@@ -23,6 +23,7 @@
 #include <czmq.h>
 
 #include "brokerproc.h"
+#include "toolutil.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -91,21 +92,6 @@ s_answer(mlg_client_t *c)
             return a;
         mlg_msg_destroy(&a);
     }
-}
-
-static long
-s_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = atol(line + 6);
-    if (f)
-        fclose(f);
-    return kib;
 }
 
 static void
@@ -203,7 +189,7 @@ static void
 test_flood_does_not_starve_others(void **state)
 {
     (void)state;
-    long rss_before = s_rss_kib(s_bp.pid);
+    long rss_before = tool_proc_kib((int)s_bp.pid, "VmRSS");
     assert_true(rss_before > 0);
     /* a peer that sends garbage as fast as it can and reads nothing; and
        frames far past the size limit */
@@ -249,7 +235,7 @@ test_flood_does_not_starve_others(void **state)
     mlg_msg_t *ans = s_answer(ok);
     assert_int_equal(ans->op, MLG_OP_CONFIRM);
     mlg_msg_destroy(&ans);
-    long rss_after = s_rss_kib(s_bp.pid);
+    long rss_after = tool_proc_kib((int)s_bp.pid, "VmRSS");
     fprintf(
         stderr,
         "flood: %d garbage frames sent, %d/200 confirmed, broker RSS %ld -> %ld KiB\n",

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "brokerproc.h"
+#include "toolutil.h"
 #include "pgenv.h"
 
 const char *brokerproc_security = NULL;
@@ -129,21 +130,7 @@ s_write_config(brokerproc_t *bp, const char *url, const char *conninfo,
 int
 brokerproc_wait_log(brokerproc_t *bp, const char *text, int timeout_ms)
 {
-    int64_t deadline = zclock_mono() + timeout_ms;
-    while (zclock_mono() < deadline) {
-        FILE *f = fopen(bp->log, "r");
-        if (f) {
-            char line[2048];
-            while (fgets(line, sizeof(line), f))
-                if (strstr(line, text)) {
-                    fclose(f);
-                    return 0;
-                }
-            fclose(f);
-        }
-        zclock_sleep(20);
-    }
-    return -1;
+    return tool_wait_text(bp->log, text, 0, timeout_ms);
 }
 
 int

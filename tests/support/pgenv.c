@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pgenv.h"
+#include "toolutil.h"
 
 int
 pgenv_get(const char *key, char *out, size_t outlen)
@@ -14,24 +15,9 @@ pgenv_get(const char *key, char *out, size_t outlen)
         fprintf(stderr, "MLG_TEST_PG_ENV is not set: run this test through ctest\n");
         return -1;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "could not open %s: did the pg.setup fixture run?\n", path);
-        return -1;
-    }
-    char line[4096];
-    size_t klen = strlen(key);
-    int rc = -1;
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            char *v = line + klen + 1;
-            v[strcspn(v, "\r\n")] = '\0';
-            snprintf(out, outlen, "%s", v);
-            rc = 0;
-            break;
-        }
-    }
-    fclose(f);
+    int rc = tool_file_value(path, key, '=', out, outlen);
+    if (rc != 0)
+        fprintf(stderr, "no %s in %s: did the pg.setup fixture run?\n", key, path);
     return rc;
 }
 
