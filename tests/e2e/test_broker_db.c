@@ -126,13 +126,9 @@ stored(const char *id)
 static mlg_msg_t *
 answer(mlg_client_t *c)
 {
-    for (;;) {
-        mlg_msg_t *a = mlg_client_recv(c, 15000);
-        assert_non_null(a);
-        if (a->op == MLG_OP_CONFIRM || a->op == MLG_OP_REJECT)
-            return a;
-        mlg_msg_destroy(&a);
-    }
+    mlg_msg_t *a = brokerproc_answer(c, 15000);
+    assert_non_null(a);
+    return a;
 }
 
 static void

@@ -83,13 +83,9 @@ publish(mlg_client_t *c, char *id, const char *fmt, ...)
     assert_non_null(m);
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
     mlg_msg_destroy(&m);
-    for (;;) {
-        mlg_msg_t *a = mlg_client_recv(c, 10000);
-        assert_non_null(a);
-        if (a->op == MLG_OP_CONFIRM || a->op == MLG_OP_REJECT)
-            return a;
-        mlg_msg_destroy(&a);
-    }
+    mlg_msg_t *a = brokerproc_answer(c, 10000);
+    assert_non_null(a);
+    return a;
 }
 
 static void

@@ -232,3 +232,14 @@ brokerproc_rewrite(brokerproc_t *bp, const char *broker_extra, const char *agenc
     snprintf(conninfo, sizeof(conninfo), "%s", bp->conninfo);
     return s_write_config(bp, url, conninfo, broker_extra, agencies);
 }
+
+mlg_msg_t *
+brokerproc_answer(mlg_client_t *c, int timeout_ms)
+{
+    for (;;) {
+        mlg_msg_t *a = mlg_client_recv(c, timeout_ms);
+        if (!a || a->op == MLG_OP_CONFIRM || a->op == MLG_OP_REJECT)
+            return a;
+        mlg_msg_destroy(&a);
+    }
+}

@@ -67,6 +67,10 @@ void brokerproc_cleanup(brokerproc_t *bp);
 mlg_client_t *brokerproc_client(const brokerproc_t *bp, const char *agency,
                                 uint64_t credit);
 
+/* The next CONFIRM or REJECT on `c`, skipping DELIVERs and others;
+   NULL when none comes within timeout_ms. */
+mlg_msg_t *brokerproc_answer(mlg_client_t *c, int timeout_ms);
+
 /* A free TCP port on 127.0.0.1, below the kernel's ephemeral range. */
 int brokerproc_free_port(void);
 
