@@ -13,8 +13,9 @@
     by additionalProperties) are checked for that too.
 
     Costs: linear in the body, but for uniqueItems and repeated-member
-    checks, O(n log n) by sorting hashes, so a large hostile array cannot
-    make the check quadratic. Called by the broker for every PUBLISH. */
+    checks, O(n log n) comparisons by sorting the values, so no body
+    (even one where every member has the same name) makes a check
+    quadratic. Called by the broker for every PUBLISH. */
 
 #include <assert.h>
 #include <inttypes.h>
@@ -95,7 +96,7 @@ s_fail(s_walk_t *w, const char *fmt, ...)
     return false;
 }
 
-/* ---- equality and hashing of values -------------------------------- */
+/* ---- numbers ------------------------------------------------------- */
 
 /* Numbers compare by value across encodings: 1, 1u and 1.0 are equal,
    as JSON Schema wants. */
@@ -172,108 +173,146 @@ s_equal_json(const msgpack_object *o, const json_t *j)
     return false;
 }
 
-/* Deep equality of two (already checked) body values. */
-static bool
-s_equal(const msgpack_object *a, const msgpack_object *b)
-{
-    long double x, y;
-    if (s_num(a, &x) && s_num(b, &y))
-        return x == y;
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case MSGPACK_OBJECT_NIL: return true;
-    case MSGPACK_OBJECT_BOOLEAN: return a->via.boolean == b->via.boolean;
-    case MSGPACK_OBJECT_STR:
-        return a->via.str.size == b->via.str.size
-               && (a->via.str.size == 0
-                   || memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
-    case MSGPACK_OBJECT_ARRAY:
-        if (a->via.array.size != b->via.array.size)
-            return false;
-        for (uint32_t i = 0; i < a->via.array.size; i++)
-            if (!s_equal(&a->via.array.ptr[i], &b->via.array.ptr[i]))
-                return false;
-        return true;
-    case MSGPACK_OBJECT_MAP:
-        if (a->via.map.size != b->via.map.size)
-            return false;
-        /* Members are unique (checked before), so a lookup per member is
-           enough. O(n*m), but maps inside unique arrays are small. */
-        for (uint32_t i = 0; i < a->via.map.size; i++) {
-            bool found = false;
-            for (uint32_t k = 0; k < b->via.map.size && !found; k++)
-                if (s_equal(&a->via.map.ptr[i].key, &b->via.map.ptr[k].key)) {
-                    if (!s_equal(&a->via.map.ptr[i].val, &b->via.map.ptr[k].val))
-                        return false;
-                    found = true;
-                }
-            if (!found)
-                return false;
-        }
-        return true;
-    default: return false;
-    }
-}
+/* ---- a total order on body values ---------------------------------- */
 
-static uint64_t
-s_fnv(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-/* A hash consistent with s_equal: equal values hash alike. */
-static uint64_t
-s_hash(const msgpack_object *o)
-{
-    uint64_t h = 14695981039346656037ull;
-    long double x;
-    if (s_num(o, &x)) {
-        double d = (double)x;
-        h = s_fnv(h, "n", 1);
-        return s_fnv(h, &d, sizeof(d));
-    }
-    h = s_fnv(h, &o->type, sizeof(o->type));
-    switch (o->type) {
-    case MSGPACK_OBJECT_BOOLEAN: return s_fnv(h, &o->via.boolean, 1);
-    case MSGPACK_OBJECT_STR: return s_fnv(h, o->via.str.ptr, o->via.str.size);
-    case MSGPACK_OBJECT_ARRAY:
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            uint64_t e = s_hash(&o->via.array.ptr[i]);
-            h = s_fnv(h, &e, sizeof(e));
-        }
-        return h;
-    case MSGPACK_OBJECT_MAP: {
-        uint64_t sum = 0; /* order-independent */
-        for (uint32_t i = 0; i < o->via.map.size; i++)
-            sum += s_hash(&o->via.map.ptr[i].key) * 31 + s_hash(&o->via.map.ptr[i].val);
-        return s_fnv(h, &sum, sizeof(sum));
-    }
-    default: return h;
-    }
-}
+/* Repeated members and uniqueItems are found by sorting the values with
+   a total order that agrees with JSON equality (1, 1u and 1.0 are equal;
+   members compare by name whatever their order), then comparing
+   neighbours: O(n log n) comparisons, each costing at most the smaller
+   value's size, whatever the values are. (A hash with buckets compared
+   pairwise was quadratic when every value fell in one bucket: 150,000
+   members named "" held the event loop for 45 seconds.) */
 
 typedef struct {
-    uint64_t hash;
-    uint32_t index;
-} s_hashed_t;
+    const msgpack_object *o;
+    uint32_t index; /* position in the body, kept by a stable sort */
+} s_item_t;
 
+static int s_cmp(const msgpack_object *a, const msgpack_object *b, bool *oom);
+
+/* The rank of a value's kind; numbers of every encoding share one. */
 static int
-s_cmp_hashed(const void *a, const void *b)
+s_rank(const msgpack_object *o)
 {
-    const s_hashed_t *x = a, *y = b;
-    if (x->hash != y->hash)
-        return x->hash < y->hash ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return 0;
+    case MSGPACK_OBJECT_BOOLEAN: return 1;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return 2;
+    case MSGPACK_OBJECT_STR: return 3;
+    case MSGPACK_OBJECT_ARRAY: return 4;
+    case MSGPACK_OBJECT_MAP: return 5;
+    default: return 6; /* bin, ext: refused before any comparison */
+    }
 }
 
-/* Finds two equal values among n (items or map keys). Returns false
-   when out of memory (then *oom is set). *first < *second on success. */
+/* A stable merge sort of n items by s_cmp: O(n log n) comparisons, no
+   worst case. tmp holds n items. */
+static void
+s_sort(s_item_t *v, s_item_t *tmp, size_t n, bool *oom)
+{
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = mid + width < n ? mid + width : n;
+            size_t i = lo, k = mid, out = lo;
+            while (i < mid && k < hi)
+                tmp[out++] = s_cmp(v[k].o, v[i].o, oom) < 0 ? v[k++] : v[i++];
+            while (i < mid)
+                tmp[out++] = v[i++];
+            while (k < hi)
+                tmp[out++] = v[k++];
+        }
+        memcpy(v, tmp, n * sizeof(*v));
+    }
+}
+
+/* The members of a map, sorted by name (names are unique strings,
+   checked before any comparison). Returns NULL when out of memory. */
+static s_item_t *
+s_sorted_members(const msgpack_object *map, bool *oom)
+{
+    uint32_t n = map->via.map.size;
+    s_item_t *v = malloc(2 * (size_t)n * sizeof(*v) + 1);
+    if (!v) {
+        *oom = true;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        v[i].o = &map->via.map.ptr[i].key;
+        v[i].index = i;
+    }
+    s_sort(v, v + n, n, oom);
+    return v;
+}
+
+static int
+s_cmp_maps(const msgpack_object *a, const msgpack_object *b, bool *oom)
+{
+    uint32_t n = a->via.map.size;
+    if (n != b->via.map.size)
+        return n < b->via.map.size ? -1 : 1;
+    if (n == 0)
+        return 0;
+    s_item_t *x = s_sorted_members(a, oom);
+    s_item_t *y = x ? s_sorted_members(b, oom) : NULL;
+    int c = 0;
+    for (uint32_t i = 0; y && c == 0 && i < n; i++) {
+        c = s_cmp(x[i].o, y[i].o, oom);
+        if (c == 0)
+            c = s_cmp(&a->via.map.ptr[x[i].index].val, &b->via.map.ptr[y[i].index].val,
+                      oom);
+    }
+    free(x);
+    free(y);
+    return c;
+}
+
+/* <0, 0, >0. When out of memory, *oom is set and the order is
+   meaningless; the caller reports it. */
+static int
+s_cmp(const msgpack_object *a, const msgpack_object *b, bool *oom)
+{
+    int ra = s_rank(a), rb = s_rank(b);
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    long double x = 0, y = 0;
+    switch (a->type) {
+    case MSGPACK_OBJECT_BOOLEAN: return (int)a->via.boolean - (int)b->via.boolean;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: /* NaN is refused before any comparison */
+        s_num(a, &x);
+        s_num(b, &y);
+        return x < y ? -1 : x > y;
+    case MSGPACK_OBJECT_STR: {
+        uint32_t n =
+            a->via.str.size < b->via.str.size ? a->via.str.size : b->via.str.size;
+        int c = n ? memcmp(a->via.str.ptr, b->via.str.ptr, n) : 0;
+        if (c != 0)
+            return c;
+        return a->via.str.size < b->via.str.size ? -1 : a->via.str.size > b->via.str.size;
+    }
+    case MSGPACK_OBJECT_ARRAY:
+        if (a->via.array.size != b->via.array.size)
+            return a->via.array.size < b->via.array.size ? -1 : 1;
+        for (uint32_t i = 0; i < a->via.array.size; i++) {
+            int c = s_cmp(&a->via.array.ptr[i], &b->via.array.ptr[i], oom);
+            if (c != 0)
+                return c;
+        }
+        return 0;
+    case MSGPACK_OBJECT_MAP: return s_cmp_maps(a, b, oom);
+    default: return 0;
+    }
+}
+
+/* Finds two equal values among n (items, or a map's member names).
+   Reports the pair whose second value comes first in the body. Returns
+   false when there is none or when out of memory (then *oom is set). */
 static bool
 s_find_repeat(const msgpack_object *const *vals, uint32_t n, uint32_t *first,
               uint32_t *second, bool *oom)
@@ -281,43 +320,42 @@ s_find_repeat(const msgpack_object *const *vals, uint32_t n, uint32_t *first,
     *oom = false;
     if (n < 2)
         return false;
-    if (n <= 8) {
+    if (n <= 8) { /* the usual case: no allocation */
         for (uint32_t i = 1; i < n; i++)
             for (uint32_t k = 0; k < i; k++)
-                if (s_equal(vals[k], vals[i])) {
+                if (s_cmp(vals[k], vals[i], oom) == 0 && !*oom) {
                     *first = k;
                     *second = i;
                     return true;
                 }
         return false;
     }
-    s_hashed_t *h = malloc(n * sizeof(*h));
-    if (!h) {
+    s_item_t *v = malloc(2 * (size_t)n * sizeof(*v));
+    if (!v) {
         *oom = true;
         return false;
     }
     for (uint32_t i = 0; i < n; i++) {
-        h[i].hash = s_hash(vals[i]);
-        h[i].index = i;
+        v[i].o = vals[i];
+        v[i].index = i;
     }
-    qsort(h, n, sizeof(*h), s_cmp_hashed);
+    s_sort(v, v + n, n, oom);
+    /* Equal values are neighbours, in body order (the sort is stable):
+       each run's first two are its earliest pair, and the answer is the
+       run whose second comes first. */
     bool found = false;
-    uint32_t best_second = UINT32_MAX, best_first = 0;
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t k = i + 1; k < n && h[k].hash == h[i].hash; k++)
-            if (s_equal(vals[h[i].index], vals[h[k].index])) {
-                uint32_t a = h[i].index, b = h[k].index;
-                /* report the repeat that comes first in the body */
-                if (b < best_second) {
-                    best_second = b;
-                    best_first = a;
-                }
-                found = true;
-            }
-    free(h);
-    *first = best_first;
-    *second = best_second;
-    return found;
+    size_t run = 0;
+    for (size_t i = 1; i < n && !*oom; i++) {
+        if (s_cmp(v[run].o, v[i].o, oom) != 0)
+            run = i;
+        else if (i == run + 1 && (!found || v[i].index < *second)) {
+            *first = v[run].index;
+            *second = v[i].index;
+            found = true;
+        }
+    }
+    free(v);
+    return found && !*oom;
 }
 
 /* ---- the walk ------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -189,6 +190,131 @@ test_unique_items(void **state)
     big[strlen(big) - 1] = '\0';
     strcat(big, ", 499, 7]");
     check(arr, big, "/v: items 499 and 500 are equal");
+}
+
+/* ---- repeats at scale ------------------------------------------------
+   Repeated member names and uniqueItems once compared every value with
+   every other that shared a hash bucket: 350,000 members all named ""
+   held the broker's loop for minutes. These bodies must be answered
+   right and in a time that grows about linearly; the bound below is
+   generous (seconds, for what takes milliseconds), and catches the
+   quadratic walk, which takes minutes. */
+
+#define S_MANY 200000
+
+static double
+s_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* {"v": <what fill packs>}, checked against fragment within 5 s. */
+static void
+check_timed(const char *fragment, void (*fill)(msgpack_packer *), const char *expect)
+{
+    mlg_schema_t *schema = compile_fragment(fragment);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    fill(&pk);
+    double t0 = s_seconds();
+    check_bytes(schema, (const uint8_t *)sb.data, sb.size, expect);
+    double took = s_seconds() - t0;
+    if (took > 5.0)
+        print_error("%zu bytes took %.1f s: a step is not linear\n", sb.size, took);
+    assert_true(took <= 5.0);
+    msgpack_sbuffer_destroy(&sb);
+    mlg_schema_destroy(&schema);
+}
+
+static void
+p_many_empty_names(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, S_MANY);
+    for (int i = 0; i < S_MANY; i++) {
+        msgpack_pack_str_with_body(pk, "", 0);
+        msgpack_pack_nil(pk);
+    }
+}
+
+static void
+p_many_equal_items(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, S_MANY);
+    for (int i = 0; i < S_MANY; i++)
+        msgpack_pack_str_with_body(pk, "orientation", 11);
+}
+
+/* Two maps of 50,000 members, the same members in reverse order. */
+static void
+p_two_big_maps(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 2);
+    for (int m = 0; m < 2; m++) {
+        msgpack_pack_map(pk, 50000);
+        for (int i = 0; i < 50000; i++) {
+            char k[16];
+            int n = snprintf(k, sizeof(k), "k%d", m ? 49999 - i : i);
+            msgpack_pack_str_with_body(pk, k, (size_t)n);
+            msgpack_pack_int(pk, m ? 49999 - i : i);
+        }
+    }
+}
+
+/* Distinct names that share everything but their last bytes. */
+static void
+p_many_long_names(msgpack_packer *pk)
+{
+    char k[200];
+    memset(k, 'k', sizeof(k));
+    msgpack_pack_map(pk, 5001);
+    for (int i = 0; i <= 5000; i++) {
+        snprintf(k + sizeof(k) - 8, 8, "%07d", i == 2000 ? 1234 : i);
+        msgpack_pack_str_with_body(pk, k, sizeof(k) - 1);
+        msgpack_pack_nil(pk);
+    }
+}
+
+static void
+test_repeats_at_scale(void **state)
+{
+    (void)state;
+    check_timed("{}", p_many_empty_names, "/v/: member appears twice");
+    check_timed("{\"type\": \"array\", \"uniqueItems\": true}", p_many_equal_items,
+                "/v: items 0 and 1 are equal");
+    check_timed("{\"type\": \"array\", \"uniqueItems\": true}", p_two_big_maps,
+                "/v: items 0 and 1 are equal");
+    char expect[300] = "/v/";
+    memset(expect + 3, 'k', 192);
+    strcpy(expect + 3 + 192, "0001234: member appears twice");
+    check_timed("{}", p_many_long_names, expect);
+}
+
+/* The sorted path (more than 8 values) agrees with JSON equality and
+   reports the pair whose second value comes first. */
+static void
+test_unique_items_sorted(void **state)
+{
+    (void)state;
+    const char *arr = "{\"type\": \"array\", \"uniqueItems\": true}";
+    check(arr, "[5, 6, 7, 8, 9, 10, 11, 12, 13, 9, 5]", "/v: items 4 and 9 are equal");
+    check(arr, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 1.0]", "/v: items 1 and 9 are equal");
+    check(arr, "[-1, -2, 0.5, 3, 4, 5, 6, 7, 8, -0.0, 0]",
+          "/v: items 9 and 10 are equal");
+    check(arr,
+          "[null, true, false, 1, \"1\", [1], {\"a\": 1}, [], {}, \"\", [1, 2], "
+          "{\"a\": 1, \"b\": [1, {\"c\": 2, \"d\": 3}]}, "
+          "{\"b\": [1, {\"d\": 3, \"c\": 2}], \"a\": 1}]",
+          "/v: items 11 and 12 are equal");
+    check(arr,
+          "[null, true, false, 1, \"1\", [1], {\"a\": 1}, [], {}, \"\", [1, 2], "
+          "{\"a\": 1, \"b\": 2}, {\"a\": 2, \"b\": 1}, {\"a\": 1, \"c\": 2}, [2, 1]]",
+          NULL);
 }
 
 static void
@@ -726,6 +852,8 @@ main(void)
         cmocka_unit_test(test_properties_required_additional),
         cmocka_unit_test(test_items_and_counts),
         cmocka_unit_test(test_unique_items),
+        cmocka_unit_test(test_unique_items_sorted),
+        cmocka_unit_test(test_repeats_at_scale),
         cmocka_unit_test(test_enum_const),
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_pattern),
