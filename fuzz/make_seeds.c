@@ -2,7 +2,10 @@
     project's own data, so they can be made again when the codec or the
     schemas change:  make_seeds SOURCE_DIR
 
-    decode/   one frame of every op, encoded by the codec
+    decode/   one frame of every op, encoded by the codec, and the
+              PUBLISH again with every string in str8, str16 and str32
+              form (other languages' libraries do not always pick the
+              shortest)
     validate/ each body of tests/data/bodies.json, behind its schema's
               index byte (registry order)
     json/     the same bodies as JSON text */
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <msgpack.h>
 
 #include "maillage/codec.h"
 #include "maillage/json.h"
@@ -30,6 +34,59 @@ s_write(const char *dir, const char *name, const void *data, size_t len)
     fclose(f);
 }
 
+/* Writes o to pk with every string in the header form `form`
+   (0xd9 str8, 0xda str16, 0xdb str32). */
+static void
+s_wide(msgpack_packer *pk, msgpack_sbuffer *sb, const msgpack_object *o, uint8_t form)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR: {
+        uint32_t n = o->via.str.size;
+        uint8_t hdr[5] = {form, 0, 0, 0, 0};
+        size_t h = form == 0xd9 ? 2 : form == 0xda ? 3 : 5;
+        for (size_t i = 1; i < h; i++)
+            hdr[i] = (uint8_t)(n >> (8 * (h - 1 - i)));
+        msgpack_sbuffer_write(sb, (const char *)hdr, h);
+        msgpack_sbuffer_write(sb, o->via.str.ptr, n);
+        break;
+    }
+    case MSGPACK_OBJECT_ARRAY:
+        msgpack_pack_array(pk, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            s_wide(pk, sb, &o->via.array.ptr[i], form);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        msgpack_pack_map(pk, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            s_wide(pk, sb, &o->via.map.ptr[i].key, form);
+            s_wide(pk, sb, &o->via.map.ptr[i].val, form);
+        }
+        break;
+    default: msgpack_pack_object(pk, *o); break;
+    }
+}
+
+static void
+s_wide_frames(const char *dir, const uint8_t *data, size_t len)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, (const char *)data, len, NULL) != MSGPACK_UNPACK_SUCCESS)
+        exit(1);
+    const uint8_t forms[] = {0xd9, 0xda, 0xdb};
+    const char *names[] = {"PUBLISH-str8.mp", "PUBLISH-str16.mp", "PUBLISH-str32.mp"};
+    for (int f = 0; f < 3; f++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        s_wide(&pk, &sb, &up.data, forms[f]);
+        s_write(dir, names[f], sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
 static void
 s_frame(const char *dir, mlg_msg_t *msg)
 {
@@ -40,6 +97,8 @@ s_frame(const char *dir, mlg_msg_t *msg)
     char name[64];
     snprintf(name, sizeof(name), "%s.mp", mlg_op_name(msg->op));
     s_write(dir, name, data, len);
+    if (msg->op == MLG_OP_PUBLISH)
+        s_wide_frames(dir, data, len);
     free(data);
     mlg_msg_destroy(&msg);
 }

@@ -592,8 +592,13 @@ s_raw_str(const uint8_t *p, size_t size, size_t *pos, const uint8_t **s, size_t 
         n = ((size_t)p[i + 1] << 8) | p[i + 2];
         hdr = 3;
     }
+    else if (b == 0xdb && i + 4 < size) { /* any form may hold a short key */
+        n = ((size_t)p[i + 1] << 24) | ((size_t)p[i + 2] << 16) | ((size_t)p[i + 3] << 8)
+            | p[i + 4];
+        hdr = 5;
+    }
     else
-        return false; /* str32 keys are longer than any key we look for */
+        return false;
     if (n > size - i - hdr)
         return false;
     *s = p + i + hdr;
