@@ -799,6 +799,23 @@ s_pack_cstr(msgpack_packer *pk, const char *s)
     msgpack_pack_str_with_body(pk, s, len);
 }
 
+/* A text field goes out as valid UTF-8 of at most max characters,
+   whatever the struct holds (a reason may quote a client's bytes): the
+   codec never writes what it would refuse to read. */
+static void
+s_pack_text(msgpack_packer *pk, const char *s, size_t max)
+{
+    size_t len = strlen(s), chars;
+    if (mlg_utf8_check(s, len, &chars) && chars <= max) {
+        msgpack_pack_str_with_body(pk, s, len);
+        return;
+    }
+    char clean[MLG_STRBUF(MLG_REASON_MAX)];
+    assert(max <= MLG_REASON_MAX); /* the longest text of any table */
+    size_t n = mlg_text_clean(clean, sizeof(clean), s, len, max);
+    msgpack_pack_str_with_body(pk, clean, n);
+}
+
 static void
 s_pack_key(msgpack_packer *pk, const char *key)
 {
@@ -878,7 +895,7 @@ mlg_msg_encode(const mlg_msg_t *msg, uint8_t **data_p, size_t *size_p)
             else
                 msgpack_pack_false(&pk);
             break;
-        case K_TEXT: s_pack_cstr(&pk, base + key->offset); break;
+        case K_TEXT: s_pack_text(&pk, base + key->offset, key->max); break;
         case K_TIME: s_pack_time(&pk, *(const mlg_time_t *)(base + key->offset)); break;
         case K_AGENCIES:
             if (key->offset == O(to))

@@ -6,6 +6,7 @@
 
 /* timegm() */
 #define _DEFAULT_SOURCE
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,52 +16,88 @@
 #include "maillage/forms.h"
 #include "maillage/limits.h"
 
+/* The length (1-4) of the valid UTF-8 character at p, with `left`
+   bytes readable; 0 if the bytes there are not one. */
+static size_t
+s_utf8_char(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    size_t need;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        cp = c & 0x1F;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        cp = c & 0x0F;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        cp = c & 0x07;
+    }
+    else
+        return 0;
+    if (left - 1 < need)
+        return 0;
+    for (size_t k = 1; k <= need; k++) {
+        unsigned cc = p[k];
+        if ((cc & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF. */
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000)
+        || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return 0;
+    return need + 1;
+}
+
 bool
 mlg_utf8_check(const char *s, size_t len, size_t *chars)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, n = 0;
     while (i < len) {
-        unsigned c = p[i];
-        size_t need;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            n++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1F;
-        }
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0F;
-        }
-        else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07;
-        }
-        else
+        size_t k = s_utf8_char(p + i, len - i);
+        if (!k)
             return false;
-        if (len - i - 1 < need)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned cc = p[i + k];
-            if ((cc & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF. */
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000)
-            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return false;
-        i += need + 1;
+        i += k;
         n++;
     }
     if (chars)
         *chars = n;
     return true;
+}
+
+size_t
+mlg_text_clean(char *out, size_t cap, const char *s, size_t len, size_t max_chars)
+{
+    assert(out && cap > 0);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0, n = 0;
+    while (i < len && n < max_chars) {
+        size_t k = s_utf8_char(p + i, len - i);
+        if (k == 0 || p[i] == 0) { /* a stray byte, or NUL: \xHH */
+            if (o + 4 >= cap || n + 4 > max_chars)
+                break;
+            snprintf(out + o, 5, "\\x%02X", p[i]);
+            o += 4;
+            i++;
+            n += 4;
+            continue;
+        }
+        if (o + k >= cap)
+            break;
+        memcpy(out + o, p + i, k);
+        o += k;
+        i += k;
+        n++;
+    }
+    out[o] = '\0';
+    return o;
 }
 
 static bool

@@ -39,6 +39,9 @@ typedef struct {
     size_t reasonlen;
 } s_walk_t;
 
+/* Appends "/" and a member name to the pointer, RFC 6901-escaped, as
+   valid UTF-8 (bytes that are not are written \xHH, control characters
+   '?'), cut at a character boundary when the buffer is full. */
 static size_t
 s_push_key(s_walk_t *w, const char *key, size_t klen)
 {
@@ -48,18 +51,27 @@ s_push_key(s_walk_t *w, const char *key, size_t klen)
         return mark;
     }
     w->buf[w->len++] = '/';
-    for (size_t i = 0; i < klen; i++) {
-        if (w->len + 3 >= sizeof(w->buf)) {
+    /* longer than the pointer's room, so a name too long is cut below */
+    char clean[sizeof(w->buf) + 8];
+    size_t n = mlg_text_clean(clean, sizeof(clean), key, klen, sizeof(clean));
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)clean[i];
+        size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (w->len + k + 2 >= sizeof(w->buf)) {
             w->truncated = true;
             break;
         }
-        unsigned char c = (unsigned char)key[i];
         if (c == '~' || c == '/') {
             w->buf[w->len++] = '~';
             w->buf[w->len++] = c == '~' ? '0' : '1';
         }
-        else /* control bytes would garble the sentence */
-            w->buf[w->len++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        else if (c < 0x20 || c == 0x7f) /* control bytes would garble it */
+            w->buf[w->len++] = '?';
+        else {
+            memcpy(w->buf + w->len, clean + i, k);
+            w->len += k;
+        }
+        i += k;
     }
     w->buf[w->len] = '\0';
     return mark;
@@ -80,6 +92,26 @@ s_pop(s_walk_t *w, size_t mark)
     w->buf[w->len] = '\0';
 }
 
+/* Drops a character cut in two at the end of s (after a truncating
+   snprintf), so the reason stays valid UTF-8. */
+static void
+s_trim_cut_char(char *s)
+{
+    size_t len = strlen(s), back = 0;
+    while (back < 3 && back < len && ((unsigned char)s[len - 1 - back] & 0xC0) == 0x80)
+        back++;
+    if (back == len)
+        return;
+    unsigned char lead = (unsigned char)s[len - 1 - back];
+    size_t want = lead < 0x80    ? 1
+                  : lead >= 0xF0 ? 4
+                  : lead >= 0xE0 ? 3
+                  : lead >= 0xC0 ? 2
+                                 : 1;
+    if (want > back + 1)
+        s[len - 1 - back] = '\0';
+}
+
 static bool
 s_fail(s_walk_t *w, const char *fmt, ...)
 {
@@ -87,12 +119,16 @@ s_fail(s_walk_t *w, const char *fmt, ...)
         return false;
     int n =
         snprintf(w->reason, w->reasonlen, "%s%s: ", w->buf, w->truncated ? "..." : "");
-    if (n < 0 || (size_t)n >= w->reasonlen)
+    if (n < 0 || (size_t)n >= w->reasonlen) {
+        s_trim_cut_char(w->reason);
         return false;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(w->reason + n, w->reasonlen - (size_t)n, fmt, ap);
+    int m = vsnprintf(w->reason + n, w->reasonlen - (size_t)n, fmt, ap);
     va_end(ap);
+    if (m < 0 || (size_t)m >= w->reasonlen - (size_t)n)
+        s_trim_cut_char(w->reason);
     return false;
 }
 

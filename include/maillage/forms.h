@@ -17,6 +17,15 @@
    On success *chars (may be NULL) receives the number of code points. */
 MLG_EXPORT bool mlg_utf8_check(const char *s, size_t len, size_t *chars);
 
+/* Copies len bytes of s to out as valid UTF-8 text without NUL: each
+   byte that is not part of a valid character (and NUL) is written as
+   the four characters \xHH. Stops at a character boundary, before the
+   text passes max_chars characters or out (cap bytes, cap > 0) would
+   lose its terminating NUL. Returns the bytes written. For text from
+   outside that goes back out: a reason, a pointer into a body. */
+MLG_EXPORT size_t mlg_text_clean(char *out, size_t cap, const char *s, size_t len,
+                                 size_t max_chars);
+
 /* Agency id: 1–64 of a-z 0-9 '-', starting with a letter. */
 MLG_EXPORT bool mlg_is_agency_id(const char *s, size_t len);
 

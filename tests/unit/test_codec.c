@@ -16,6 +16,7 @@
 #include <msgpack.h>
 
 #include "maillage/codec.h"
+#include "maillage/forms.h"
 
 #define ID1 "6f1c2b7e-3d4a-4b8c-9e0f-1a2b3c4d5e6f"
 
@@ -439,6 +440,32 @@ test_every_string_form_read_alike(void **state)
         mlg_msg_destroy(&msg);
         fb_free(&fb);
     }
+}
+
+/* Whatever a REJECT's reason holds (a client's bytes quoted, too many
+   characters), its frame decodes: the reason goes out as valid UTF-8 of
+   at most MLG_REASON_MAX characters, cut at a character boundary. */
+static void
+test_encoded_reason_is_text(void **state)
+{
+    (void)state;
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_REJECT);
+    strcpy(m->id, ID1);
+    strcpy(m->code, "INVALID");
+    strcpy(m->reason, "/body/a\xff\xc3: not valid UTF-8");
+    mlg_msg_t *back = roundtrip(m);
+    assert_string_equal(back->reason, "/body/a\\xFF\\xC3: not valid UTF-8");
+    mlg_msg_destroy(&back);
+    /* 1,200 characters of €: 1,000 go out, whole */
+    m->reason[0] = '\0';
+    for (int i = 0; i < 1200 && strlen(m->reason) + 4 < sizeof(m->reason); i++)
+        strcat(m->reason, "€");
+    back = roundtrip(m);
+    size_t chars;
+    assert_true(mlg_utf8_check(back->reason, strlen(back->reason), &chars));
+    assert_int_equal(chars, MLG_REASON_MAX);
+    mlg_msg_destroy(&back);
+    mlg_msg_destroy(&m);
 }
 
 /* A signed int with a non-negative value is an unsigned integer: other
@@ -1230,6 +1257,7 @@ main(void)
         cmocka_unit_test(test_empty_strings),
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_every_string_form_read_alike),
+        cmocka_unit_test(test_encoded_reason_is_text),
         cmocka_unit_test(test_signed_encoding_of_uint_accepted),
         cmocka_unit_test(test_reject_empty_and_non_map),
         cmocka_unit_test(test_reject_missing_op),

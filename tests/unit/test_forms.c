@@ -36,6 +36,44 @@ test_utf8(void **state)
     assert_false(mlg_utf8_check("\xc3\xa9", 1, NULL));
 }
 
+/* Text from outside made valid UTF-8: stray bytes and NUL escaped, cut
+   at a character boundary by bytes and by characters. */
+static void
+test_text_clean(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(mlg_text_clean(out, sizeof(out), S("Département"), 100), 12);
+    assert_string_equal(out, "Département");
+    mlg_text_clean(out, sizeof(out),
+                   S("a\xff\xfe"
+                     "b"),
+                   100);
+    assert_string_equal(out, "a\\xFF\\xFEb");
+    mlg_text_clean(out, sizeof(out), "a\0b", 3, 100);
+    assert_string_equal(out, "a\\x00b");
+    mlg_text_clean(out, sizeof(out), S("\xe2\x82"), 100); /* a cut € */
+    assert_string_equal(out, "\\xE2\\x82");
+    /* 7 bytes of room: two € (6 bytes), never half of the third */
+    assert_int_equal(mlg_text_clean(out, 7, S("€€€"), 100), 6);
+    assert_string_equal(out, "€€");
+    assert_int_equal(mlg_text_clean(out, 6, S("€€€"), 100), 3);
+    /* by characters: an escape counts its four */
+    mlg_text_clean(out, sizeof(out), S("€€€"), 2);
+    assert_string_equal(out, "€€");
+    mlg_text_clean(out, sizeof(out), S("ab\xff"), 5);
+    assert_string_equal(out, "ab");
+    mlg_text_clean(out, sizeof(out), S("ab\xff"), 6);
+    assert_string_equal(out, "ab\\xFF");
+    size_t n;
+    for (int c = 0; c < 256; c++) { /* whatever the byte, the result is text */
+        char in[3] = {(char)c, (char)(255 - c), 'x'};
+        size_t len = mlg_text_clean(out, sizeof(out), in, 3, 100);
+        assert_true(mlg_utf8_check(out, len, &n));
+        assert_null(memchr(out, '\0', len));
+    }
+}
+
 static void
 test_agency_and_ids(void **state)
 {
@@ -123,9 +161,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),       cmocka_unit_test(test_agency_and_ids),
-        cmocka_unit_test(test_event_type), cmocka_unit_test(test_subject),
-        cmocka_unit_test(test_dates),      cmocka_unit_test(test_email),
+        cmocka_unit_test(test_utf8),           cmocka_unit_test(test_text_clean),
+        cmocka_unit_test(test_agency_and_ids), cmocka_unit_test(test_event_type),
+        cmocka_unit_test(test_subject),        cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_email),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

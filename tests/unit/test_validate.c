@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "maillage/forms.h"
 #include "maillage/json.h"
 #include "maillage/schema.h"
 #include "registry.h"
@@ -315,6 +316,62 @@ test_unique_items_sorted(void **state)
           "[null, true, false, 1, \"1\", [1], {\"a\": 1}, [], {}, \"\", [1, 2], "
           "{\"a\": 1, \"b\": 2}, {\"a\": 2, \"b\": 1}, {\"a\": 1, \"c\": 2}, [2, 1]]",
           NULL);
+}
+
+/* Reasons quote member names; they stay valid UTF-8 whatever the names
+   hold: cut at a character boundary, stray bytes escaped. */
+static void
+p_euro_name(msgpack_packer *pk)
+{
+    char name[601] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(name, "€");
+    msgpack_pack_map(pk, 1);
+    msgpack_pack_str_with_body(pk, name, strlen(name));
+    msgpack_pack_nil(pk);
+}
+
+static void
+p_stray_byte_name(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 1);
+    msgpack_pack_str_with_body(pk,
+                               "a\xff"
+                               "b",
+                               3);
+    msgpack_pack_nil(pk);
+}
+
+static void
+test_reasons_are_text(void **state)
+{
+    (void)state;
+    mlg_schema_t *schema =
+        compile_fragment("{\"type\": \"object\", \"additionalProperties\": false}");
+    void (*fills[])(msgpack_packer *) = {p_euro_name, p_stray_byte_name};
+    for (size_t reasonlen = 40; reasonlen <= 1024; reasonlen += 37)
+        for (int f = 0; f < 2; f++) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, 1);
+            msgpack_pack_str_with_body(&pk, "v", 1);
+            fills[f](&pk);
+            char reason[1024];
+            assert_int_equal(mlg_schema_validate(schema, (const uint8_t *)sb.data,
+                                                 sb.size, reason, reasonlen),
+                             MLG_INVALID);
+            if (!mlg_utf8_check(reason, strlen(reason), NULL))
+                print_error("not UTF-8 with %zu bytes: %s\n", reasonlen, reason);
+            assert_true(mlg_utf8_check(reason, strlen(reason), NULL));
+            if (reasonlen > 600 && f == 0)
+                assert_non_null(strstr(reason, "€€€...: not allowed"));
+            if (f == 1)
+                assert_string_equal(reason, "/v/a\\xFFb: not valid UTF-8");
+            msgpack_sbuffer_destroy(&sb);
+        }
+    mlg_schema_destroy(&schema);
 }
 
 static void
@@ -854,6 +911,7 @@ main(void)
         cmocka_unit_test(test_unique_items),
         cmocka_unit_test(test_unique_items_sorted),
         cmocka_unit_test(test_repeats_at_scale),
+        cmocka_unit_test(test_reasons_are_text),
         cmocka_unit_test(test_enum_const),
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_pattern),
