@@ -33,7 +33,9 @@ static const char *s_agencies = "    ccas-paris-13\n"
                                 "        name = \"CCAS Paris 13\"\n"
                                 "        publish = \"child.protection.alert\"\n"
                                 "    cd75\n"
-                                "        name = \"Departement de Paris\"\n";
+                                "        name = \"Departement de Paris\"\n"
+                                "    cd69\n"
+                                "        name = \"Departement du Rhone\"\n";
 
 static int
 s_pg(const char *verb)
@@ -99,19 +101,25 @@ client(const char *agency, uint64_t credit)
 }
 
 static mlg_msg_t *
-alert(char *id)
+alert_to(char *id, const char *to)
 {
     brokerproc_new_id(id);
     char json[1024];
     snprintf(json, sizeof(json),
              "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-             " \"to\": [\"cd75\"], \"subject\": \"P-9\", \"purpose\": \"protection\","
+             " \"to\": [\"%s\"], \"subject\": \"P-9\", \"purpose\": \"protection\","
              " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
              " \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-             id);
+             id, to);
     mlg_msg_t *m = NULL;
     assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
     return m;
+}
+
+static mlg_msg_t *
+alert(char *id)
+{
+    return alert_to(id, "cd75");
 }
 
 static long
@@ -203,6 +211,145 @@ test_database_restart(void **state)
         mlg_msg_destroy(&d);
     }
     mlg_client_destroy(&sub);
+    mlg_client_destroy(&c);
+}
+
+/* The next DELIVER on c, within 5 s. */
+static mlg_msg_t *
+delivery(mlg_client_t *c)
+{
+    mlg_msg_t *d = mlg_client_recv(c, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->op, MLG_OP_DELIVER);
+    return d;
+}
+
+/* One delivery's row as "state attempts last_error", and how many rows
+   of delivery_events it has as "event@attempt ..." in their order. */
+static void
+s_delivery_row(uint64_t id, char *row, size_t rowlen, char *events, size_t evlen)
+{
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "select state || ' ' || attempts || ' ' || coalesce(last_error, '-'),"
+             " (select coalesce(string_agg(event || '@' || attempt, ' ' order by id), '')"
+             "  from delivery_events where delivery_id = d.id)"
+             " from deliveries d where id = %llu",
+             (unsigned long long)id);
+    PGresult *res = PQexec(s_db, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), 1);
+    snprintf(row, rowlen, "%s", PQgetvalue(res, 0, 0));
+    snprintf(events, evlen, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+}
+
+/* Issue 14, item 4: what a client settles while the database is down is
+   written once it is back, exactly once, and a restarted broker does not
+   deliver it again. The ACKs, NACKs and BYE reach the broker after
+   PostgreSQL stopped and before it starts again, so the store has to
+   keep them over a failed batch and a reconnection. */
+static void
+test_settled_while_database_down(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    char ids[N][37];
+    uint64_t dids[N];
+    mlg_client_t *a = client("cd69", N);
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m = alert_to(ids[i], "cd69");
+        mlg_client_send(pub, m);
+        mlg_msg_destroy(&m);
+        mlg_msg_t *ans = answer(pub);
+        assert_int_equal(ans->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&ans);
+    }
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *d = delivery(a);
+        int k = 0;
+        while (k < N && strcmp(ids[k], d->id) != 0)
+            k++;
+        assert_true(k < N);
+        assert_int_equal(d->attempt, 1);
+        dids[k] = d->delivery;
+        mlg_msg_destroy(&d);
+    }
+    /* the deliveries' first sends are written before the database stops */
+    s_db_open();
+    int64_t deadline = zclock_mono() + 10000;
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where recipient = 'cd69' and attempts = 1");
+    while (brokerproc_scalar(s_db, sql) != N && zclock_mono() < deadline)
+        zclock_sleep(50);
+    assert_int_equal(brokerproc_scalar(s_db, sql), N);
+    PQfinish(s_db);
+
+    assert_int_equal(s_pg("stop"), 0);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "database connection lost", 5000), 0);
+    /* while it is down: 0-4 acked, 5 refused (dead), 6 requeued by its
+       client and acked on its second attempt, 7 left in flight when its
+       client says BYE, then acked by another client */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mlg_client_ack(a, dids[i]), MLG_OK);
+    assert_int_equal(mlg_client_nack(a, dids[5], false, "refused"), MLG_OK);
+    assert_int_equal(mlg_client_nack(a, dids[6], true, "busy"), MLG_OK);
+    mlg_msg_t *d = delivery(a);
+    assert_int_equal(d->delivery, dids[6]);
+    assert_int_equal(d->attempt, 2);
+    mlg_client_ack(a, d->delivery);
+    mlg_msg_destroy(&d);
+    mlg_client_t *b = client("cd69", 1);
+    mlg_client_destroy(&a);
+    d = delivery(b);
+    assert_int_equal(d->delivery, dids[7]);
+    assert_int_equal(d->attempt, 2);
+    mlg_client_ack(b, d->delivery);
+    mlg_msg_destroy(&d);
+    zclock_sleep(1000); /* the store has had them, and failed to write them */
+
+    assert_int_equal(s_pg("start"), 0);
+    s_db_open();
+    deadline = zclock_mono() + 20000;
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where recipient = 'cd69' and state <> "
+             "'pending'");
+    while (brokerproc_scalar(s_db, sql) != N && zclock_mono() < deadline)
+        zclock_sleep(100);
+    static const struct {
+        const char *row, *events;
+    } want[N] = {
+        {"acked 1 -", ""},          {"acked 1 -", ""},
+        {"acked 1 -", ""},          {"acked 1 -", ""},
+        {"acked 1 -", ""},          {"dead 1 refused", "nack@1 dead@1"},
+        {"acked 2 busy", "nack@1"}, {"acked 2 BYE", "requeued@1"},
+    };
+    for (int i = 0; i < N; i++) {
+        char row[200], events[200];
+        s_delivery_row(dids[i], row, sizeof(row), events, sizeof(events));
+        if (strcmp(row, want[i].row) != 0 || strcmp(events, want[i].events) != 0)
+            print_error("delivery %d: '%s' with events '%s', expected '%s' with '%s'\n",
+                        i, row, events, want[i].row, want[i].events);
+        assert_string_equal(row, want[i].row);
+        assert_string_equal(events, want[i].events);
+    }
+    PQfinish(s_db);
+    mlg_client_destroy(&b);
+    mlg_client_destroy(&pub);
+
+    /* a restarted broker reads the queue from the database: nothing of
+       it is delivered again */
+    assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+    mlg_client_t *c = client("cd69", N);
+    d = mlg_client_recv(c, 2000);
+    if (d)
+        print_error("delivered again after a restart: %s %llu attempt %llu\n",
+                    mlg_op_name(d->op), (unsigned long long)d->delivery,
+                    (unsigned long long)d->attempt);
+    assert_null(d);
     mlg_client_destroy(&c);
 }
 
@@ -332,6 +479,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_database_restart),
+        cmocka_unit_test(test_settled_while_database_down),
         cmocka_unit_test(test_bound_on_waiting_publishes),
         cmocka_unit_test(test_sigterm_drains),
         cmocka_unit_test(test_config_errors),
