@@ -11,3 +11,10 @@ create table store_mark (
     batch bigint not null
 );
 insert into store_mark (id, batch) values (1, 0);
+-- A database set up with examples/roles.sql before this migration: the
+-- broker's runtime role moves the mark (roles.sql grants it too).
+do $$ begin
+    if exists (select from pg_roles where rolname = 'maillage_broker') then
+        grant select, update on store_mark to maillage_broker;
+    end if;
+end $$;
