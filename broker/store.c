@@ -1370,6 +1370,8 @@ static void
 s_held_drop(s_store_t *self, size_t n)
 {
     assert(n <= self->nheld);
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++) {
         brk_update_t *u = self->held[i].ptr;
         brk_update_destroy(&u);
@@ -1603,6 +1605,18 @@ s_transact(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     return ok;
 }
 
+/* The first n held updates in a transaction, tried twice while the
+   connection stands: a first failure may be another writer's (the mark
+   or the chain's head moved, read again since). */
+static bool
+s_try_held(s_store_t *self, zsock_t *pipe, size_t n)
+{
+    for (int tries = 0; tries < 2 && self->conn; tries++)
+        if (s_transact(self, pipe, self->held, n))
+            return true;
+    return false;
+}
+
 /* Writes the held updates, oldest first, S_MAX_BATCH to a transaction.
    True when none is left; false when the database is away. */
 static bool
@@ -1616,7 +1630,7 @@ s_flush_held(s_store_t *self, zsock_t *pipe)
         if (!self->nheld)
             break;
         size_t n = self->nheld < S_MAX_BATCH ? self->nheld : S_MAX_BATCH;
-        if (s_transact(self, pipe, self->held, n)) {
+        if (s_try_held(self, pipe, n)) {
             s_held_drop(self, n);
             continue;
         }
@@ -1626,7 +1640,7 @@ s_flush_held(s_store_t *self, zsock_t *pipe)
            update the database will never take does not hold the others
            back for ever */
         for (size_t i = 0; i < n; i++) {
-            if (s_transact(self, pipe, self->held, 1)) {
+            if (s_try_held(self, pipe, 1)) {
                 s_held_drop(self, 1);
                 continue;
             }
