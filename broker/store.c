@@ -5,10 +5,14 @@
     answer. When the connection is lost, the batch in hand is answered
     UNAVAILABLE (nothing of it is known to be stored), and the store
     reconnects with a growing delay, answering UNAVAILABLE meanwhile.
+    The updates of a failed batch are not answered: they are held and
+    written first once the database is back ("Updates held over a
+    failure" below).
 
     Not done here: deciding anything. The loop decided routing and
     consent; the store writes what it is given, and reads queues. */
 
+#include <assert.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +28,23 @@
 #define S_MAX_BATCH 1000
 #define S_BACKOFF_MIN_MS 100
 #define S_BACKOFF_MAX_MS 5000
+/* Updates held while the database is away (about 250 bytes each): see
+   "Updates held over a failure" for why this is enough. */
+#define S_MAX_HELD 100000
 
 /* What a statement sent ahead is, for reading its answer. */
 typedef enum {
     S_SENT_PLAIN,  /* any success will do */
     S_SENT_COMMIT, /* must say COMMIT (an aborted transaction says ROLLBACK) */
     S_SENT_HEAD,   /* the chain head's move: its failure means another writer */
+    S_SENT_MARK,   /* store_mark's move: the same */
 } s_sent_t;
+
+/* A command from the loop: a verb and the structure it names. */
+typedef struct {
+    char *verb; /* owned */
+    void *ptr;
+} s_cmd_t;
 
 typedef struct {
     char *database;
@@ -47,6 +61,14 @@ typedef struct {
     uint64_t chain_seq, batch_chain_seq;
     uint8_t link[BRK_LINK_BYTES], batch_link[BRK_LINK_BYTES];
     bool head_stale;
+    /* updates of failed batches, oldest first, to write before anything
+       else (each an "UPDATE" command, owned); the first `ndoubt` were
+       in a transaction whose COMMIT may have got through */
+    s_cmd_t *held;
+    size_t nheld, held_cap, ndoubt;
+    size_t dropped;  /* updates dropped past S_MAX_HELD, not reported yet */
+    uint64_t mark;   /* store_mark.batch as this store last read or moved it */
+    bool mark_stale; /* another writer moved it: read it again */
     /* statements sent ahead in pipeline mode, answers not read yet;
        broken: what was sent is not known, the connection is dropped */
     bool broken;
@@ -57,6 +79,7 @@ typedef struct {
 static void s_write_agencies(s_store_t *self);
 static bool s_prepare(PGconn *conn);
 static bool s_chain_decisions(s_store_t *self, PGresult *res);
+static bool s_read_mark(s_store_t *self, PGconn *conn);
 
 /* The audit chain's head as the database has it. */
 static bool
@@ -248,6 +271,12 @@ s_connect(s_store_t *self, zsock_t *pipe)
         s_disconnect(self, pipe);
         return false;
     }
+    /* before anything is written: did the last transaction in doubt commit? */
+    if (!s_read_mark(self, conn)) {
+        PQfinish(conn);
+        s_disconnect(self, pipe);
+        return false;
+    }
     brk_consents_t *consents = s_load_consents(conn);
     if (!consents) {
         PQfinish(conn);
@@ -357,6 +386,12 @@ s_collect(s_store_t *self, PGresult **last)
                         "on this database?): this batch is refused and the chain's head "
                         "read again");
                 self->head_stale = true;
+            }
+            else if (kind == S_SENT_MARK) {
+                brk_log(BRK_LOG_WARNING, "store",
+                        "store_mark was moved by another writer (a second broker on this "
+                        "database?): this batch is refused and the mark read again");
+                self->mark_stale = true;
             }
             else
                 brk_log(BRK_LOG_ERROR, "store", "statement failed: %.*s",
@@ -1278,15 +1313,169 @@ s_write_agencies(s_store_t *self)
     PQclear(r);
 }
 
+/* ---- updates held over a failure ---------------------------------------
+
+   Nobody resends an update. The loop has acted on it in memory (an ACK
+   settled its delivery, a NACK dead-lettered it, a silent client's
+   deliveries went back to their queue) and moved on, where a failed
+   publish is answered UNAVAILABLE and sent again by its client. So the
+   updates of a batch that failed are held here, in order, and written
+   before anything that came after them once the database is back: the
+   database then agrees with the loop again. The other way, bringing the
+   loop's queues back to what the database holds, was not taken: the
+   database does not know of the ACKs and dead letters of the outage, so
+   those deliveries would go out again, acked and dead-lettered ones
+   included, which is the double delivery this avoids.
+
+   In order: a batch runs only when nothing is held (s_run_batch), so a
+   FETCH never reads a queue before the updates sent ahead of it are
+   written, and the updates of a batch that fails become the first held.
+
+   Exactly once: a transaction that writes updates moves store_mark from
+   the number this store last read to the next, and fails if another
+   writer moved it first. When the connection is lost after its BEGIN,
+   whether its COMMIT got through is not known; the next connection reads
+   the mark before it writes anything (s_read_mark): moved, it committed,
+   and its updates are dropped rather than written twice (attempts would
+   be counted twice and delivery_events rows doubled; an ACK would be
+   harmless, but a dead letter replayed meanwhile would die again); not
+   moved, it did not, and a COMMIT of the old connection that would still
+   come fails, since the retry moves the mark first.
+
+   Bounded: during an outage the loop updates only deliveries it holds in
+   memory (each queue's read-ahead of 256 and those in flight, up to the
+   clients' credit; publishes are refused, so no new ones), with two
+   updates per attempt and one more when it dies: a few times that many,
+   about ten thousand for 20 agencies. S_MAX_HELD (about 25 MB) caps it
+   anyway; an update past it is dropped with an error, and its delivery,
+   still pending in the database, comes again after a restart, as after a
+   crash (at least once). */
+
+static const char *
+s_update_name(brk_update_kind_t kind)
+{
+    switch (kind) {
+    case BRK_UPDATE_SENT: return "SENT";
+    case BRK_UPDATE_ACK: return "ACK";
+    case BRK_UPDATE_NACK: return "NACK";
+    case BRK_UPDATE_REQUEUED: return "REQUEUED";
+    case BRK_UPDATE_DEAD: return "DEAD";
+    case BRK_UPDATE_REVOKED: return "REVOKED";
+    }
+    return "?";
+}
+
+/* Frees the first n held updates (written, or known written). */
+static void
+s_held_drop(s_store_t *self, size_t n)
+{
+    assert(n <= self->nheld);
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        brk_update_t *u = self->held[i].ptr;
+        brk_update_destroy(&u);
+        zstr_free(&self->held[i].verb);
+    }
+    /* O(held) per batch of S_MAX_BATCH: only after an outage */
+    memmove(self->held, self->held + n, (self->nheld - n) * sizeof(s_cmd_t));
+    self->nheld -= n;
+    self->ndoubt = self->ndoubt > n ? self->ndoubt - n : 0;
+}
+
+/* Holds an update the database has not taken, after those held already.
+   Takes responsibility over the command (its verb and its update). */
+static void
+s_hold(s_store_t *self, s_cmd_t *cmd)
+{
+    if (self->nheld == self->held_cap && self->held_cap < S_MAX_HELD) {
+        size_t cap = self->held_cap ? self->held_cap * 2 : 1024;
+        cap = cap > S_MAX_HELD ? S_MAX_HELD : cap;
+        s_cmd_t *held = realloc(self->held, cap * sizeof(s_cmd_t));
+        if (held) {
+            self->held = held;
+            self->held_cap = cap;
+        }
+    }
+    if (self->nheld == self->held_cap) {
+        brk_update_t *u = cmd->ptr;
+        if (self->dropped++ == 0)
+            brk_log(BRK_LOG_ERROR, "store",
+                    "could not hold the %s update of delivery %llu: %zu updates wait for "
+                    "the database already; it stays pending there and is delivered "
+                    "again after a restart",
+                    s_update_name(u->kind), (unsigned long long)u->delivery, self->nheld);
+        brk_update_destroy(&u);
+        zstr_free(&cmd->verb);
+        return;
+    }
+    self->held[self->nheld++] = *cmd;
+    cmd->verb = NULL;
+    cmd->ptr = NULL;
+}
+
+/* store_mark as the database has it (on each new connection, or after
+   another writer moved it). Settles the transaction in doubt, if any. */
+static bool
+s_read_mark(s_store_t *self, PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "select batch from store_mark where id = 1");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    uint64_t mark = ok ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    if (!ok) {
+        const char *msg = PQresultErrorMessage(res);
+        brk_log(BRK_LOG_ERROR, "store", "could not read store_mark: %.*s",
+                (int)strcspn(msg, "\n"), msg[0] ? msg : "no row");
+    }
+    PQclear(res);
+    if (!ok)
+        return false;
+    if (self->ndoubt) {
+        if (mark == self->mark + 1) {
+            brk_log(BRK_LOG_INFO, "store",
+                    "the transaction cut off during its COMMIT had committed: its %zu "
+                    "update(s) are not written again",
+                    self->ndoubt);
+            s_held_drop(self, self->ndoubt);
+        }
+        else {
+            if (mark != self->mark)
+                brk_log(BRK_LOG_WARNING, "store",
+                        "store_mark was moved by another writer (a second broker on this "
+                        "database?): %zu update(s) are written again",
+                        self->ndoubt);
+            self->ndoubt = 0; /* not committed: written again */
+        }
+    }
+    self->mark = mark;
+    return true;
+}
+
+/* Moves store_mark to the next number, in the transaction in hand; sent
+   ahead, so the statement fails (a text that is not a number) when
+   another writer moved it since this store read it. */
+static bool
+s_mark(s_store_t *self)
+{
+    char next[24], old[24];
+    snprintf(next, sizeof(next), "%llu", (unsigned long long)self->mark + 1);
+    snprintf(old, sizeof(old), "%llu", (unsigned long long)self->mark);
+    const char *v[2] = {next, old};
+    return s_send_ahead(
+        self, S_SENT_MARK,
+        "with m as (update store_mark set batch = $1 where id = 1 and batch = $2"
+        " returning 1)"
+        " select (case when count(*) = 1 then '1'"
+        " else 'store_mark was moved by another writer' end)::int from m",
+        NULL, 2, v, NULL, NULL);
+}
+
 /* ---- the batch -------------------------------------------------------- */
 
-typedef struct {
-    char *verb;
-    void *ptr;
-} s_cmd_t;
-
+/* A command's answer: publishes and reads go back to the loop; an update
+   is freed once written, and held otherwise. */
 static void
-s_answer(zsock_t *pipe, s_cmd_t *cmd, bool committed)
+s_answer(s_store_t *self, zsock_t *pipe, s_cmd_t *cmd, bool committed)
 {
     if (strcmp(cmd->verb, "PUBLISH") == 0) {
         brk_job_t *job = cmd->ptr;
@@ -1303,6 +1492,10 @@ s_answer(zsock_t *pipe, s_cmd_t *cmd, bool committed)
         brk_fetch_t *f = cmd->ptr;
         f->ok = committed;
         zsock_send(pipe, "sp", "FETCHED", f);
+    }
+    else if (!committed) {
+        s_hold(self, cmd);
+        return;
     }
     else {
         brk_update_t *u = cmd->ptr;
@@ -1327,18 +1520,26 @@ s_bulk_kind(const s_cmd_t *cmd)
     return 0;
 }
 
-static void
-s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
+/* Runs the commands in one transaction; true when it committed. The
+   commands stay the caller's. When the connection is lost after BEGIN
+   with updates in the transaction, its outcome is in doubt: those
+   updates must be the first held (or about to be), and the next
+   connection settles it (s_read_mark). */
+static bool
+s_transact(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
 {
     brk_job_t **jobs = calloc(n, sizeof(*jobs));
     brk_update_t **ups = calloc(n, sizeof(*ups));
-    size_t njobs = 0, nups = 0;
+    size_t njobs = 0, nups = 0, nupdates = 0;
+    for (size_t i = 0; i < n; i++)
+        nupdates += strcmp(cmds[i].verb, "UPDATE") == 0;
     bool ok = jobs && ups && s_connect(self, pipe);
+    bool begun = false;
     int64_t began = zclock_usecs();
     self->batch_chain_seq = self->chain_seq;
     memcpy(self->batch_link, self->link, BRK_LINK_BYTES);
     if (ok)
-        ok = s_send_ahead(self, S_SENT_PLAIN, "begin", NULL, 0, NULL, NULL, NULL);
+        ok = begun = s_send_ahead(self, S_SENT_PLAIN, "begin", NULL, 0, NULL, NULL, NULL);
     for (size_t i = 0; ok && i <= n; i++) {
         int kind = i < n ? s_bulk_kind(&cmds[i]) : 0;
         if (kind == 1) {
@@ -1368,6 +1569,8 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     free(ups);
     if (ok && self->chain_seq != self->batch_chain_seq)
         ok = s_chain_head(self);
+    if (ok && nupdates)
+        ok = s_mark(self);
     if (ok)
         ok = s_send_ahead(self, S_SENT_COMMIT, "commit", NULL, 0, NULL, NULL, NULL)
              && s_collect(self, NULL);
@@ -1378,17 +1581,94 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
         self->chain_seq = self->batch_chain_seq;
         memcpy(self->link, self->batch_link, BRK_LINK_BYTES);
     }
-    if (ok)
+    if (ok) {
         brk_metrics_commit_seconds((double)(zclock_usecs() - began) / 1e6);
+        if (nupdates)
+            self->mark++;
+    }
     if (!ok && self->conn) {
-        if (PQstatus(self->conn) != CONNECTION_OK || self->broken)
+        if (PQstatus(self->conn) != CONNECTION_OK || self->broken) {
             s_disconnect(self, pipe);
+            if (begun && nupdates) {
+                assert(self->ndoubt == 0); /* settled when this connection began */
+                self->ndoubt = nupdates;
+            }
+        }
         else {
             PQclear(PQexec(self->conn, "rollback"));
             if (self->head_stale && s_read_head(self, self->conn))
                 self->head_stale = false;
+            if (self->mark_stale && s_read_mark(self, self->conn))
+                self->mark_stale = false;
         }
     }
+    return ok;
+}
+
+/* The first n held updates in a transaction, tried twice while the
+   connection stands: a first failure may be another writer's (the mark
+   or the chain's head moved, read again since). */
+static bool
+s_try_held(s_store_t *self, zsock_t *pipe, size_t n)
+{
+    for (int tries = 0; tries < 2 && self->conn; tries++)
+        if (s_transact(self, pipe, self->held, n))
+            return true;
+    return false;
+}
+
+/* Writes the held updates, oldest first, S_MAX_BATCH to a transaction.
+   True when none is left; false when the database is away. */
+static bool
+s_flush_held(s_store_t *self, zsock_t *pipe)
+{
+    while (self->nheld) {
+        /* connected first: a new connection may find some of them
+           written already (s_read_mark) */
+        if (!s_connect(self, pipe))
+            return false;
+        if (!self->nheld)
+            break;
+        size_t n = self->nheld < S_MAX_BATCH ? self->nheld : S_MAX_BATCH;
+        if (s_try_held(self, pipe, n)) {
+            s_held_drop(self, n);
+            continue;
+        }
+        if (!self->conn)
+            return false;
+        /* refused with the connection up: one at a time, so that an
+           update the database will never take does not hold the others
+           back for ever */
+        for (size_t i = 0; i < n; i++) {
+            if (s_try_held(self, pipe, 1)) {
+                s_held_drop(self, 1);
+                continue;
+            }
+            if (!self->conn)
+                return false;
+            brk_update_t *u = self->held[0].ptr;
+            brk_log(BRK_LOG_ERROR, "store",
+                    "the database refused the %s update of delivery %llu: dropped",
+                    s_update_name(u->kind), (unsigned long long)u->delivery);
+            s_held_drop(self, 1);
+        }
+    }
+    if (self->dropped) {
+        brk_log(BRK_LOG_ERROR, "store",
+                "%zu update(s) were dropped while the database was away: their "
+                "deliveries stay pending there",
+                self->dropped);
+        self->dropped = 0;
+    }
+    return true;
+}
+
+/* A batch from the loop: after the held updates, in a transaction of its
+   own; everything of it is answered. */
+static void
+s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
+{
+    bool ok = s_flush_held(self, pipe) && s_transact(self, pipe, cmds, n);
     for (size_t i = 0; i < n; i++) {
         if (!ok && strcmp(cmds[i].verb, "FETCH") == 0) {
             /* rows read in a failed transaction are not handed out */
@@ -1397,7 +1677,7 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
                 brk_delivery_destroy(&f->rows[k]);
             f->nrows = 0;
         }
-        s_answer(pipe, &cmds[i], ok);
+        s_answer(self, pipe, &cmds[i], ok);
     }
 }
 
@@ -1439,6 +1719,8 @@ s_actor(zsock_t *pipe, void *args)
                 s_check_notifies(self, pipe);
             else
                 s_connect(self, pipe);
+            if (self->conn && self->nheld)
+                s_flush_held(self, pipe); /* nothing else may come to write them */
             continue;
         }
         size_t n = 0;
@@ -1474,6 +1756,17 @@ s_actor(zsock_t *pipe, void *args)
     }
     zpoller_destroy(&poller);
     free(cmds);
+    /* on the way out, one more try while the connection stands; not a new
+       connection, which could hold the broker's exit for a long time */
+    if (self->conn && self->nheld)
+        s_flush_held(self, pipe);
+    if (self->nheld)
+        brk_log(BRK_LOG_ERROR, "store",
+                "stopping with %zu delivery update(s) not written: their deliveries are "
+                "pending in the database and will be delivered again",
+                self->nheld);
+    s_held_drop(self, self->nheld);
+    free(self->held);
     if (self->conn)
         PQfinish(self->conn);
     free(self->database);

@@ -23,6 +23,7 @@ GRANT USAGE ON SCHEMA public TO maillage_broker, maillage_operator;
 GRANT SELECT, INSERT, UPDATE ON messages, deliveries, consent_decisions, consents,
     chain_head TO maillage_broker;
 GRANT SELECT, INSERT ON delivery_events TO maillage_broker;
+GRANT SELECT, UPDATE ON store_mark TO maillage_broker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON agencies TO maillage_broker;
 GRANT SELECT ON schema_migrations TO maillage_broker;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO maillage_broker;

@@ -2,8 +2,14 @@
 
     This file runs a PostgreSQL of its own (scripts/pg.sh in a temporary
     folder), since it stops and restarts it: the suite's shared server
-    must stay up for the other tests. Also: SIGTERM drains, the bound on
-    publishes waiting for the store, configuration errors. */
+    must stay up for the other tests. A connection cut during a COMMIT
+    goes through a TCP proxy to the suite's server instead. Also: SIGTERM
+    drains, the bound on publishes waiting for the store, configuration
+    errors. */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <setjmp.h>
 #include <stdbool.h>
@@ -21,6 +27,7 @@
 #include <czmq.h>
 
 #include "brokerproc.h"
+#include "pgenv.h"
 #include "toolutil.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
@@ -33,7 +40,9 @@ static const char *s_agencies = "    ccas-paris-13\n"
                                 "        name = \"CCAS Paris 13\"\n"
                                 "        publish = \"child.protection.alert\"\n"
                                 "    cd75\n"
-                                "        name = \"Departement de Paris\"\n";
+                                "        name = \"Departement de Paris\"\n"
+                                "    cd69\n"
+                                "        name = \"Departement du Rhone\"\n";
 
 static int
 s_pg(const char *verb)
@@ -99,19 +108,25 @@ client(const char *agency, uint64_t credit)
 }
 
 static mlg_msg_t *
-alert(char *id)
+alert_to(char *id, const char *to)
 {
     brokerproc_new_id(id);
     char json[1024];
     snprintf(json, sizeof(json),
              "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-             " \"to\": [\"cd75\"], \"subject\": \"P-9\", \"purpose\": \"protection\","
+             " \"to\": [\"%s\"], \"subject\": \"P-9\", \"purpose\": \"protection\","
              " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
              " \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-             id);
+             id, to);
     mlg_msg_t *m = NULL;
     assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
     return m;
+}
+
+static mlg_msg_t *
+alert(char *id)
+{
+    return alert_to(id, "cd75");
 }
 
 static long
@@ -204,6 +219,382 @@ test_database_restart(void **state)
     }
     mlg_client_destroy(&sub);
     mlg_client_destroy(&c);
+}
+
+/* The next DELIVER on c, within 5 s. */
+static mlg_msg_t *
+delivery(mlg_client_t *c)
+{
+    mlg_msg_t *d = mlg_client_recv(c, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->op, MLG_OP_DELIVER);
+    return d;
+}
+
+/* One delivery's row as "state attempts last_error", and how many rows
+   of delivery_events it has as "event@attempt ..." in their order. */
+static void
+s_delivery_row(uint64_t id, char *row, size_t rowlen, char *events, size_t evlen)
+{
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "select state || ' ' || attempts || ' ' || coalesce(last_error, '-'),"
+             " (select coalesce(string_agg(event || '@' || attempt, ' ' order by id), '')"
+             "  from delivery_events where delivery_id = d.id)"
+             " from deliveries d where id = %llu",
+             (unsigned long long)id);
+    PGresult *res = PQexec(s_db, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), 1);
+    snprintf(row, rowlen, "%s", PQgetvalue(res, 0, 0));
+    snprintf(events, evlen, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+}
+
+/* Issue 14, item 4: what a client settles while the database is down is
+   written once it is back, exactly once, and a restarted broker does not
+   deliver it again. The ACKs, NACKs and BYE reach the broker after
+   PostgreSQL stopped and before it starts again, so the store has to
+   keep them over a failed batch and a reconnection. */
+static void
+test_settled_while_database_down(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    char ids[N][37];
+    uint64_t dids[N];
+    mlg_client_t *a = client("cd69", N);
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *m = alert_to(ids[i], "cd69");
+        mlg_client_send(pub, m);
+        mlg_msg_destroy(&m);
+        mlg_msg_t *ans = answer(pub);
+        assert_int_equal(ans->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&ans);
+    }
+    for (int i = 0; i < N; i++) {
+        mlg_msg_t *d = delivery(a);
+        int k = 0;
+        while (k < N && strcmp(ids[k], d->id) != 0)
+            k++;
+        assert_true(k < N);
+        assert_int_equal(d->attempt, 1);
+        dids[k] = d->delivery;
+        mlg_msg_destroy(&d);
+    }
+    /* the deliveries' first sends are written before the database stops */
+    s_db_open();
+    int64_t deadline = zclock_mono() + 10000;
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where recipient = 'cd69' and attempts = 1");
+    while (brokerproc_scalar(s_db, sql) != N && zclock_mono() < deadline)
+        zclock_sleep(50);
+    assert_int_equal(brokerproc_scalar(s_db, sql), N);
+    PQfinish(s_db);
+
+    assert_int_equal(s_pg("stop"), 0);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "database connection lost", 5000), 0);
+    /* while it is down: 0-4 acked, 5 refused (dead), 6 requeued by its
+       client and acked on its second attempt, 7 left in flight when its
+       client says BYE, then acked by another client */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mlg_client_ack(a, dids[i]), MLG_OK);
+    assert_int_equal(mlg_client_nack(a, dids[5], false, "refused"), MLG_OK);
+    assert_int_equal(mlg_client_nack(a, dids[6], true, "busy"), MLG_OK);
+    mlg_msg_t *d = delivery(a);
+    assert_int_equal(d->delivery, dids[6]);
+    assert_int_equal(d->attempt, 2);
+    mlg_client_ack(a, d->delivery);
+    mlg_msg_destroy(&d);
+    mlg_client_t *b = client("cd69", 1);
+    mlg_client_destroy(&a);
+    d = delivery(b);
+    assert_int_equal(d->delivery, dids[7]);
+    assert_int_equal(d->attempt, 2);
+    mlg_client_ack(b, d->delivery);
+    mlg_msg_destroy(&d);
+    zclock_sleep(1000); /* the store has had them, and failed to write them */
+
+    assert_int_equal(s_pg("start"), 0);
+    s_db_open();
+    deadline = zclock_mono() + 20000;
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where recipient = 'cd69' and state <> "
+             "'pending'");
+    while (brokerproc_scalar(s_db, sql) != N && zclock_mono() < deadline)
+        zclock_sleep(100);
+    static const struct {
+        const char *row, *events;
+    } want[N] = {
+        {"acked 1 -", ""},          {"acked 1 -", ""},
+        {"acked 1 -", ""},          {"acked 1 -", ""},
+        {"acked 1 -", ""},          {"dead 1 refused", "nack@1 dead@1"},
+        {"acked 2 busy", "nack@1"}, {"acked 2 BYE", "requeued@1"},
+    };
+    for (int i = 0; i < N; i++) {
+        char row[200], events[200];
+        s_delivery_row(dids[i], row, sizeof(row), events, sizeof(events));
+        if (strcmp(row, want[i].row) != 0 || strcmp(events, want[i].events) != 0)
+            print_error("delivery %d: '%s' with events '%s', expected '%s' with '%s'\n",
+                        i, row, events, want[i].row, want[i].events);
+        assert_string_equal(row, want[i].row);
+        assert_string_equal(events, want[i].events);
+    }
+    PQfinish(s_db);
+    mlg_client_destroy(&b);
+    mlg_client_destroy(&pub);
+
+    /* a restarted broker reads the queue from the database: nothing of
+       it is delivered again */
+    assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+    mlg_client_t *c = client("cd69", N);
+    d = mlg_client_recv(c, 2000);
+    if (d)
+        print_error("delivered again after a restart: %s %llu attempt %llu\n",
+                    mlg_op_name(d->op), (unsigned long long)d->delivery,
+                    (unsigned long long)d->attempt);
+    assert_null(d);
+    mlg_client_destroy(&c);
+}
+
+/* ---- a connection cut off during its COMMIT ------------------------------
+
+   A TCP proxy between a broker and PostgreSQL that fails the way a
+   network does. Commands, each answered with a signal: "HUSH" stops
+   passing the server's answers on the connections open now (the server
+   still runs what it gets), "MUTE" stops passing the client's requests
+   on them, "CUT" closes them. New connections pass everything. */
+
+typedef struct {
+    int client, server;
+    bool hushed, muted;
+} s_pair_t;
+
+static void
+s_proxy_close(s_pair_t *pairs, size_t *n, size_t i)
+{
+    close(pairs[i].client);
+    close(pairs[i].server);
+    pairs[i] = pairs[--*n];
+}
+
+static void
+s_proxy(zsock_t *pipe, void *args)
+{
+    const int *ports = args; /* listen on [0], pass to [1] */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons((uint16_t)ports[0]);
+    /* the port's probe (a zmq socket) is closed in the background */
+    bool ok = false;
+    for (int i = 0; i < 50 && !ok; i++) {
+        ok = bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+        if (!ok)
+            zclock_sleep(20);
+    }
+    ok = ok && listen(lfd, 8) == 0;
+    zsock_signal(pipe, ok ? 0 : 1);
+    enum { MAXP = 16 };
+    s_pair_t pairs[MAXP];
+    size_t n = 0;
+    while (ok) {
+        zmq_pollitem_t items[2 + 2 * MAXP] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+                                              {NULL, lfd, ZMQ_POLLIN, 0}};
+        for (size_t i = 0; i < n; i++) {
+            items[2 + 2 * i] = (zmq_pollitem_t){NULL, pairs[i].client, ZMQ_POLLIN, 0};
+            items[3 + 2 * i] = (zmq_pollitem_t){NULL, pairs[i].server, ZMQ_POLLIN, 0};
+        }
+        if (zmq_poll(items, (int)(2 + 2 * n), -1) < 0)
+            break;
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *cmd = zstr_recv(pipe);
+            if (!cmd || streq(cmd, "$TERM")) {
+                zstr_free(&cmd);
+                break;
+            }
+            for (size_t i = n; i-- > 0;) {
+                if (streq(cmd, "HUSH"))
+                    pairs[i].hushed = true;
+                else if (streq(cmd, "MUTE"))
+                    pairs[i].muted = true;
+                else if (pairs[i].hushed || pairs[i].muted)
+                    s_proxy_close(pairs, &n, i); /* CUT */
+            }
+            zstr_free(&cmd);
+            zsock_signal(pipe, 0);
+            continue; /* the items may have moved */
+        }
+        if ((items[1].revents & ZMQ_POLLIN) && n < MAXP) {
+            int c = accept(lfd, NULL, NULL);
+            int srv = socket(AF_INET, SOCK_STREAM, 0);
+            addr.sin_port = htons((uint16_t)ports[1]);
+            if (c >= 0 && connect(srv, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+                pairs[n++] = (s_pair_t){c, srv, false, false};
+            else {
+                close(c);
+                close(srv);
+            }
+        }
+        for (size_t i = n; i-- > 0;) {
+            for (int side = 0; side < 2 && i < n; side++) {
+                if (!(items[2 + 2 * i + side].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+                    continue;
+                char buf[16384];
+                int from = side ? pairs[i].server : pairs[i].client;
+                int to = side ? pairs[i].client : pairs[i].server;
+                ssize_t got = read(from, buf, sizeof(buf));
+                if (got <= 0) {
+                    s_proxy_close(pairs, &n, i);
+                    break;
+                }
+                bool pass = side ? !pairs[i].hushed : !pairs[i].muted;
+                if (pass && write(to, buf, (size_t)got) != got) {
+                    s_proxy_close(pairs, &n, i);
+                    break;
+                }
+            }
+        }
+    }
+    while (n)
+        s_proxy_close(pairs, &n, 0);
+    close(lfd);
+}
+
+static void
+s_proxy_do(zactor_t *proxy, const char *cmd)
+{
+    zstr_send(proxy, cmd);
+    zsock_wait(proxy);
+}
+
+static brokerproc_t s_cut_bp;
+static zactor_t *s_cut_proxy;
+
+/* Until `sql` (a count) says `want`, up to 10 s. */
+static long
+s_wait_count(PGconn *db, const char *sql, long want)
+{
+    int64_t deadline = zclock_mono() + 10000;
+    long got;
+    while ((got = brokerproc_scalar(db, sql)) != want && zclock_mono() < deadline)
+        zclock_sleep(50);
+    return got;
+}
+
+/* A transaction of updates is cut off during its COMMIT: once when the
+   server has committed it and its answer is lost, once when the server
+   never got it. Either way the broker learns which on reconnecting, and
+   the updates are in the database exactly once (a SENT written twice
+   would count its attempt twice, a NACK its delivery_events rows). */
+static void
+test_commit_cut_off(void **state)
+{
+    (void)state;
+    char host_port[16], user[64], url[512], conninfo[2048];
+    assert_int_equal(pgenv_get("MLG_PGPORT", host_port, sizeof(host_port)), 0);
+    assert_int_equal(pgenv_get("MLG_PGUSER", user, sizeof(user)), 0);
+    assert_int_equal(brokerproc_make_db("e2e_commit_cut", url, sizeof(url), conninfo,
+                                        sizeof(conninfo)),
+                     0);
+    int ports[2] = {brokerproc_free_port(), atoi(host_port)};
+    s_cut_proxy = zactor_new(s_proxy, ports);
+    zactor_t *proxy = s_cut_proxy;
+    assert_non_null(proxy);
+    snprintf(url, sizeof(url), "postgresql://%s@127.0.0.1:%d/e2e_commit_cut", user,
+             ports[0]);
+    brokerproc_t *bp = &s_cut_bp;
+    assert_int_equal(brokerproc_init_url(bp, url, conninfo, NULL, s_agencies), 0);
+    if (brokerproc_start(bp) != 0) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "cat %s >&2", bp->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "no log\n");
+        fail_msg("the broker did not start through the proxy");
+    }
+    PGconn *db = brokerproc_db(bp);
+    assert_int_equal(PQstatus(db), CONNECTION_OK);
+
+    /* d0 in flight to `sub`, d1 held in the broker's read-ahead */
+    mlg_client_t *sub = brokerproc_client(bp, "cd69", 1);
+    mlg_client_t *pub = brokerproc_client(bp, "ccas-paris-13", 0);
+    assert_non_null(sub);
+    assert_non_null(pub);
+    for (int i = 0; i < 2; i++) {
+        char id[37];
+        mlg_msg_t *m = alert_to(id, "cd69");
+        mlg_client_send(pub, m);
+        mlg_msg_destroy(&m);
+        mlg_msg_t *a = brokerproc_answer(pub, 10000);
+        assert_non_null(a);
+        assert_int_equal(a->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&a);
+    }
+    mlg_msg_t *d = delivery(sub);
+    uint64_t d0 = d->delivery;
+    mlg_msg_destroy(&d);
+    char sql[300];
+    snprintf(sql, sizeof(sql), "select count(*) from deliveries where attempts = 1");
+    assert_int_equal(s_wait_count(db, sql, 1), 1);
+
+    /* 1. committed, its answer lost: a second client takes d1, and the
+       transaction of its SENT (sent in one go, BEGIN to COMMIT) commits
+       while the proxy keeps the server's answers */
+    s_proxy_do(proxy, "HUSH");
+    mlg_client_t *sub2 = brokerproc_client(bp, "cd69", 1);
+    assert_non_null(sub2);
+    d = delivery(sub2);
+    uint64_t d1 = d->delivery;
+    mlg_msg_destroy(&d);
+    assert_int_equal(s_wait_count(db, sql, 2), 2);
+    s_proxy_do(proxy, "CUT");
+    assert_int_equal(brokerproc_wait_log(bp, "had committed", 10000), 0);
+    mlg_client_ack(sub2, d1);
+    snprintf(sql, sizeof(sql), "select count(*) from deliveries where state = 'acked'");
+    assert_int_equal(s_wait_count(db, sql, 1), 1);
+
+    /* 2. never got to the server */
+    s_proxy_do(proxy, "MUTE");
+    mlg_client_nack(sub, d0, false, "refused");
+    zclock_sleep(500);
+    snprintf(sql, sizeof(sql), "select count(*) from deliveries where state = 'dead'");
+    assert_int_equal(brokerproc_scalar(db, sql), 0);
+    s_proxy_do(proxy, "CUT");
+    assert_int_equal(s_wait_count(db, sql, 1), 1);
+
+    const struct {
+        uint64_t id;
+        const char *row, *events;
+    } want[2] = {{d0, "dead 1 refused", "nack@1 dead@1"}, {d1, "acked 1 -", ""}};
+    s_db = db;
+    for (int i = 0; i < 2; i++) {
+        char row[200], events[200];
+        s_delivery_row(want[i].id, row, sizeof(row), events, sizeof(events));
+        if (strcmp(row, want[i].row) != 0 || strcmp(events, want[i].events) != 0)
+            print_error("delivery %d: '%s' with events '%s'\n", i, row, events);
+        assert_string_equal(row, want[i].row);
+        assert_string_equal(events, want[i].events);
+    }
+    s_db = NULL;
+    PQfinish(db);
+    mlg_client_destroy(&sub2);
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
+/* Whatever happened in test_commit_cut_off, its broker and proxy go. */
+static int
+s_cut_teardown(void **state)
+{
+    (void)state;
+    brokerproc_cleanup(&s_cut_bp);
+    zactor_destroy(&s_cut_proxy);
+    return 0;
 }
 
 static void
@@ -332,6 +723,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_database_restart),
+        cmocka_unit_test(test_settled_while_database_down),
+        cmocka_unit_test_teardown(test_commit_cut_off, s_cut_teardown),
         cmocka_unit_test(test_bound_on_waiting_publishes),
         cmocka_unit_test(test_sigterm_drains),
         cmocka_unit_test(test_config_errors),

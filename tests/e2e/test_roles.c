@@ -150,6 +150,17 @@ test_restricted_roles(void **state)
     mlg_client_destroy(&pub);
     mlg_client_destroy(&sub);
     zclock_sleep(300);
+    /* the ACK was written as this role (it moves store_mark too) */
+    PGconn *db = brokerproc_db(&bp);
+    char acked[200];
+    snprintf(
+        acked, sizeof(acked),
+        "select count(*) from deliveries where message_id = '%s' and state = 'acked'",
+        id);
+    for (int i = 0; i < 50 && brokerproc_scalar(db, acked) != 1; i++)
+        zclock_sleep(100);
+    assert_int_equal(brokerproc_scalar(db, acked), 1);
+    PQfinish(db);
 
     /* what the runtime role cannot do */
     assert_true(s_denied(conninfo, "delete from messages"));
