@@ -1078,8 +1078,11 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
     char *key = zframe_strhex(job->routing_id);
     s_session_t *owner = key ? zhashx_lookup(self->sessions, key) : NULL;
     free(key);
+    /* the answer goes to the connection that sent the publish only: when
+       it has closed, its routing id may be another connection's now (its
+       client retries with the same id) */
     if (owner && owner->conn != job->conn)
-        owner = NULL; /* another connection has its routing id now */
+        owner = NULL;
     if (owner && owner->outstanding)
         owner->outstanding--;
     s_consent_done(self, job);
@@ -1108,12 +1111,10 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
             s_send(self, job->routing_id, c);
         mlg_msg_destroy(&c);
     }
-    else if (!owner)
-        ; /* its connection is gone: the publisher retries with the same id */
-    else if (job->rc == MLG_INVALID)
+    else if (owner && job->rc == MLG_INVALID)
         s_send_reject(self, job->routing_id, job->msg->id, MLG_INVALID,
                       "/id: id already used: choose a new id for a new message");
-    else
+    else if (owner)
         s_send_reject(self, job->routing_id, job->msg->id, MLG_UNAVAILABLE,
                       "the database could not store it: nothing was stored, retry later "
                       "with the same id");
