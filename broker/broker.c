@@ -32,10 +32,23 @@
 #define S_MAX_CREDIT 10000 /* a client asking more gets this much */
 #define S_DRAIN_MS 5000    /* how long SIGTERM waits for the store */
 
+/* What tells one connection from another, read from a frame's metadata
+   (zmq_msg_gets): a client chooses its routing id (ZMQ_ROUTING_ID), so
+   the routing id alone does not say which connection a map came from. */
+typedef struct {
+    int fd;       /* the connection's socket ("__fd", behind ZMQ_SRCFD); -1 unknown */
+    char key[41]; /* under CURVE: its public key, from its User-Id */
+} s_conn_t;
+
+/* A session exists only after a HELLO was accepted: a connection that has
+   not said HELLO holds nothing in the broker, whatever it sends. */
 typedef struct {
     char key[512]; /* the routing id, in hex */
     zframe_t *routing_id;
     bool hello;
+    bool closed;   /* its connection closed: never chosen again, ended soon */
+    int fd;        /* the connection that said HELLO (s_conn_t) */
+    uint64_t conn; /* the broker's number for that connection */
     char agency[MLG_AGENCY_ID_MAX + 1];
     char client[MLG_STRBUF(MLG_CLIENT_MAX)];
     char name[32];      /* "s-<n>", the session id given in WELCOME */
@@ -45,6 +58,15 @@ typedef struct {
     uint64_t outstanding; /* its publishes at the store */
     int64_t last_seen;
 } s_session_t;
+
+/* A session whose connection closed, remembered for 3 heartbeats by its
+   routing id: a map of another key on that routing id is then logged as
+   the attempt it is, with both keys. */
+typedef struct {
+    char agency[MLG_AGENCY_ID_MAX + 1];
+    char key[41];
+    int64_t until;
+} s_departed_t;
 
 typedef struct {
     char agency[MLG_AGENCY_ID_MAX + 1];
@@ -70,7 +92,11 @@ struct brk_broker_t {
     brk_http_t *http; /* broker/http: /metrics, /healthz, the dashboard */
     unsigned ticks;
     zloop_t *loop;
-    zhashx_t *sessions;       /* key -> s_session_t */
+    zsock_t *monitor;         /* the ROUTER's DISCONNECTED events */
+    zhashx_t *sessions;       /* key -> s_session_t, each after HELLO */
+    zhashx_t *joined;         /* agency -> its sessions, a count (uintptr_t) */
+    zhashx_t *departed;       /* routing id -> s_departed_t, sessions whose
+                                 connection closed lately */
     zhashx_t *queues;         /* agency -> s_queue_t */
     zhashx_t *inflight;       /* delivery id (decimal) -> s_flight_t */
     brk_consents_t *consents; /* the consent index, from the store */
@@ -80,11 +106,13 @@ struct brk_broker_t {
     bool db_up;
     bool draining;
     uint64_t next_session;
+    uint64_t next_conn;
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload;
 };
 
 static void s_send_agencies(brk_broker_t *self);
+static void s_read_disconnects(brk_broker_t *self);
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -248,8 +276,8 @@ s_free_session(brk_broker_t *self, const char *agency)
     s_session_t *best = NULL;
     for (s_session_t *s = zhashx_first(self->sessions); s;
          s = zhashx_next(self->sessions))
-        if (s->hello && s->inflight < s->credit && strcmp(s->agency, agency) == 0
-            && (!best || s->inflight < best->inflight))
+        if (s->hello && !s->closed && s->inflight < s->credit
+            && strcmp(s->agency, agency) == 0 && (!best || s->inflight < best->inflight))
             best = s;
     return best;
 }
@@ -308,7 +336,13 @@ static void
 s_pump(brk_broker_t *self, s_queue_t *q)
 {
     s_session_t *s;
-    while (zlistx_size(q->ready) && (s = s_free_session(self, q->agency))) {
+    for (;;) {
+        /* a routing id whose connection closed may belong to another
+           connection by the next send (libzmq frees and gives it within
+           any call on the socket): read the closures before each send */
+        s_read_disconnects(self);
+        if (!zlistx_size(q->ready) || !(s = s_free_session(self, q->agency)))
+            break;
         brk_delivery_t *row = zlistx_first(q->ready);
         if (s_consent_held(self, row))
             return; /* the revocation's answer pumps again */
@@ -358,6 +392,13 @@ s_pump_all(brk_broker_t *self)
 /* ---- sessions --------------------------------------------------------- */
 
 static void
+s_free_item(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void
 s_session_destroy(void **item)
 {
     s_session_t *s = *item;
@@ -366,6 +407,44 @@ s_session_destroy(void **item)
     zframe_destroy(&s->routing_id);
     free(s);
     *item = NULL;
+}
+
+/* The number of sessions of an agency, and its change by `delta`. */
+static size_t
+s_joined(brk_broker_t *self, const char *agency)
+{
+    return (size_t)(uintptr_t)zhashx_lookup(self->joined, agency);
+}
+
+static void
+s_join(brk_broker_t *self, const char *agency, int delta)
+{
+    size_t n = s_joined(self, agency);
+    n = delta < 0 ? (n ? n - 1 : 0) : n + 1;
+    if (n)
+        zhashx_update(self->joined, agency, (void *)(uintptr_t)n);
+    else
+        zhashx_delete(self->joined, agency);
+}
+
+static void
+s_conn_read(zframe_t *frame, s_conn_t *c)
+{
+    const char *fd = frame ? zframe_meta(frame, "__fd") : NULL;
+    const char *user = frame ? zframe_meta(frame, "User-Id") : NULL;
+    const char *space = user ? strchr(user, ' ') : NULL;
+    c->fd = fd ? atoi(fd) : -1;
+    snprintf(c->key, sizeof(c->key), "%s", space ? space + 1 : "");
+}
+
+/* Is this map from the connection that said the session's HELLO? Under
+   CURVE the key must be the same; in every mode the socket must be (two
+   live connections never share one, and a closed one's session is ended
+   before a map of the next connection on its number is read). */
+static bool
+s_same_conn(const s_session_t *s, const s_conn_t *c)
+{
+    return s->fd == c->fd && strcmp(s->curve_key, c->key) == 0;
 }
 
 static void
@@ -379,6 +458,8 @@ s_session_end(brk_broker_t *self, s_session_t *s, const char *why)
                 s->client[0] ? s->client : s->name, why);
     if (had_hello && self->clients)
         self->clients--;
+    if (had_hello)
+        s_join(self, agency, -1);
     s->hello = false; /* never chosen again for a delivery */
     s_requeue_session(self, s, why);
     zhashx_delete(self->sessions, s->key);
@@ -387,7 +468,137 @@ s_session_end(brk_broker_t *self, s_session_t *s, const char *why)
         s_pump(self, q);
 }
 
+/* Marks closed the sessions of the connections that the monitor says
+   closed (ZMQ_EVENT_DISCONNECTED, its value the socket). Frees nothing,
+   so it is safe in the middle of a pump; s_end_closed ends them. libzmq
+   sends the event before it frees the routing id for another connection,
+   so reading it before each map and each send keeps a new connection
+   from inheriting the session of the one that held its routing id. */
+static void
+s_read_disconnects(brk_broker_t *self)
+{
+    zmsg_t *ev;
+    while (self->monitor && (ev = zmsg_recv(self->monitor))) {
+        zframe_t *head = zmsg_first(ev);
+        uint16_t event = 0;
+        uint32_t fd = 0;
+        if (head && zframe_size(head) == 6) {
+            memcpy(&event, zframe_data(head), sizeof(event));
+            memcpy(&fd, zframe_data(head) + 2, sizeof(fd));
+        }
+        zmsg_destroy(&ev);
+        if (event != ZMQ_EVENT_DISCONNECTED)
+            continue;
+        /* O(sessions) a closed connection: a few thousand at most */
+        for (s_session_t *s = zhashx_first(self->sessions); s;
+             s = zhashx_next(self->sessions))
+            if (s->fd >= 0 && (uint32_t)s->fd == fd)
+                s->closed = true;
+    }
+}
+
+static void
+s_end_closed(brk_broker_t *self)
+{
+    s_read_disconnects(self);
+    zlistx_t *keys = zhashx_keys(self->sessions);
+    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_session_t *s = zhashx_lookup(self->sessions, key);
+        if (!s || !s->closed)
+            continue;
+        /* bounded like the sessions themselves */
+        s_departed_t *d = zhashx_size(self->departed) < 2 * self->cfg->max_clients
+                              ? calloc(1, sizeof(*d))
+                              : NULL;
+        if (d) {
+            snprintf(d->agency, sizeof(d->agency), "%s", s->agency);
+            snprintf(d->key, sizeof(d->key), "%s", s->curve_key);
+            d->until = zclock_mono() + 3 * (int64_t)self->cfg->heartbeat_ms;
+            zhashx_update(self->departed, key, d);
+        }
+        s_session_end(self, s, "its connection closed");
+    }
+    zlistx_destroy(&keys);
+}
+
+/* A map from a connection without a session: was its routing id a closed
+   session's, under another key? */
+static void
+s_check_departed(brk_broker_t *self, const char *hex, const s_conn_t *c)
+{
+    s_departed_t *d = zhashx_lookup(self->departed, hex);
+    if (d && strcmp(d->key, c->key) != 0)
+        brk_log(BRK_LOG_WARNING, "auth",
+                "routing id %.64s of a closed session (agency %s, key %s) used by "
+                "another connection (key %s): HELLO_REQUIRED",
+                hex, d->agency, d->key[0] ? d->key : "none", c->key[0] ? c->key : "none");
+}
+
+static int
+s_on_monitor(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    (void)reader;
+    s_end_closed(arg);
+    return 0;
+}
+
 /* ---- the maps --------------------------------------------------------- */
+
+/* Is there room for one more session of `agency`, `leaving` (NULL or
+   the agency a session leaves for it) aside? Each agency has at most
+   max_clients_per_agency sessions, and a share of max_clients is kept for
+   every registered agency: share = min(max_clients_per_agency,
+   max_clients / agencies). An agency under its share always has room; over
+   it, only where the broker has room beyond the places that the others
+   have not taken of their shares. The invariant "sessions + places kept
+   <= max_clients" holds after every admission, so no agency can fill the
+   broker with sessions, keep-alives or reconnections. O(agencies). */
+static bool
+s_room(brk_broker_t *self, const char *agency, const char *leaving, char *reason,
+       size_t len)
+{
+    const brk_config_t *cfg = self->cfg;
+    size_t total = self->clients - (leaving ? 1 : 0);
+    uint64_t share = cfg->max_clients / (cfg->nagencies ? cfg->nagencies : 1);
+    if (share > cfg->max_clients_per_agency)
+        share = cfg->max_clients_per_agency;
+    uint64_t kept = 0; /* places of the other agencies' shares not taken */
+    size_t mine = 0;
+    for (size_t i = 0; i < cfg->nagencies; i++) {
+        const char *id = cfg->agencies[i].id;
+        size_t n = s_joined(self, id);
+        if (leaving && strcmp(id, leaving) == 0 && n)
+            n--;
+        if (strcmp(id, agency) == 0)
+            mine = n;
+        else if (n < share)
+            kept += share - n;
+    }
+    if (mine >= cfg->max_clients_per_agency) {
+        snprintf(reason, len,
+                 "agency '%s' has its maximum of %llu clients "
+                 "(broker/max_clients_per_agency): try again later",
+                 agency, (unsigned long long)cfg->max_clients_per_agency);
+        return false;
+    }
+    if (mine < share && total < cfg->max_clients)
+        return true;
+    if (total + 1 + kept > cfg->max_clients) {
+        if (total >= cfg->max_clients)
+            snprintf(reason, len,
+                     "the broker serves its maximum of %llu clients "
+                     "(broker/max_clients): try again later",
+                     (unsigned long long)cfg->max_clients);
+        else
+            snprintf(reason, len,
+                     "agency '%s' has its share of %llu clients, and the rest of "
+                     "broker/max_clients is kept for the other agencies: try again later",
+                     agency, (unsigned long long)share);
+        return false;
+    }
+    return true;
+}
 
 static void
 s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id)
@@ -421,16 +632,20 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
         }
         snprintf(s->curve_key, sizeof(s->curve_key), "%s", key);
     }
-    if (!s->hello && self->clients >= self->cfg->max_clients) {
-        snprintf(reason, sizeof(reason),
-                 "the broker serves its maximum of %llu clients (broker/max_clients): "
-                 "try again later",
-                 (unsigned long long)self->cfg->max_clients);
+    /* a second HELLO for the same agency keeps its place */
+    bool moves = !s->hello || strcmp(s->agency, m->agency) != 0;
+    if (moves
+        && !s_room(self, m->agency, s->hello ? s->agency : NULL, reason,
+                   sizeof(reason))) {
         brk_log(BRK_LOG_WARNING, m->agency, "HELLO refused: %s", reason);
         s_send_error(self, s->routing_id, MLG_UNAVAILABLE, reason);
         return;
     }
     bool joined = s->hello;
+    if (joined && moves)
+        s_join(self, s->agency, -1);
+    if (moves)
+        s_join(self, m->agency, +1);
     if (s->hello) { /* a second HELLO replaces the first */
         s->hello = false;
         s_requeue_session(self, s, "second HELLO");
@@ -619,6 +834,7 @@ s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_s
     job->decisions = decisions;
     job->ndecisions = n;
     job->routing_id = zframe_dup(rid);
+    job->conn = s->conn;
     self->outstanding++;
     s->outstanding++;
     zsock_send(self->store, "sp", "PUBLISH", job);
@@ -669,34 +885,36 @@ s_on_router(zloop_t *loop, zsock_t *reader, void *arg)
         zmsg_destroy(&msg);
         return 0;
     }
+    /* closures first: a map is never read against the session of a
+       connection that closed before it */
+    s_end_closed(self);
+    zframe_t *frame = zmsg_first(msg);
+    s_conn_t conn;
+    s_conn_read(frame, &conn);
     char *hex = zframe_strhex(rid);
     s_session_t *s = zhashx_lookup(self->sessions, hex);
-    if (!s && zhashx_size(self->sessions) >= 2 * self->cfg->max_clients + 64) {
-        /* connections that never said HELLO are reaped after 3 heartbeats;
-           until then a flood of new ones gets an answer and no memory */
-        free(hex);
-        s_send_error(self, rid, MLG_UNAVAILABLE,
-                     "the broker has too many connections: try again later");
-        zframe_destroy(&rid);
-        zmsg_destroy(&msg);
-        return 0;
+    if (s && !s_same_conn(s, &conn)) {
+        /* another connection with this routing id (chosen by the client):
+           nothing of the session is acted on for it */
+        brk_log(BRK_LOG_WARNING, "auth",
+                "routing id %.64s of session %s (agency %s, key %s) used by another "
+                "connection (key %s): that session ends, this one must say HELLO",
+                hex, s->name, s->agency, s->curve_key[0] ? s->curve_key : "none",
+                conn.key[0] ? conn.key : "none");
+        s_session_end(self, s, "its routing id was taken by another connection");
+        s = NULL;
     }
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        snprintf(s->key, sizeof(s->key), "%s", hex);
-        s->routing_id = zframe_dup(rid);
-        zhashx_insert(self->sessions, hex, s);
-    }
-    free(hex);
-    s->last_seen = zclock_mono();
+    if (s)
+        s->last_seen = zclock_mono();
     if (zmsg_size(msg) != 1) {
+        free(hex);
         s_send_error(self, rid, MLG_MALFORMED, "a message is exactly one frame");
         goto done;
     }
-    zframe_t *frame = zmsg_first(msg);
     mlg_msg_t *m = NULL;
     mlg_error_t err;
     if (mlg_msg_decode(zframe_data(frame), zframe_size(frame), &m, &err) != MLG_OK) {
+        free(hex);
         mlg_rc_t code = err.rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : err.rc;
         if (err.op == MLG_OP_PUBLISH && err.id[0])
             s_send_reject(self, rid, err.id, code, err.reason);
@@ -704,7 +922,9 @@ s_on_router(zloop_t *loop, zsock_t *reader, void *arg)
             s_send_error(self, rid, code, err.reason);
         goto done;
     }
-    if (m->op != MLG_OP_HELLO && !s->hello) {
+    if (m->op != MLG_OP_HELLO && !s) {
+        s_check_departed(self, hex, &conn);
+        free(hex);
         if (m->op == MLG_OP_PUBLISH)
             s_send_reject(self, rid, m->id, MLG_HELLO_REQUIRED,
                           "send HELLO first (or again, after a silence)");
@@ -714,8 +934,30 @@ s_on_router(zloop_t *loop, zsock_t *reader, void *arg)
         mlg_msg_destroy(&m);
         goto done;
     }
+    bool fresh = !s;
+    if (fresh) { /* a HELLO: the session is kept if it is accepted */
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+            free(hex);
+            s_send_error(self, rid, MLG_UNAVAILABLE, "the broker is out of memory");
+            mlg_msg_destroy(&m);
+            goto done;
+        }
+        snprintf(s->key, sizeof(s->key), "%s", hex);
+        s->routing_id = zframe_dup(rid);
+        s->fd = conn.fd;
+        snprintf(s->curve_key, sizeof(s->curve_key), "%s", conn.key);
+        s->conn = ++self->next_conn;
+        s->last_seen = zclock_mono();
+        zhashx_insert(self->sessions, hex, s);
+    }
+    free(hex);
     switch (m->op) {
-    case MLG_OP_HELLO: s_on_hello(self, s, m, zframe_meta(frame, "User-Id")); break;
+    case MLG_OP_HELLO:
+        s_on_hello(self, s, m, zframe_meta(frame, "User-Id"));
+        if (fresh && !s->hello)
+            zhashx_delete(self->sessions, s->key); /* refused: nothing kept */
+        break;
     case MLG_OP_PUBLISH: s_on_publish(self, s, &m, zframe_size(frame)); break;
     case MLG_OP_ACK:
     case MLG_OP_NACK: s_on_ack(self, s, m); break;
@@ -835,9 +1077,14 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
     self->outstanding--;
     char *key = zframe_strhex(job->routing_id);
     s_session_t *owner = key ? zhashx_lookup(self->sessions, key) : NULL;
+    free(key);
+    /* the answer goes to the connection that sent the publish only: when
+       it has closed, its routing id may be another connection's now (its
+       client retries with the same id) */
+    if (owner && owner->conn != job->conn)
+        owner = NULL;
     if (owner && owner->outstanding)
         owner->outstanding--;
-    free(key);
     s_consent_done(self, job);
     if (job->rc == MLG_OK && !job->duplicate) {
         brk_metrics_received(job->msg->type);
@@ -860,13 +1107,14 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
             else
                 mlg_msg_add_denied(c, d->recipient, d->reason);
         }
-        s_send(self, job->routing_id, c);
+        if (owner)
+            s_send(self, job->routing_id, c);
         mlg_msg_destroy(&c);
     }
-    else if (job->rc == MLG_INVALID)
+    else if (owner && job->rc == MLG_INVALID)
         s_send_reject(self, job->routing_id, job->msg->id, MLG_INVALID,
                       "/id: id already used: choose a new id for a new message");
-    else
+    else if (owner)
         s_send_reject(self, job->routing_id, job->msg->id, MLG_UNAVAILABLE,
                       "the database could not store it: nothing was stored, retry later "
                       "with the same id");
@@ -1113,6 +1361,13 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
             s_session_end(self, s, "silent");
     }
     zlistx_destroy(&keys);
+    keys = zhashx_keys(self->departed);
+    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_departed_t *d = zhashx_lookup(self->departed, key);
+        if (d && now > d->until)
+            zhashx_delete(self->departed, key);
+    }
+    zlistx_destroy(&keys);
     /* queues whose read-ahead failed try again */
     s_pump_all(self);
     if (self->http && self->ticks++ % 10 == 0)
@@ -1143,6 +1398,9 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
     self->reg = reg;
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, s_session_destroy);
+    self->joined = zhashx_new(); /* counts, not pointers: no destructor */
+    self->departed = zhashx_new();
+    zhashx_set_destructor(self->departed, s_free_item);
     self->queues = zhashx_new();
     zhashx_set_destructor(self->queues, s_queue_destroy);
     self->inflight = zhashx_new();
@@ -1154,6 +1412,29 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
     uint64_t hard = 2 * cfg->max_message_bytes + 4096;
     zsock_set_maxmsgsize(self->router, hard > INT32_MAX ? INT32_MAX : (int)hard);
     zsock_set_linger(self->router, 1000);
+    /* a second connection with a live one's routing id is not given it
+       (libzmq never reads its maps); with handover it would take it */
+    zsock_set_router_handover(self->router, 0);
+    /* the closure of each connection, read in this thread (s_read_disconnects);
+       unbounded on this side, so that libzmq's I/O thread never waits for
+       the loop: one small event a closed connection */
+    char monitor[64];
+    snprintf(monitor, sizeof(monitor), "inproc://maillage-monitor-%p", (void *)self);
+    self->monitor = zsock_new(ZMQ_PAIR);
+    if (self->monitor) {
+        zsock_set_rcvhwm(self->monitor, 0);
+        zsock_set_rcvtimeo(self->monitor, 0);
+    }
+    if (!self->monitor
+        || zmq_socket_monitor(zsock_resolve(self->router), monitor,
+                              ZMQ_EVENT_DISCONNECTED)
+               != 0
+        || zsock_connect(self->monitor, "%s", monitor) != 0) {
+        brk_log(BRK_LOG_ERROR, "loop", "could not monitor the socket: %s",
+                zmq_strerror(zmq_errno()));
+        brk_broker_destroy(&self);
+        return NULL;
+    }
     /* A publisher may have many publishes outstanding and read the answers
        later: ROUTER drops what is over a peer's high-water mark, so leave
        room for every answer it can have pending. Bounded: one answer per
@@ -1208,6 +1489,7 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
     s_send_agencies(self);
     self->loop = zloop_new();
     zloop_reader(self->loop, self->router, s_on_router, self);
+    zloop_reader(self->loop, self->monitor, s_on_monitor, self);
     zloop_reader(self->loop, (zsock_t *)zactor_sock(self->store), s_on_store, self);
     zloop_timer(self->loop, 100, 0, s_on_tick, self);
     brk_log(BRK_LOG_INFO, "loop", "listening on %s", cfg->endpoint);
@@ -1255,7 +1537,12 @@ brk_broker_destroy(brk_broker_t **self_p)
     zhashx_destroy(&self->granting);
     brk_consents_destroy(&self->consents);
     zhashx_destroy(&self->sessions);
+    zhashx_destroy(&self->joined);
+    zhashx_destroy(&self->departed);
     zhashx_destroy(&self->queues);
+    if (self->router && self->monitor) /* libzmq's side of the monitor first */
+        zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
+    zsock_destroy(&self->monitor);
     zsock_destroy(&self->router);
     zactor_destroy(&self->auth);
     free(self);

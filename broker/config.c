@@ -213,6 +213,9 @@ s_broker_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errlen
                 s_uint(value, 1, 10000000, &cfg->max_outstanding, file, key, err, errlen);
         else if (strcmp(name, "max_clients") == 0)
             rc = s_uint(value, 1, 100000, &cfg->max_clients, file, key, err, errlen);
+        else if (strcmp(name, "max_clients_per_agency") == 0)
+            rc = s_uint(value, 1, 100000, &cfg->max_clients_per_agency, file, key, err,
+                        errlen);
         else if (strcmp(name, "max_outstanding_per_client") == 0)
             rc = s_uint(value, 1, 10000000, &cfg->max_outstanding_per_client, file, key,
                         err, errlen);
@@ -305,7 +308,8 @@ brk_config_parse(const char *text, const char *path, char *err, size_t errlen)
     cfg->max_attempts = 5;
     cfg->max_message_bytes = MLG_MAX_MESSAGE_BYTES_DEFAULT;
     cfg->max_outstanding = 10000;
-    cfg->max_clients = 1000;
+    cfg->max_clients = MLG_MAX_CLIENTS_DEFAULT;
+    cfg->max_clients_per_agency = MLG_MAX_CLIENTS_PER_AGENCY_DEFAULT;
     cfg->max_outstanding_per_client = 1000;
     cfg->curve = true;
 

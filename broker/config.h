@@ -31,6 +31,7 @@ typedef struct {
     uint64_t max_message_bytes;
     uint64_t max_outstanding;
     uint64_t max_clients;                /* sessions after HELLO */
+    uint64_t max_clients_per_agency;     /* of those, one agency's */
     uint64_t max_outstanding_per_client; /* one client's publishes at the store */
     bool curve;
     char *secret_cert;

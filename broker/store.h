@@ -46,6 +46,7 @@ typedef struct {
     brk_decision_t *decisions; /* owned */
     size_t ndecisions;
     zframe_t *routing_id; /* the connection to answer; owned */
+    uint64_t conn;        /* the loop's number for that connection */
     /* out (the store's) */
     mlg_rc_t rc; /* MLG_OK, MLG_UNAVAILABLE, or MLG_INVALID (id used by another) */
     bool duplicate;

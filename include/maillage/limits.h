@@ -14,6 +14,13 @@
 /* Default largest frame the broker takes (PROTOCOL.md §1). */
 #define MLG_MAX_MESSAGE_BYTES_DEFAULT (1024u * 1024u)
 
+/* Default bounds on sessions (after HELLO) in the broker: all of them,
+   and one agency's. A share of the first, max_clients / agencies up to
+   the second, is kept for every registered agency (SECURITY.md). A
+   connection that has not said HELLO holds no session. */
+#define MLG_MAX_CLIENTS_DEFAULT 1000
+#define MLG_MAX_CLIENTS_PER_AGENCY_DEFAULT 100
+
 /* Identifiers (PROTOCOL.md §2). */
 #define MLG_AGENCY_ID_MAX 64 /* characters of a-z 0-9 - */
 #define MLG_UUID_LEN 36      /* canonical text form */

@@ -229,6 +229,194 @@ test_reload_removes_a_key(void **state)
     mlg_client_destroy(&other);
 }
 
+/* A DEALER under CURVE with certificate `cert` and the routing id `rid`,
+   as any client may choose one (ZMQ_ROUTING_ID). */
+static zsock_t *
+s_raw(const char *cert, const char *rid)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s_secret", s_dir, cert);
+    zcert_t *c = zcert_load(path);
+    assert_non_null(c);
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    zcert_apply(c, d);
+    zcert_destroy(&c);
+    zsock_set_curve_serverkey(d, s_server_key);
+    zsock_set_identity(d, rid); /* ZMQ_ROUTING_ID */
+    zsock_set_linger(d, 0);
+    assert_int_equal(zsock_connect(d, "%s", s_bp.endpoint), 0);
+    return d;
+}
+
+static void
+s_raw_send(zsock_t *d, const mlg_msg_t *m)
+{
+    uint8_t *data;
+    size_t size;
+    assert_int_equal(mlg_msg_encode(m, &data, &size), MLG_OK);
+    zframe_t *f = zframe_new(data, size);
+    free(data);
+    assert_int_equal(zframe_send(&f, d, 0), 0);
+}
+
+/* The next map on a raw socket, or NULL after timeout_ms. */
+static mlg_msg_t *
+s_raw_recv(zsock_t *d, int timeout_ms)
+{
+    zsock_set_rcvtimeo(d, timeout_ms);
+    zframe_t *f = zframe_recv(d);
+    if (!f)
+        return NULL;
+    mlg_msg_t *m = NULL;
+    mlg_error_t err;
+    assert_int_equal(mlg_msg_decode(zframe_data(f), zframe_size(f), &m, &err), MLG_OK);
+    zframe_destroy(&f);
+    return m;
+}
+
+static void
+s_alert(mlg_client_t *c, const char *to, char id[37])
+{
+    char json[512];
+    brokerproc_new_id(id);
+    snprintf(
+        json, sizeof(json),
+        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+        " \"to\": [\"%s\"], \"subject\": \"P\", \"purpose\": \"protection\","
+        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
+        id, to, id);
+    mlg_msg_t *m = NULL;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
+    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = brokerproc_answer(c, 5000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    mlg_msg_destroy(&a);
+}
+
+/* A client of ccas-paris-13 takes the routing id of a cd75 client whose
+   connection dropped, with its own valid key: it must inherit nothing of
+   cd75's session. Its maps get HELLO_REQUIRED and are not acted on (the
+   cd75 delivery stays unacked, nothing is published as cd75), it receives
+   no cd75 delivery, and the broker logs both keys. */
+static void
+test_routing_id_taken_by_another_key(void **state)
+{
+    (void)state;
+    const char *rid = "cd75-desk-1";
+    zsock_t *victim = s_raw("cd75-new", rid);
+    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
+    strcpy(hello->agency, "cd75");
+    hello->credit = 2;
+    s_raw_send(victim, hello);
+    mlg_msg_destroy(&hello);
+    mlg_msg_t *a = s_raw_recv(victim, 5000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_WELCOME);
+    mlg_msg_destroy(&a);
+    mlg_error_t err;
+    mlg_client_t *ccas = join("ccas-paris-13", "ccas", &err);
+    assert_non_null(ccas);
+    char first[37], second[37];
+    s_alert(ccas, "cd75", first);
+    mlg_msg_t *d = s_raw_recv(victim, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->op, MLG_OP_DELIVER);
+    assert_string_equal(d->id, first);
+    uint64_t delivery = d->delivery;
+    mlg_msg_destroy(&d);
+    zsock_destroy(&victim);
+
+    /* the same routing id, another agency's key; while the dropped
+       connection still holds the routing id, libzmq does not read the new
+       one's maps: connect again until it is answered */
+    zsock_t *thief = NULL;
+    mlg_msg_t *ping = mlg_msg_new(MLG_OP_PING);
+    for (int i = 0; i < 50 && !a; i++) {
+        zsock_destroy(&thief);
+        thief = s_raw("ccas", rid);
+        s_raw_send(thief, ping);
+        a = s_raw_recv(thief, 200);
+    }
+    mlg_msg_destroy(&ping);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_ERROR); /* not a PONG of cd75's session */
+    assert_string_equal(a->code, "HELLO_REQUIRED");
+    mlg_msg_destroy(&a);
+    /* the next cd75 event does not reach it */
+    s_alert(ccas, "cd75", second);
+    /* nor does its ACK settle cd75's delivery, or its PUBLISH go out as cd75 */
+    mlg_msg_t *ack = mlg_msg_new(MLG_OP_ACK);
+    ack->delivery = delivery;
+    s_raw_send(thief, ack);
+    mlg_msg_destroy(&ack);
+    a = s_raw_recv(thief, 5000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_ERROR); /* not a DELIVER */
+    assert_string_equal(a->code, "HELLO_REQUIRED");
+    mlg_msg_destroy(&a);
+    char id[37], json[512];
+    brokerproc_new_id(id);
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
+             " \"to\": [\"ccas-paris-13\"], \"subject\": \"P\", \"purpose\": "
+             "\"protection\", \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\","
+             " \"urgency\": \"urgent\"}}",
+             id, id);
+    mlg_msg_t *pub = NULL;
+    assert_int_equal(mlg_publish_from_json(json, strlen(json), &pub, NULL), MLG_OK);
+    s_raw_send(thief, pub);
+    mlg_msg_destroy(&pub);
+    a = s_raw_recv(thief, 5000);
+    assert_non_null(a);
+    assert_int_equal(a->op, MLG_OP_REJECT);
+    assert_string_equal(a->code, "HELLO_REQUIRED");
+    mlg_msg_destroy(&a);
+    assert_null(s_raw_recv(thief, 200));
+    zsock_destroy(&thief);
+    char line[256];
+    snprintf(line, sizeof(line), "key %s) used by another connection (key %s)",
+             s_cd75_new, s_ccas);
+    assert_int_equal(brokerproc_wait_log(&s_bp, line, 3000), 0);
+    PGconn *db = brokerproc_db(&s_bp);
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where id = %llu"
+             " and state = 'acked'",
+             (unsigned long long)delivery);
+    assert_int_equal(brokerproc_scalar(db, sql), 0);
+    snprintf(sql, sizeof(sql), "select count(*) from messages where id = '%s'", id);
+    assert_int_equal(brokerproc_scalar(db, sql), 0);
+    PQfinish(db);
+    /* cd75's own client gets both: the first again, the second for the
+       first time (it was never sent to the routing id's new holder) */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/cd75-new_secret", s_dir);
+    mlg_client_t *cd75 = mlg_client_new_curve(s_bp.endpoint, "cd75", "e2e-curve", 5, 2000,
+                                              path, s_server_key, &err);
+    assert_non_null(cd75);
+    int got = 0;
+    for (int i = 0; i < 2; i++) {
+        d = mlg_client_recv(cd75, 5000);
+        assert_non_null(d);
+        assert_int_equal(d->op, MLG_OP_DELIVER);
+        if (strcmp(d->id, first) == 0) {
+            assert_int_equal(d->attempt, 2);
+            got |= 1;
+        }
+        if (strcmp(d->id, second) == 0) {
+            assert_int_equal(d->attempt, 1);
+            got |= 2;
+        }
+        mlg_client_ack(cd75, d->delivery);
+        mlg_msg_destroy(&d);
+    }
+    assert_int_equal(got, 3);
+    mlg_client_destroy(&cd75);
+    mlg_client_destroy(&ccas);
+}
+
 /* The adapter host under CURVE: its configuration names its certificate
    and the broker's key; a file dropped in its in/ reaches a client of
    the addressee, and an adapter with an unknown key never joins. */
@@ -356,6 +544,7 @@ main(void)
         cmocka_unit_test(test_two_keys_while_rotating),
         cmocka_unit_test(test_acl_under_curve),
         cmocka_unit_test(test_adapter_with_curve),
+        cmocka_unit_test(test_routing_id_taken_by_another_key),
         cmocka_unit_test(test_reload_removes_a_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -8,7 +8,11 @@
     - a frame far past max_message_bytes closes only that connection;
     - one client flooding garbage as fast as it can while another
       publishes normally: every normal publish is confirmed, and the
-      broker's memory stays bounded. */
+      broker's memory stays bounded;
+    - one agency flooding with connections that never say HELLO and with
+      sessions kept alive by PING: it gets max_clients_per_agency
+      sessions, and every other agency still gets its share of
+      max_clients. */
 
 #include <setjmp.h>
 #include <signal.h>
@@ -246,6 +250,131 @@ test_flood_does_not_starve_others(void **state)
     mlg_client_destroy(&ok);
 }
 
+/* A DEALER that has sent `m` and read its answer (NULL: none in 5 s). */
+static mlg_msg_t *
+s_raw_exchange(zsock_t *d, const mlg_msg_t *m)
+{
+    uint8_t *data;
+    size_t size;
+    assert_int_equal(mlg_msg_encode(m, &data, &size), MLG_OK);
+    zframe_t *f = zframe_new(data, size);
+    free(data);
+    assert_int_equal(zframe_send(&f, d, 0), 0);
+    zsock_set_rcvtimeo(d, 5000);
+    f = zframe_recv(d);
+    if (!f)
+        return NULL;
+    mlg_msg_t *a = NULL;
+    mlg_error_t err;
+    assert_int_equal(mlg_msg_decode(zframe_data(f), zframe_size(f), &a, &err), MLG_OK);
+    zframe_destroy(&f);
+    return a;
+}
+
+static zsock_t *
+s_raw(const brokerproc_t *bp)
+{
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(d, 0);
+    assert_int_equal(zsock_connect(d, "%s", bp->endpoint), 0);
+    return d;
+}
+
+/* One agency floods the broker with connections that never say HELLO
+   and with sessions kept alive by PING; each of the other agencies still
+   gets its share of max_clients. max_clients = 10 and three agencies:
+   a share of min(4, 10 / 3) = 3 each, at most 4 sessions for one agency. */
+static void
+test_one_agency_cannot_lock_out_others(void **state)
+{
+    (void)state;
+    brokerproc_t bp;
+    assert_int_equal(brokerproc_init(&bp, "e2e_limits_share",
+                                     "    max_clients = 10\n"
+                                     "    max_clients_per_agency = 4\n",
+                                     "    ehpad-les-tilleuls\n        name = \"EHPAD\"\n"
+                                     "    cd91\n        name = \"Essonne\"\n"
+                                     "    ars-idf\n        name = \"ARS\"\n"),
+                     0);
+    assert_int_equal(brokerproc_start(&bp), 0);
+    mlg_msg_t *ping = mlg_msg_new(MLG_OP_PING);
+    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
+    strcpy(hello->agency, "ehpad-les-tilleuls");
+    /* more connections that never say HELLO than there are places, each
+       PINGing: none of them holds anything */
+    enum { IDLE = 200, SESSIONS = 12 };
+    zsock_t *idle[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        idle[i] = s_raw(&bp);
+        mlg_msg_t *a = s_raw_exchange(idle[i], ping);
+        assert_non_null(a);
+        assert_string_equal(a->code, "HELLO_REQUIRED");
+        mlg_msg_destroy(&a);
+    }
+    /* as many sessions as it can get, kept alive */
+    zsock_t *own[SESSIONS];
+    int welcomed = 0;
+    for (int i = 0; i < SESSIONS; i++) {
+        own[i] = s_raw(&bp);
+        mlg_msg_t *a = s_raw_exchange(own[i], hello);
+        assert_non_null(a);
+        if (a->op == MLG_OP_WELCOME)
+            welcomed++;
+        else {
+            assert_string_equal(a->code, "UNAVAILABLE");
+            assert_non_null(strstr(a->reason, "max_clients_per_agency"));
+        }
+        mlg_msg_destroy(&a);
+    }
+    assert_int_equal(welcomed, 4);
+    for (int i = 0; i < SESSIONS; i++) {
+        mlg_msg_t *a = s_raw_exchange(own[i], ping);
+        assert_non_null(a);
+        assert_int_equal(a->op, i < welcomed ? MLG_OP_PONG : MLG_OP_ERROR);
+        mlg_msg_destroy(&a);
+    }
+    /* the others: each its share; past it, what the first left */
+    mlg_client_t *cd91[3], *ars[3];
+    for (int i = 0; i < 3; i++) {
+        cd91[i] = brokerproc_client(&bp, "cd91", 0);
+        assert_non_null(cd91[i]);
+    }
+    mlg_error_t err;
+    mlg_client_t *more = mlg_client_new(bp.endpoint, "cd91", "more", 0, 5000, &err);
+    assert_null(more);
+    assert_int_equal(err.rc, MLG_UNAVAILABLE);
+    assert_non_null(strstr(err.reason, "kept for the other agencies"));
+    for (int i = 0; i < 3; i++) {
+        ars[i] = brokerproc_client(&bp, "ars-idf", 0);
+        assert_non_null(ars[i]);
+    }
+    more = mlg_client_new(bp.endpoint, "ars-idf", "more", 0, 5000, &err);
+    assert_null(more);
+    assert_int_equal(err.rc, MLG_UNAVAILABLE);
+    assert_non_null(strstr(err.reason, "broker/max_clients)"));
+    /* a place freed by the flooding agency goes to whoever asks */
+    zsock_destroy(&own[0]);
+    for (int i = 0; i < 100 && !more; i++) {
+        more = mlg_client_new(bp.endpoint, "cd91", "more", 0, 2000, &err);
+        if (!more)
+            assert_int_equal(brokerproc_wait_log(&bp, "its connection closed", 100), 0);
+    }
+    assert_non_null(more);
+    mlg_client_destroy(&more);
+    for (int i = 0; i < 3; i++) {
+        mlg_client_destroy(&cd91[i]);
+        mlg_client_destroy(&ars[i]);
+    }
+    for (int i = 1; i < SESSIONS; i++)
+        zsock_destroy(&own[i]);
+    for (int i = 0; i < IDLE; i++)
+        zsock_destroy(&idle[i]);
+    mlg_msg_destroy(&ping);
+    mlg_msg_destroy(&hello);
+    assert_int_equal(brokerproc_stop(&bp, SIGTERM), 0);
+    brokerproc_cleanup(&bp);
+}
+
 int
 main(void)
 {
@@ -253,6 +382,7 @@ main(void)
         cmocka_unit_test(test_max_clients),
         cmocka_unit_test(test_outstanding_per_client),
         cmocka_unit_test(test_flood_does_not_starve_others),
+        cmocka_unit_test(test_one_agency_cannot_lock_out_others),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
