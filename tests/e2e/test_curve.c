@@ -380,7 +380,7 @@ test_routing_id_taken_by_another_key(void **state)
              s_cd75_new, s_ccas);
     assert_int_equal(brokerproc_wait_log(&s_bp, line, 3000), 0);
     PGconn *db = brokerproc_db(&s_bp);
-    char sql[160];
+    char sql[320];
     snprintf(sql, sizeof(sql),
              "select count(*) from deliveries where id = %llu"
              " and state = 'acked'",
@@ -413,6 +413,19 @@ test_routing_id_taken_by_another_key(void **state)
         mlg_msg_destroy(&d);
     }
     assert_int_equal(got, 3);
+    /* both ACKs stored before the client goes (it does not linger), so
+       the next cd75 session finds nothing of this test's */
+    db = brokerproc_db(&s_bp);
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries d join messages m on m.id = d.message_id"
+             " where d.recipient = 'cd75' and d.state = 'acked'"
+             " and m.id in ('%s', '%s')",
+             first, second);
+    long acked = 0;
+    for (int i = 0; i < 100 && (acked = brokerproc_scalar(db, sql)) != 2; i++)
+        zclock_sleep(50);
+    assert_int_equal(acked, 2);
+    PQfinish(db);
     mlg_client_destroy(&cd75);
     mlg_client_destroy(&ccas);
 }
