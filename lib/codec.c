@@ -60,6 +60,12 @@ mlg_time_now(void)
     return t;
 }
 
+int64_t
+mlg_time_us(mlg_time_t t)
+{
+    return t.sec * 1000000 + (int64_t)(t.nsec / 1000);
+}
+
 /* ------------------------------------------------------------------ */
 /* Construction                                                        */
 

@@ -155,4 +155,8 @@ MLG_EXPORT const char *mlg_op_name(mlg_op_t op);
 /* Wall-clock time now. */
 MLG_EXPORT mlg_time_t mlg_time_now(void);
 
+/* t in microseconds since the epoch (the broker's and the database's
+   unit), rounded down. */
+MLG_EXPORT int64_t mlg_time_us(mlg_time_t t);
+
 #endif

@@ -468,6 +468,18 @@ test_encoded_reason_is_text(void **state)
     mlg_msg_destroy(&m);
 }
 
+static void
+test_time_us(void **state)
+{
+    (void)state;
+    mlg_time_t t = {.sec = 1, .nsec = 999999999};
+    assert_int_equal(mlg_time_us(t), 1999999);
+    t = (mlg_time_t){.sec = -1, .nsec = 500000000}; /* half a second before 1970 */
+    assert_int_equal(mlg_time_us(t), -500000);
+    t = (mlg_time_t){.sec = 1764720000, .nsec = 1500};
+    assert_int_equal(mlg_time_us(t), 1764720000000001LL);
+}
+
 /* A signed int with a non-negative value is an unsigned integer: other
    languages' msgpack libraries write them that way. */
 static void
@@ -1258,6 +1270,7 @@ main(void)
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_every_string_form_read_alike),
         cmocka_unit_test(test_encoded_reason_is_text),
+        cmocka_unit_test(test_time_us),
         cmocka_unit_test(test_signed_encoding_of_uint_accepted),
         cmocka_unit_test(test_reject_empty_and_non_map),
         cmocka_unit_test(test_reject_missing_op),
