@@ -653,6 +653,72 @@ s_body_span(const uint8_t *p, size_t size, size_t *start, size_t *end)
     return false;
 }
 
+/* Step 1: the op, first (it selects the table); every key a string. */
+static mlg_rc_t
+s_decode_op(const msgpack_object *root, mlg_msg_t *msg, mlg_error_t *err)
+{
+    const msgpack_object *op_val = NULL;
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object_kv *kv = &root->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return s_fail(err, MLG_MALFORMED, "map key %u is %s, not a string", i,
+                          s_type_name(&kv->key));
+        if (mlg_mp_str_eq(&kv->key, "op")) {
+            if (op_val)
+                return s_fail(err, MLG_MALFORMED, "key 'op' appears twice");
+            op_val = &kv->val;
+        }
+    }
+    if (!op_val)
+        return s_fail(err, MLG_MALFORMED, "missing key 'op'");
+    if (op_val->type != MSGPACK_OBJECT_STR)
+        return s_fail(err, MLG_MALFORMED, "key 'op' is %s, not a string",
+                      s_type_name(op_val));
+    for (int op = MLG_OP_HELLO; op < MLG_OP_COUNT; op++)
+        if (mlg_mp_str_eq(op_val, s_op_names[op]))
+            msg->op = (mlg_op_t)op;
+    if (msg->op == MLG_OP_NONE)
+        return s_fail(err, MLG_UNKNOWN_OP, "op is not one of PROTOCOL.md");
+    if (err)
+        err->op = msg->op;
+    return MLG_OK;
+}
+
+/* Step 2: each key of the op's table once, in table order; unknown keys
+   ignored. */
+static mlg_rc_t
+s_decode_keys(const msgpack_object *root, mlg_msg_t *msg, mlg_error_t *err)
+{
+    const s_key_t *table = s_table(msg->op);
+    const msgpack_object *vals[S_MAX_KEYS] = {0};
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object_kv *kv = &root->via.map.ptr[i];
+        for (int k = 0; table[k].key; k++) {
+            assert(k < S_MAX_KEYS);
+            if (!mlg_mp_str_eq(&kv->key, table[k].key))
+                continue;
+            if (vals[k])
+                return s_fail(err, MLG_MALFORMED, "key '%s' appears twice", table[k].key);
+            vals[k] = &kv->val;
+        }
+    }
+    for (int k = 0; table[k].key; k++) {
+        if (!vals[k]) {
+            if (table[k].required)
+                return s_fail(err, MLG_MALFORMED, "missing key '%s'", table[k].key);
+            continue;
+        }
+        mlg_rc_t rc = s_read_key(&table[k], vals[k], msg, err);
+        if (rc != MLG_OK)
+            return rc;
+        if (err && k == 0 && msg->op == MLG_OP_PUBLISH)
+            memcpy(err->id, msg->id, sizeof(err->id));
+    }
+    if (msg->op == MLG_OP_REJECT || msg->op == MLG_OP_ERROR)
+        msg->code_rc = mlg_rc_from_wire(msg->code);
+    return MLG_OK;
+}
+
 mlg_rc_t
 mlg_msg_decode(const void *data, size_t size, mlg_msg_t **msg_p, mlg_error_t *err)
 {
@@ -688,75 +754,11 @@ mlg_msg_decode(const void *data, size_t size, mlg_msg_t **msg_p, mlg_error_t *er
     }
     const msgpack_object *root = &priv->up.data;
     assert(root->type == MSGPACK_OBJECT_MAP);
-
-    /* The op, first: it selects the table. */
-    const msgpack_object *op_val = NULL;
-    for (uint32_t i = 0; i < root->via.map.size; i++) {
-        const msgpack_object_kv *kv = &root->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR) {
-            rc = s_fail(err, MLG_MALFORMED, "map key %u is %s, not a string", i,
-                        s_type_name(&kv->key));
-            goto fail;
-        }
-        if (mlg_mp_str_eq(&kv->key, "op")) {
-            if (op_val) {
-                rc = s_fail(err, MLG_MALFORMED, "key 'op' appears twice");
-                goto fail;
-            }
-            op_val = &kv->val;
-        }
-    }
-    if (!op_val) {
-        rc = s_fail(err, MLG_MALFORMED, "missing key 'op'");
+    rc = s_decode_op(root, msg, err);
+    if (rc == MLG_OK)
+        rc = s_decode_keys(root, msg, err);
+    if (rc != MLG_OK)
         goto fail;
-    }
-    if (op_val->type != MSGPACK_OBJECT_STR) {
-        rc = s_fail(err, MLG_MALFORMED, "key 'op' is %s, not a string",
-                    s_type_name(op_val));
-        goto fail;
-    }
-    for (int op = MLG_OP_HELLO; op < MLG_OP_COUNT; op++)
-        if (mlg_mp_str_eq(op_val, s_op_names[op]))
-            msg->op = (mlg_op_t)op;
-    if (msg->op == MLG_OP_NONE) {
-        rc = s_fail(err, MLG_UNKNOWN_OP, "op is not one of PROTOCOL.md");
-        goto fail;
-    }
-    if (err)
-        err->op = msg->op;
-
-    /* Each known key once; unknown keys ignored. */
-    const s_key_t *table = s_table(msg->op);
-    const msgpack_object *vals[S_MAX_KEYS] = {0};
-    for (uint32_t i = 0; i < root->via.map.size; i++) {
-        const msgpack_object_kv *kv = &root->via.map.ptr[i];
-        for (int k = 0; table[k].key; k++) {
-            assert(k < S_MAX_KEYS);
-            if (!mlg_mp_str_eq(&kv->key, table[k].key))
-                continue;
-            if (vals[k]) {
-                rc = s_fail(err, MLG_MALFORMED, "key '%s' appears twice", table[k].key);
-                goto fail;
-            }
-            vals[k] = &kv->val;
-        }
-    }
-    for (int k = 0; table[k].key; k++) {
-        if (!vals[k]) {
-            if (table[k].required) {
-                rc = s_fail(err, MLG_MALFORMED, "missing key '%s'", table[k].key);
-                goto fail;
-            }
-            continue;
-        }
-        rc = s_read_key(&table[k], vals[k], msg, err);
-        if (rc != MLG_OK)
-            goto fail;
-        if (err && k == 0 && msg->op == MLG_OP_PUBLISH)
-            memcpy(err->id, msg->id, sizeof(err->id));
-    }
-    if (msg->op == MLG_OP_REJECT || msg->op == MLG_OP_ERROR)
-        msg->code_rc = mlg_rc_from_wire(msg->code);
 
     if (priv->body_obj) {
         size_t start = 0, end = 0;

@@ -26,6 +26,94 @@ s_be(const uint8_t *p, int bytes)
     return v;
 }
 
+/* What follows a type byte: a length of `lenbytes` bytes (of payload,
+   or of items), then `payload` more bytes, or items. */
+typedef enum { S_SCALAR, S_BYTES, S_ARRAY, S_MAP, S_RESERVED } s_kind_t;
+
+typedef struct {
+    uint8_t lenbytes;
+    uint8_t payload;
+    uint8_t kind;
+} s_type_t;
+
+/* The type bytes 0xc0..0xdf (the rest are fix forms). */
+static const s_type_t s_types[32] = {
+    [0x00] = {0, 0, S_SCALAR},                              /* nil */
+    [0x01] = {0, 0, S_RESERVED}, [0x02] = {0, 0, S_SCALAR}, /* false */
+    [0x03] = {0, 0, S_SCALAR},                              /* true */
+    [0x04] = {1, 0, S_BYTES},                               /* bin8 */
+    [0x05] = {2, 0, S_BYTES},                               /* bin16 */
+    [0x06] = {4, 0, S_BYTES},                               /* bin32 */
+    [0x07] = {1, 1, S_BYTES},                               /* ext8: + type byte */
+    [0x08] = {2, 1, S_BYTES},                               /* ext16 */
+    [0x09] = {4, 1, S_BYTES},                               /* ext32 */
+    [0x0a] = {0, 4, S_SCALAR},                              /* float32 */
+    [0x0b] = {0, 8, S_SCALAR},                              /* float64 */
+    [0x0c] = {0, 1, S_SCALAR},                              /* uint8 */
+    [0x0d] = {0, 2, S_SCALAR},                              /* uint16 */
+    [0x0e] = {0, 4, S_SCALAR},                              /* uint32 */
+    [0x0f] = {0, 8, S_SCALAR},                              /* uint64 */
+    [0x10] = {0, 1, S_SCALAR},                              /* int8 */
+    [0x11] = {0, 2, S_SCALAR},                              /* int16 */
+    [0x12] = {0, 4, S_SCALAR},                              /* int32 */
+    [0x13] = {0, 8, S_SCALAR},                              /* int64 */
+    [0x14] = {0, 2, S_SCALAR},                              /* fixext1: type + data */
+    [0x15] = {0, 3, S_SCALAR},                              /* fixext2 */
+    [0x16] = {0, 5, S_SCALAR},                              /* fixext4 */
+    [0x17] = {0, 9, S_SCALAR},                              /* fixext8 */
+    [0x18] = {0, 17, S_SCALAR},                             /* fixext16 */
+    [0x19] = {1, 0, S_BYTES},                               /* str8 */
+    [0x1a] = {2, 0, S_BYTES},                               /* str16 */
+    [0x1b] = {4, 0, S_BYTES},                               /* str32 */
+    [0x1c] = {2, 0, S_ARRAY},                               /* array16 */
+    [0x1d] = {4, 0, S_ARRAY},                               /* array32 */
+    [0x1e] = {2, 0, S_MAP},                                 /* map16 */
+    [0x1f] = {4, 0, S_MAP},                                 /* map32 */
+};
+
+/* Reads the header at p[*pos]: on success *pos is past it and past any
+   payload, *items holds the objects that follow (a map's pairs count
+   twice). */
+static bool
+s_header(const uint8_t *p, size_t len, size_t *pos, uint64_t *items, const char **why)
+{
+    size_t i = *pos;
+    uint8_t b = p[i++];
+    s_type_t t = {0, 0, S_SCALAR};
+    if (b >= 0x80 && b <= 0x8f)
+        *items = 2u * (b & 0x0f);
+    else if (b >= 0x90 && b <= 0x9f)
+        *items = b & 0x0f;
+    else if (b >= 0xa0 && b <= 0xbf)
+        t.payload = b & 0x1f;
+    else if (b >= 0xc0 && b <= 0xdf)
+        t = s_types[b - 0xc0];
+    /* else: fixint, positive or negative */
+    if (t.kind == S_RESERVED) {
+        *why = "reserved byte 0xc1";
+        return false;
+    }
+    size_t payload = t.payload;
+    if (t.lenbytes) {
+        if (!s_need(len, i, t.lenbytes)) {
+            *why = "truncated length";
+            return false;
+        }
+        uint32_t n = s_be(p + i, t.lenbytes);
+        i += t.lenbytes;
+        if (t.kind == S_BYTES)
+            payload += n;
+        else
+            *items = t.kind == S_MAP ? 2u * (uint64_t)n : n;
+    }
+    if (!s_need(len, i, payload)) {
+        *why = "declared length past the end of the input";
+        return false;
+    }
+    *pos = i + payload;
+    return true;
+}
+
 bool
 mlg_mp_skip(const uint8_t *p, size_t len, size_t *pos, int depth_left, const char **why)
 {
@@ -34,97 +122,10 @@ mlg_mp_skip(const uint8_t *p, size_t len, size_t *pos, int depth_left, const cha
         *why = "truncated";
         return false;
     }
-    uint8_t b = p[i++];
-    size_t payload = 0; /* bytes that follow the header */
-    uint64_t items = 0; /* objects that follow (arrays, maps) */
-    bool container = false;
-    int lenbytes = 0;
-
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        /* fixint, nil, booleans */
-    }
-    else if (b >= 0x80 && b <= 0x8f) {
-        items = 2u * (b & 0x0f);
-        container = true;
-    }
-    else if (b >= 0x90 && b <= 0x9f) {
-        items = b & 0x0f;
-        container = true;
-    }
-    else if (b >= 0xa0 && b <= 0xbf)
-        payload = b & 0x1f;
-    else {
-        switch (b) {
-        case 0xc1: *why = "reserved byte 0xc1"; return false;
-        case 0xc4:
-        case 0xd9: lenbytes = 1; break; /* bin8, str8 */
-        case 0xc5:
-        case 0xda: lenbytes = 2; break;
-        case 0xc6:
-        case 0xdb: lenbytes = 4; break;
-        case 0xc7:
-            lenbytes = 1;
-            payload = 1;
-            break; /* ext: + type byte */
-        case 0xc8:
-            lenbytes = 2;
-            payload = 1;
-            break;
-        case 0xc9:
-            lenbytes = 4;
-            payload = 1;
-            break;
-        case 0xca: payload = 4; break;
-        case 0xcb: payload = 8; break;
-        case 0xcc:
-        case 0xd0: payload = 1; break;
-        case 0xcd:
-        case 0xd1: payload = 2; break;
-        case 0xce:
-        case 0xd2: payload = 4; break;
-        case 0xcf:
-        case 0xd3: payload = 8; break;
-        case 0xd4: payload = 2; break; /* fixext: type + data */
-        case 0xd5: payload = 3; break;
-        case 0xd6: payload = 5; break;
-        case 0xd7: payload = 9; break;
-        case 0xd8: payload = 17; break;
-        case 0xdc:
-            lenbytes = 2;
-            container = true;
-            break;
-        case 0xdd:
-            lenbytes = 4;
-            container = true;
-            break;
-        case 0xde:
-            lenbytes = 2;
-            container = true;
-            break;
-        case 0xdf:
-            lenbytes = 4;
-            container = true;
-            break;
-        default: *why = "unknown type byte"; return false;
-        }
-        if (lenbytes) {
-            if (!s_need(len, i, (size_t)lenbytes)) {
-                *why = "truncated length";
-                return false;
-            }
-            uint32_t n = s_be(p + i, lenbytes);
-            i += (size_t)lenbytes;
-            if (container)
-                items = (b == 0xde || b == 0xdf) ? 2u * (uint64_t)n : n;
-            else
-                payload += n;
-        }
-    }
-    if (!s_need(len, i, payload)) {
-        *why = "declared length past the end of the input";
+    uint64_t items = 0;
+    bool container = (p[i] >= 0x80 && p[i] <= 0x9f) || (p[i] >= 0xdc && p[i] <= 0xdf);
+    if (!s_header(p, len, &i, &items, why))
         return false;
-    }
-    i += payload;
     if (container) {
         if (items > len - i) {
             *why = "declared element count past the end of the input";
