@@ -46,6 +46,78 @@ s_usage(void)
     return 2;
 }
 
+/* Deliveries that came before a publish's answer, kept for --receive. */
+typedef struct {
+    mlg_msg_t **msgs;
+    size_t count, next;
+} s_early_t;
+
+/* Sends one file's event and prints its answer; 0 when confirmed. */
+static int
+s_send_file(mlg_client_t *c, const char *file, s_early_t *early)
+{
+    size_t len;
+    mlg_error_t err;
+    char *text = tool_read_file(file, MLG_MAX_MESSAGE_BYTES_DEFAULT, &len);
+    mlg_msg_t *m = NULL;
+    if (!text || mlg_publish_from_json(text, len, &m, &err) != MLG_OK) {
+        printf("%s: not sent: %s\n", file, text ? err.reason : "could not read it");
+        free(text);
+        return 1;
+    }
+    free(text);
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = mlg_client_recv(c, 10000);
+    while (a && a->op == MLG_OP_DELIVER) {
+        mlg_msg_t **bigger = realloc(early->msgs, (early->count + 1) * sizeof(*bigger));
+        if (bigger) {
+            early->msgs = bigger;
+            early->msgs[early->count++] = a;
+        }
+        else
+            mlg_msg_destroy(&a);
+        a = mlg_client_recv(c, 10000);
+    }
+    if (!a) {
+        printf("%s: no answer within 10 s\n", file);
+        return 1;
+    }
+    s_print_answer(file, a);
+    int status = a->op == MLG_OP_CONFIRM ? 0 : 1;
+    mlg_msg_destroy(&a);
+    return status;
+}
+
+/* Prints and acks `receive` deliveries, the early ones first. */
+static void
+s_receive(mlg_client_t *c, const char *agency, long receive, long timeout,
+          s_early_t *early)
+{
+    for (long got = 0; got < receive;) {
+        mlg_msg_t *d = early->next < early->count ? early->msgs[early->next++]
+                                                  : mlg_client_recv(c, (int)timeout);
+        if (!d)
+            break;
+        if (d->op == MLG_OP_DELIVER) {
+            char *body = NULL;
+            mlg_msgpack_to_json(d->body, d->body_len, &body, NULL, 0);
+            printf("%s: delivery %llu (attempt %llu): %s v%llu from %s about %s: %s\n",
+                   agency, (unsigned long long)d->delivery,
+                   (unsigned long long)d->attempt, d->type,
+                   (unsigned long long)d->version, d->from,
+                   d->subject[0] ? d->subject : "-", body ? body : "?");
+            free(body);
+            mlg_client_ack(c, d->delivery);
+            got++;
+        }
+        mlg_msg_destroy(&d);
+    }
+    while (early->next < early->count)
+        mlg_msg_destroy(&early->msgs[early->next++]);
+    free(early->msgs);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -53,7 +125,8 @@ main(int argc, char **argv)
     long receive = 0, timeout = 3000;
     const char **files = calloc((size_t)argc, sizeof(char *));
     int nfiles = 0;
-    for (int i = 1; i < argc; i++) {
+    bool bad = false;
+    for (int i = 1; files && !bad && i < argc; i++) {
         if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
             endpoint = argv[++i];
         else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc)
@@ -66,14 +139,12 @@ main(int argc, char **argv)
             cert = argv[++i];
         else if (strcmp(argv[i], "--server-key") == 0 && i + 1 < argc)
             server_key = argv[++i];
-        else if (strncmp(argv[i], "--", 2) == 0) {
-            free(files);
-            return s_usage();
-        }
+        else if (strncmp(argv[i], "--", 2) == 0)
+            bad = true;
         else
             files[nfiles++] = argv[i];
     }
-    if (!endpoint || !agency || receive < 0 || timeout < 0) {
+    if (!files || bad || !endpoint || !agency || receive < 0 || timeout < 0) {
         free(files);
         return s_usage();
     }
@@ -91,65 +162,10 @@ main(int argc, char **argv)
         return 2;
     }
     int status = 0;
-    mlg_msg_t **early = NULL;
-    size_t nearly = 0, next = 0;
-    for (int i = 0; i < nfiles; i++) {
-        size_t len;
-        char *text = tool_read_file(files[i], MLG_MAX_MESSAGE_BYTES_DEFAULT, &len);
-        mlg_msg_t *m = NULL;
-        if (!text || mlg_publish_from_json(text, len, &m, &err) != MLG_OK) {
-            printf("%s: not sent: %s\n", files[i],
-                   text ? err.reason : "could not read it");
-            free(text);
-            status = 1;
-            continue;
-        }
-        free(text);
-        mlg_client_send(c, m);
-        mlg_msg_t *a = NULL;
-        while ((a = mlg_client_recv(c, 10000)) && a->op == MLG_OP_DELIVER) {
-            /* a delivery before the answer: kept for the --receive part */
-            mlg_msg_t **bigger = realloc(early, (nearly + 1) * sizeof(*early));
-            if (!bigger) {
-                mlg_msg_destroy(&a);
-                continue;
-            }
-            early = bigger;
-            early[nearly++] = a;
-        }
-        if (!a) {
-            printf("%s: no answer within 10 s\n", files[i]);
-            status = 1;
-        }
-        else {
-            s_print_answer(files[i], a);
-            if (a->op != MLG_OP_CONFIRM)
-                status = 1;
-        }
-        mlg_msg_destroy(&a);
-        mlg_msg_destroy(&m);
-    }
-    for (long got = 0; got < receive;) {
-        mlg_msg_t *d = next < nearly ? early[next++] : mlg_client_recv(c, (int)timeout);
-        if (!d)
-            break;
-        if (d->op == MLG_OP_DELIVER) {
-            char *body = NULL;
-            mlg_msgpack_to_json(d->body, d->body_len, &body, NULL, 0);
-            printf("%s: delivery %llu (attempt %llu): %s v%llu from %s about %s: %s\n",
-                   agency, (unsigned long long)d->delivery,
-                   (unsigned long long)d->attempt, d->type,
-                   (unsigned long long)d->version, d->from,
-                   d->subject[0] ? d->subject : "-", body ? body : "?");
-            free(body);
-            mlg_client_ack(c, d->delivery);
-            got++;
-        }
-        mlg_msg_destroy(&d);
-    }
-    while (next < nearly)
-        mlg_msg_destroy(&early[next++]);
-    free(early);
+    s_early_t early = {NULL, 0, 0};
+    for (int i = 0; i < nfiles; i++)
+        status |= s_send_file(c, files[i], &early);
+    s_receive(c, agency, receive, timeout, &early);
     mlg_client_destroy(&c);
     free(files);
     return status;
