@@ -880,6 +880,36 @@ typedef struct {
     long backlog_rss_kib;
 } s_report_t;
 
+/* The counts, rates and latency quantiles of a finished run. */
+static void
+s_fill_report(s_run_t *r, s_report_t *rep)
+{
+    const s_opts_t *o = r->o;
+    rep->published = atomic_load(&r->published);
+    rep->confirmed = atomic_load(&r->confirmed);
+    rep->rejected = atomic_load(&r->rejected);
+    rep->delivered = atomic_load(&r->delivered);
+    rep->acked = atomic_load(&r->acked);
+    rep->errors = atomic_load(&r->errors);
+    int64_t lc = atomic_load(&r->last_confirm_us), ld = atomic_load(&r->last_deliver_us);
+    rep->confirm_rate =
+        lc > r->t0_us ? (double)rep->confirmed * 1e6 / (double)(lc - r->t0_us) : 0;
+    int64_t lend = ld > lc ? ld : lc;
+    long e2e = rep->delivered < rep->confirmed ? rep->delivered : rep->confirmed;
+    rep->e2e_rate = o->consumers && lend > r->t0_us
+                        ? (double)e2e * 1e6 / (double)(lend - r->t0_us)
+                        : 0;
+    rep->seconds = (double)(lend - r->t0_us) / 1e6;
+    rep->c50 = s_quantile(&r->confirm_lat, 0.5);
+    rep->c99 = s_quantile(&r->confirm_lat, 0.99);
+    rep->c999 = s_quantile(&r->confirm_lat, 0.999);
+    rep->cmax = s_quantile(&r->confirm_lat, 1.0);
+    rep->d50 = s_quantile(&r->deliver_lat, 0.5);
+    rep->d99 = s_quantile(&r->deliver_lat, 0.99);
+    rep->d999 = s_quantile(&r->deliver_lat, 0.999);
+    rep->dmax = s_quantile(&r->deliver_lat, 1.0);
+}
+
 static int
 s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
 {
@@ -956,29 +986,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
     qsort(r->confirm_lat.v, r->confirm_lat.n, sizeof(int64_t), s_cmp64);
     qsort(r->deliver_lat.v, r->deliver_lat.n, sizeof(int64_t), s_cmp64);
 
-    rep->published = atomic_load(&r->published);
-    rep->confirmed = atomic_load(&r->confirmed);
-    rep->rejected = atomic_load(&r->rejected);
-    rep->delivered = atomic_load(&r->delivered);
-    rep->acked = atomic_load(&r->acked);
-    rep->errors = atomic_load(&r->errors);
-    int64_t lc = atomic_load(&r->last_confirm_us), ld = atomic_load(&r->last_deliver_us);
-    rep->confirm_rate =
-        lc > r->t0_us ? (double)rep->confirmed * 1e6 / (double)(lc - r->t0_us) : 0;
-    int64_t lend = ld > lc ? ld : lc;
-    long e2e = rep->delivered < rep->confirmed ? rep->delivered : rep->confirmed;
-    rep->e2e_rate = o->consumers && lend > r->t0_us
-                        ? (double)e2e * 1e6 / (double)(lend - r->t0_us)
-                        : 0;
-    rep->seconds = (double)(lend - r->t0_us) / 1e6;
-    rep->c50 = s_quantile(&r->confirm_lat, 0.5);
-    rep->c99 = s_quantile(&r->confirm_lat, 0.99);
-    rep->c999 = s_quantile(&r->confirm_lat, 0.999);
-    rep->cmax = s_quantile(&r->confirm_lat, 1.0);
-    rep->d50 = s_quantile(&r->deliver_lat, 0.5);
-    rep->d99 = s_quantile(&r->deliver_lat, 0.99);
-    rep->d999 = s_quantile(&r->deliver_lat, 0.999);
-    rep->dmax = s_quantile(&r->deliver_lat, 1.0);
+    s_fill_report(r, rep);
     rep->rss_kib = tool_proc_kib(broker_pid, "VmHWM");
     if (db) {
         /* the broker's statistics reach the server within a second; acks
@@ -1151,6 +1159,179 @@ s_has_schema(const char *dir, const char *file)
     return access(path, R_OK) == 0;
 }
 
+/* Reads the options into o; -1 when they are good, else the exit
+   status (0 after --help). */
+static int
+s_parse_opts(int argc, char **argv, s_opts_t *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool flag = true;
+        if (strcmp(a, "--self-contained") == 0)
+            o->self_contained = true;
+        else if (strcmp(a, "--personal") == 0)
+            o->personal = true;
+        else if (strcmp(a, "--json") == 0)
+            o->json = true;
+        else if (strcmp(a, "--pg-limit") == 0)
+            o->pg_limit = true;
+        else if (strcmp(a, "--quiet") == 0)
+            o->quiet = true;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return s_usage(stdout, 0);
+        else
+            flag = false;
+        if (flag)
+            continue;
+        if (!v)
+            return s_usage(stderr, 2);
+        i++;
+        if (strcmp(a, "--config") == 0)
+            o->config = v;
+        else if (strcmp(a, "--publishers") == 0)
+            o->publishers = atoi(v);
+        else if (strcmp(a, "--consumers") == 0)
+            o->consumers = atoi(v);
+        else if (strcmp(a, "--agencies") == 0)
+            o->agencies = atoi(v);
+        else if (strcmp(a, "--body-size") == 0)
+            o->body_size = (size_t)atol(v);
+        else if (strcmp(a, "--window") == 0)
+            o->window = atoi(v);
+        else if (strcmp(a, "--credit") == 0)
+            o->credit = atoi(v);
+        else if (strcmp(a, "--rate") == 0)
+            o->rate = atof(v);
+        else if (strcmp(a, "--duration") == 0)
+            o->duration = atof(v);
+        else if (strcmp(a, "--count") == 0)
+            o->count = atol(v);
+        else if (strcmp(a, "--backlog") == 0)
+            o->backlog = atol(v);
+        else if (strcmp(a, "--cert-dir") == 0)
+            o->cert_dir = v;
+        else if (strcmp(a, "--server-key") == 0)
+            o->server_key = v;
+        else if (strcmp(a, "--broker-pid") == 0)
+            o->broker_pid = atoi(v);
+        else if (strcmp(a, "--broker") == 0)
+            o->broker_bin = v;
+        else
+            return s_usage(stderr, 2);
+    }
+    if (o->self_contained == (o->config != NULL) || o->publishers < 1
+        || o->publishers > S_MAX_THREADS || o->consumers < 0
+        || o->consumers > S_MAX_THREADS || o->agencies < 2 || o->agencies > S_MAX_AGENCIES
+        || o->window < 1 || o->credit < 1 || o->rate < 0 || o->duration <= 0
+        || o->count < 0 || o->backlog < 0 || (o->backlog && !o->self_contained)) {
+        fprintf(stderr, "maillage-bench: check the options (--backlog needs"
+                        " --self-contained)\n");
+        return s_usage(stderr, 2);
+    }
+    return -1;
+}
+
+/* The agencies, endpoint, database and keys of a running broker's
+   configuration; its schemas folder in *schemas_dir. 0 on success. */
+static int
+s_from_config(s_run_t *r, const s_opts_t *o, brk_config_t **cfg_p,
+              const char **schemas_dir)
+{
+    char err[1024];
+    brk_config_t *cfg = brk_config_load(o->config, err, sizeof(err));
+    *cfg_p = cfg;
+    if (!cfg) {
+        fprintf(stderr, "maillage-bench: %s\n", err);
+        return -1;
+    }
+    if (cfg->nagencies < (size_t)o->agencies) {
+        fprintf(stderr, "maillage-bench: %s has %zu agencies, fewer than --agencies %d\n",
+                o->config, cfg->nagencies, o->agencies);
+        return -1;
+    }
+    r->nagencies = o->agencies;
+    for (int i = 0; i < o->agencies; i++)
+        snprintf(r->agencies[i], sizeof(r->agencies[i]), "%s", cfg->agencies[i].id);
+    /* the configured endpoint, bound on every address: reach it here */
+    const char *star = strstr(cfg->endpoint, "://*:");
+    if (star)
+        snprintf(r->endpoint, sizeof(r->endpoint), "%.*s://127.0.0.1:%s",
+                 (int)(star - cfg->endpoint), cfg->endpoint, star + 5);
+    else
+        snprintf(r->endpoint, sizeof(r->endpoint), "%s", cfg->endpoint);
+    snprintf(r->database, sizeof(r->database), "%s", cfg->database);
+    if (cfg->curve && !o->server_key) {
+        zcert_t *cert = zcert_load(cfg->secret_cert ? cfg->secret_cert : "");
+        if (cert) {
+            snprintf(r->server_key, sizeof(r->server_key), "%s", zcert_public_txt(cert));
+            zcert_destroy(&cert);
+        }
+    }
+    if (cfg->curve && !o->cert_dir) {
+        fprintf(stderr, "maillage-bench: the broker runs CURVE: give --cert-dir\n");
+        return -1;
+    }
+    *schemas_dir = cfg->schemas;
+    return 0;
+}
+
+/* The event type: referral.created with --personal, else the padded
+   non-personal filler when the schemas have it. */
+static void
+s_pick_type(s_run_t *r, const char *schemas_dir)
+{
+    if (r->o->personal)
+        r->type = "referral.created";
+    else if (s_has_schema(schemas_dir, "bench.filler.v1.json"))
+        r->type = "bench.filler";
+    else {
+        r->type = "service.capacity.changed";
+        fprintf(stderr,
+                "maillage-bench: no bench.filler schema in %s (tools/bench/): the"
+                " non-personal event is service.capacity.changed, unpadded\n",
+                schemas_dir);
+    }
+}
+
+/* The runs the options ask for, then the report; the exit status. */
+static int
+s_measure(s_run_t *r, s_env_t *env)
+{
+    const s_opts_t *o = r->o;
+    int rc = 0;
+    s_report_t rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.rss_kib = -1;
+    if (s_make_body(r, o->body_size) != 0) {
+        fprintf(stderr, "maillage-bench: could not build the body\n");
+        rc = 2;
+    }
+    if (rc == 0 && s_bench(r, &rep, o->broker_pid) != 0)
+        rc = 1;
+    if (rc == 0 && o->pg_limit) {
+        long n = rep.confirmed > 10000 ? rep.confirmed : 10000;
+        rep.pg_rate = s_pg_limit(r, n);
+        if (rep.pg_rate < 0)
+            rc = 1;
+    }
+    if (rc == 0 && o->backlog && s_backlog(r, env, &rep) != 0)
+        rc = 1;
+    if (rc == 0 || rep.published)
+        s_print(r, &rep);
+    if (rc == 0 && (rep.confirmed == 0 || rep.errors))
+        rc = 1;
+    if (o->self_contained && rc != 0 && env->log[0]) {
+        /* what the broker said, before its folder goes */
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "grep -E 'ERROR|WARNING' '%s' | tail -n 10 >&2",
+                 env->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "maillage-bench: nothing alarming in the broker's log\n");
+    }
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1163,71 +1344,9 @@ main(int argc, char **argv)
         .credit = 1000,
         .duration = 10,
     };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool flag = true;
-        if (strcmp(a, "--self-contained") == 0)
-            o.self_contained = true;
-        else if (strcmp(a, "--personal") == 0)
-            o.personal = true;
-        else if (strcmp(a, "--json") == 0)
-            o.json = true;
-        else if (strcmp(a, "--pg-limit") == 0)
-            o.pg_limit = true;
-        else if (strcmp(a, "--quiet") == 0)
-            o.quiet = true;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return s_usage(stdout, 0);
-        else
-            flag = false;
-        if (flag)
-            continue;
-        if (!v)
-            return s_usage(stderr, 2);
-        i++;
-        if (strcmp(a, "--config") == 0)
-            o.config = v;
-        else if (strcmp(a, "--publishers") == 0)
-            o.publishers = atoi(v);
-        else if (strcmp(a, "--consumers") == 0)
-            o.consumers = atoi(v);
-        else if (strcmp(a, "--agencies") == 0)
-            o.agencies = atoi(v);
-        else if (strcmp(a, "--body-size") == 0)
-            o.body_size = (size_t)atol(v);
-        else if (strcmp(a, "--window") == 0)
-            o.window = atoi(v);
-        else if (strcmp(a, "--credit") == 0)
-            o.credit = atoi(v);
-        else if (strcmp(a, "--rate") == 0)
-            o.rate = atof(v);
-        else if (strcmp(a, "--duration") == 0)
-            o.duration = atof(v);
-        else if (strcmp(a, "--count") == 0)
-            o.count = atol(v);
-        else if (strcmp(a, "--backlog") == 0)
-            o.backlog = atol(v);
-        else if (strcmp(a, "--cert-dir") == 0)
-            o.cert_dir = v;
-        else if (strcmp(a, "--server-key") == 0)
-            o.server_key = v;
-        else if (strcmp(a, "--broker-pid") == 0)
-            o.broker_pid = atoi(v);
-        else if (strcmp(a, "--broker") == 0)
-            o.broker_bin = v;
-        else
-            return s_usage(stderr, 2);
-    }
-    if (o.self_contained == (o.config != NULL) || o.publishers < 1
-        || o.publishers > S_MAX_THREADS || o.consumers < 0 || o.consumers > S_MAX_THREADS
-        || o.agencies < 2 || o.agencies > S_MAX_AGENCIES || o.window < 1 || o.credit < 1
-        || o.rate < 0 || o.duration <= 0 || o.count < 0 || o.backlog < 0
-        || (o.backlog && !o.self_contained)) {
-        fprintf(stderr, "maillage-bench: check the options (--backlog needs"
-                        " --self-contained)\n");
-        return s_usage(stderr, 2);
-    }
+    int rc = s_parse_opts(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     zsys_init();
@@ -1246,104 +1365,25 @@ main(int argc, char **argv)
     const char *schemas_dir = NULL;
     char schemas_buf[1024];
     brk_config_t *cfg = NULL;
-    int rc = 0;
+    rc = 2;
     if (o.self_contained) {
         r->nagencies = o.agencies;
         for (int i = 0; i < o.agencies; i++)
             snprintf(r->agencies[i], sizeof(r->agencies[i]), "bench-a%d", i);
-        if (s_env_setup(&env, &o, r) != 0) {
-            s_env_cleanup(&env, o.quiet);
-            free(r);
-            return 2;
+        if (s_env_setup(&env, &o, r) == 0) {
+            snprintf(schemas_buf, sizeof(schemas_buf), "%s/schemas", env.dir);
+            schemas_dir = schemas_buf;
+            o.broker_pid = env.pid;
+            rc = 0;
         }
-        snprintf(schemas_buf, sizeof(schemas_buf), "%s/schemas", env.dir);
-        schemas_dir = schemas_buf;
-        o.broker_pid = env.pid;
     }
-    else {
-        char err[1024];
-        cfg = brk_config_load(o.config, err, sizeof(err));
-        if (!cfg) {
-            fprintf(stderr, "maillage-bench: %s\n", err);
-            free(r);
-            return 2;
-        }
-        if (cfg->nagencies < (size_t)o.agencies) {
-            fprintf(stderr,
-                    "maillage-bench: %s has %zu agencies, fewer than --agencies %d\n",
-                    o.config, cfg->nagencies, o.agencies);
-            brk_config_destroy(&cfg);
-            free(r);
-            return 2;
-        }
-        r->nagencies = o.agencies;
-        for (int i = 0; i < o.agencies; i++)
-            snprintf(r->agencies[i], sizeof(r->agencies[i]), "%s", cfg->agencies[i].id);
-        /* the configured endpoint, bound on every address: reach it here */
-        const char *star = strstr(cfg->endpoint, "://*:");
-        if (star)
-            snprintf(r->endpoint, sizeof(r->endpoint), "%.*s://127.0.0.1:%s",
-                     (int)(star - cfg->endpoint), cfg->endpoint, star + 5);
-        else
-            snprintf(r->endpoint, sizeof(r->endpoint), "%s", cfg->endpoint);
-        snprintf(r->database, sizeof(r->database), "%s", cfg->database);
-        if (cfg->curve && !o.server_key) {
-            zcert_t *cert = zcert_load(cfg->secret_cert ? cfg->secret_cert : "");
-            if (cert) {
-                snprintf(r->server_key, sizeof(r->server_key), "%s",
-                         zcert_public_txt(cert));
-                zcert_destroy(&cert);
-            }
-        }
-        if (cfg->curve && !o.cert_dir) {
-            fprintf(stderr, "maillage-bench: the broker runs CURVE: give --cert-dir\n");
-            brk_config_destroy(&cfg);
-            free(r);
-            return 2;
-        }
-        schemas_dir = cfg->schemas;
-    }
-    if (o.server_key)
-        snprintf(r->server_key, sizeof(r->server_key), "%s", o.server_key);
-    if (o.personal)
-        r->type = "referral.created";
-    else if (s_has_schema(schemas_dir, "bench.filler.v1.json"))
-        r->type = "bench.filler";
-    else {
-        r->type = "service.capacity.changed";
-        fprintf(stderr,
-                "maillage-bench: no bench.filler schema in %s (tools/bench/): the"
-                " non-personal event is service.capacity.changed, unpadded\n",
-                schemas_dir);
-    }
-    s_report_t rep;
-    memset(&rep, 0, sizeof(rep));
-    rep.rss_kib = -1;
-    if (s_make_body(r, o.body_size) != 0) {
-        fprintf(stderr, "maillage-bench: could not build the body\n");
-        rc = 2;
-    }
-    if (rc == 0 && s_bench(r, &rep, o.broker_pid) != 0)
-        rc = 1;
-    if (rc == 0 && o.pg_limit) {
-        long n = rep.confirmed > 10000 ? rep.confirmed : 10000;
-        rep.pg_rate = s_pg_limit(r, n);
-        if (rep.pg_rate < 0)
-            rc = 1;
-    }
-    if (rc == 0 && o.backlog && s_backlog(r, &env, &rep) != 0)
-        rc = 1;
-    if (rc == 0 || rep.published)
-        s_print(r, &rep);
-    if (rc == 0 && (rep.confirmed == 0 || rep.errors))
-        rc = 1;
-    if (o.self_contained && rc != 0 && env.log[0]) {
-        /* what the broker said, before its folder goes */
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "grep -E 'ERROR|WARNING' '%s' | tail -n 10 >&2",
-                 env.log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "maillage-bench: nothing alarming in the broker's log\n");
+    else if (s_from_config(r, &o, &cfg, &schemas_dir) == 0)
+        rc = 0;
+    if (rc == 0) {
+        if (o.server_key)
+            snprintf(r->server_key, sizeof(r->server_key), "%s", o.server_key);
+        s_pick_type(r, schemas_dir);
+        rc = s_measure(r, &env);
     }
     if (o.self_contained)
         s_env_cleanup(&env, o.quiet);
