@@ -26,6 +26,7 @@ GRANT SELECT, INSERT ON delivery_events TO maillage_broker;
 GRANT SELECT, UPDATE ON store_mark TO maillage_broker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON agencies TO maillage_broker;
 GRANT SELECT ON schema_migrations TO maillage_broker;
+GRANT SELECT ON queue_depth TO maillage_broker;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO maillage_broker;
 
 -- Operators (the maillage CLI): read everything; `dlq replay` puts dead
