@@ -391,6 +391,7 @@ s_deliver(void *state, const mlg_msg_t *msg, char *err, size_t errlen)
 
 MLG_ADAPTER_EXPORT const mlg_adapter_plugin_t maillage_adapter_plugin = {
     .abi = MLG_ADAPTER_ABI,
+    .msg_layout = MLG_MSG_LAYOUT,
     .name = "files",
     .description = "a drop folder: in/ to publish, out/ for deliveries",
     .config_keys = s_keys,

@@ -356,6 +356,14 @@ s_load_plugin(s_adapter_t *self, const char *name, const char *self_exe)
                 path, (unsigned)self->plugin->abi, (unsigned)MLG_ADAPTER_ABI);
         return -1;
     }
+    if (self->plugin->msg_layout != MLG_MSG_LAYOUT) {
+        fprintf(stderr,
+                "maillage-adapter: plugin %s was built with message layout %08x; this "
+                "host's is %08x (limits.h differs): rebuild the plugin against this "
+                "version's headers\n",
+                path, (unsigned)self->plugin->msg_layout, (unsigned)MLG_MSG_LAYOUT);
+        return -1;
+    }
     if (!self->plugin->open || !self->plugin->poll || !self->plugin->outcome
         || !self->plugin->deliver || !self->plugin->close || !self->plugin->name) {
         fprintf(stderr,

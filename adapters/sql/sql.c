@@ -519,6 +519,7 @@ s_deliver(void *state, const mlg_msg_t *msg, char *err, size_t errlen)
 
 MLG_ADAPTER_EXPORT const mlg_adapter_plugin_t maillage_adapter_plugin = {
     .abi = MLG_ADAPTER_ABI,
+    .msg_layout = MLG_MSG_LAYOUT,
     .name = "sql",
     .description = "outbox and inbox tables in the agency's PostgreSQL database",
     .config_keys = s_keys,

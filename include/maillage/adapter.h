@@ -11,12 +11,15 @@
     A plugin is a shared object that exports one symbol,
 
         MLG_ADAPTER_EXPORT const mlg_adapter_plugin_t maillage_adapter_plugin = {
-            .abi = MLG_ADAPTER_ABI, .name = "files", ... };
+            .abi = MLG_ADAPTER_ABI, .msg_layout = MLG_MSG_LAYOUT,
+            .name = "files", ... };
 
     The host refuses a plugin whose `abi` is not the MLG_ADAPTER_ABI it was
     built with, naming both numbers. The ABI number changes whenever this
     table or the host functions change in a way an old plugin would
-    misread.
+    misread. It also refuses a plugin whose `msg_layout` is not its own
+    MLG_MSG_LAYOUT, naming both: mlg_msg_t's fields move with limits.h,
+    and a plugin built against other limits would misread every message.
 
     Threading: the host calls every function from one thread, one call at
     a time; a plugin needs no locks. Calls should return promptly (poll
@@ -45,7 +48,7 @@
 
 #include "maillage/codec.h"
 
-#define MLG_ADAPTER_ABI 1
+#define MLG_ADAPTER_ABI 2
 
 /* What a plugin function returns. */
 typedef enum {
@@ -88,6 +91,7 @@ typedef struct {
 
 typedef struct {
     uint32_t abi;            /* MLG_ADAPTER_ABI */
+    uint32_t msg_layout;     /* MLG_MSG_LAYOUT */
     const char *name;        /* "files", "sql" */
     const char *description; /* one line, for --help */
     /* The configuration keys the plugin reads in its section, NULL-ended;

@@ -110,6 +110,23 @@ typedef struct mlg_msg_t {
     mlg_msg_priv_t *priv_; /* the codec's: decoded frame, owned body */
 } mlg_msg_t;
 
+/* A fingerprint of mlg_msg_t's layout: its size and the offset of each
+   field that follows a buffer sized by limits.h, as a constant
+   expression. A plugin carries the one it was built with and the
+   adapter host refuses one that differs (adapter.h), so a change of
+   limits.h can never make a plugin misread a message. */
+#define MLG_MSG_LAYOUT_MIX(h, f) ((h)*31u + (uint32_t)offsetof(mlg_msg_t, f))
+#define MLG_MSG_LAYOUT_MIX3(h, a, b, c)                                                  \
+    MLG_MSG_LAYOUT_MIX(MLG_MSG_LAYOUT_MIX(MLG_MSG_LAYOUT_MIX(h, a), b), c)
+#define MLG_MSG_LAYOUT                                                                   \
+    MLG_MSG_LAYOUT_MIX3(                                                                 \
+        MLG_MSG_LAYOUT_MIX3(                                                             \
+            MLG_MSG_LAYOUT_MIX3(MLG_MSG_LAYOUT_MIX3((uint32_t)sizeof(mlg_msg_t), client, \
+                                                    credit, heartbeat_ms),               \
+                                type, version, purpose),                                 \
+            correlation, has_occurred_at, delivery),                                     \
+        seq, code_rc, priv_)
+
 /* What went wrong when a frame could not be decoded. */
 typedef struct mlg_error_t {
     mlg_rc_t rc;               /* MLG_MALFORMED, MLG_UNKNOWN_OP, MLG_UNSUPPORTED_VERSION,

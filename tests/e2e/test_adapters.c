@@ -10,7 +10,8 @@
       points and restarted: none lost, none inserted twice;
     - the broker killed and restarted under running adapters, which carry
       on by themselves;
-    - a plugin of another ABI, and a configuration with an unknown key,
+    - a plugin of another ABI, one built against another message layout,
+      and a configuration with an unknown key,
       are refused with a clear message. */
 
 #include <dirent.h>
@@ -31,6 +32,7 @@
 #include <jansson.h>
 
 #include "brokerproc.h"
+#include "maillage/adapter.h"
 
 static brokerproc_t s_bp;
 static char s_legacy_a[2048]; /* conninfo of agency A's own database (outbox) */
@@ -654,7 +656,15 @@ test_refuses_bad_plugin_and_config(void **state)
     assert_int_equal(s_adapter_run(getenv("MLG_OLD_PLUGIN"), a.cfg, &err), 2);
     assert_non_null(err);
     assert_non_null(strstr(err, "ABI 999"));
-    assert_non_null(strstr(err, "ABI 1"));
+    assert_non_null(strstr(err, "ABI 2"));
+    free(err);
+    /* the same ABI, built against other limits: refused, both named */
+    assert_int_equal(s_adapter_run(getenv("MLG_LAYOUT_PLUGIN"), a.cfg, &err), 2);
+    assert_non_null(err);
+    char layouts[64];
+    snprintf(layouts, sizeof(layouts), "layout %08x; this host's is %08x",
+             (unsigned)(MLG_MSG_LAYOUT + 1), (unsigned)MLG_MSG_LAYOUT);
+    assert_non_null(strstr(err, layouts));
     free(err);
 
     s_adapter_config(&a, "typo", "sql", "ccas-paris-13",
