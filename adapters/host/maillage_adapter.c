@@ -457,228 +457,274 @@ s_deliver(s_adapter_t *self, mlg_client_t *client, zlistx_t *held, mlg_msg_t *ms
     }
 }
 
+/* The state of the run loop: the connection, what waits for its time. */
+typedef struct {
+    s_adapter_t *self;
+    mlg_client_t *client;
+    zhashx_t *retries; /* id -> s_retry_t: publishes answered UNAVAILABLE */
+    zlistx_t *held;    /* s_held_t: deliveries the plugin could not take yet */
+    int join_delay, poll_delay;
+    int64_t next_join, next_poll;
+    mlg_msg_t **events; /* poll()'s room, `window` of each */
+    void **tags;
+} s_loop_t;
+
+static void
+s_loop_destroy(s_loop_t *l)
+{
+    mlg_client_destroy(&l->client);
+    zlistx_destroy(&l->held);
+    zhashx_destroy(&l->retries);
+    free(l->events);
+    free(l->tags);
+}
+
+static int
+s_loop_init(s_loop_t *l, s_adapter_t *self)
+{
+    memset(l, 0, sizeof(*l));
+    l->self = self;
+    l->retries = zhashx_new();
+    l->held = zlistx_new();
+    l->events = calloc(self->window, sizeof(*l->events));
+    l->tags = calloc(self->window, sizeof(*l->tags));
+    if (!l->retries || !l->held || !l->events || !l->tags) {
+        s_loop_destroy(l);
+        return -1;
+    }
+    zhashx_set_destructor(l->retries, (zhashx_destructor_fn *)zstr_free);
+    zlistx_set_destructor(l->held, s_held_free);
+    return 0;
+}
+
+/* After a new connection the broker has requeued the old one's
+   deliveries and the client has sent the unconfirmed publishes again:
+   what the loop held for the old one is void. */
+static void
+s_loop_forget(s_loop_t *l)
+{
+    zlistx_purge(l->held);
+    zhashx_purge(l->retries);
+}
+
+/* Joins again on the same client (`why` is logged); on failure the next
+   try waits for the backoff. */
+static void
+s_rejoin(s_loop_t *l, const char *why)
+{
+    s_log(l->self, "warn", "%s: joining again", why);
+    mlg_error_t err;
+    if (mlg_client_reconnect(l->client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
+        s_loop_forget(l);
+        s_log(l->self, "info", "joined again, %zu unconfirmed sent again",
+              mlg_client_unconfirmed(l->client));
+        return;
+    }
+    l->join_delay = s_next_delay(l->join_delay);
+    l->next_join = zclock_mono() + l->join_delay;
+    s_log(l->self, "warn", "cannot join: %s", err.reason);
+}
+
+/* Step 1: a connection. False while there is none (it has waited a
+   little, or logged why and set the backoff). */
+static bool
+s_connected(s_loop_t *l, int64_t now)
+{
+    s_adapter_t *self = l->self;
+    if (l->client && mlg_client_connected(l->client))
+        return true;
+    if (now < l->next_join) {
+        zclock_sleep((int)(l->next_join - now < 200 ? l->next_join - now : 200));
+        return false;
+    }
+    mlg_error_t err;
+    mlg_rc_t rc = MLG_OK;
+    if (!l->client) {
+        l->client = s_join(self, &err);
+        rc = l->client ? MLG_OK : err.rc;
+    }
+    else
+        rc = mlg_client_reconnect(l->client, S_JOIN_TIMEOUT_MS, &err);
+    if (rc != MLG_OK) {
+        l->join_delay = s_next_delay(l->join_delay);
+        l->next_join = zclock_mono() + l->join_delay;
+        s_log(self, "warn", "cannot join %s as %s: %s %s; again in %d ms", self->endpoint,
+              self->agency, mlg_rc_wire(rc) ? mlg_rc_wire(rc) : "", err.reason,
+              l->join_delay);
+        if (rc == MLG_ERR_USAGE || rc == MLG_FORBIDDEN)
+            s_log(self, "error", "check the configuration: the broker refuses it");
+        return false;
+    }
+    l->join_delay = 0;
+    s_loop_forget(l);
+    s_log(self, "info", "joined %s as %s (session %s), %zu unconfirmed sent again",
+          self->endpoint, self->agency, mlg_client_session(l->client),
+          mlg_client_unconfirmed(l->client));
+    return true;
+}
+
+/* Steps 2 and 3: publishes answered UNAVAILABLE, and deliveries the
+   plugin could not take, whose time has come. Lowers *wake to the next
+   one's time. */
+static void
+s_due(s_loop_t *l, int64_t now, int64_t *wake)
+{
+    for (s_retry_t *r = zhashx_first(l->retries); r; r = zhashx_next(l->retries)) {
+        if (r->due && r->due <= now) {
+            const char *id = zhashx_cursor(l->retries);
+            r->due = 0;
+            if (mlg_client_resend(l->client, id) == MLG_OK)
+                s_log(l->self, "info", "%s sent again", id);
+        }
+        else if (r->due && r->due < *wake)
+            *wake = r->due;
+    }
+    for (s_held_t *h = zlistx_first(l->held); h; h = zlistx_next(l->held)) {
+        if (h->due > now) {
+            if (h->due < *wake)
+                *wake = h->due;
+            continue;
+        }
+        mlg_msg_t *msg = h->msg;
+        int delay = h->delay;
+        h->msg = NULL;
+        zlistx_delete(l->held, zlistx_cursor(l->held));
+        s_deliver(l->self, l->client, l->held, msg, delay);
+        break; /* the list changed: look again on the next turn */
+    }
+}
+
+/* Step 4: new events from the plugin, within the window. */
+static void
+s_poll_plugin(s_loop_t *l, int64_t now, int64_t *wake)
+{
+    s_adapter_t *self = l->self;
+    size_t unconfirmed = mlg_client_unconfirmed(l->client);
+    if (unconfirmed < self->window && now >= l->next_poll) {
+        size_t open_slots = self->window - unconfirmed, n = 0;
+        mlg_adapter_rc_t rc =
+            self->plugin->poll(self->state, open_slots, l->events, l->tags, &n);
+        if (n > open_slots)
+            n = open_slots; /* a plugin bug; what is over is dropped */
+        for (size_t i = 0; i < n; i++) {
+            char id[MLG_UUID_LEN + 1];
+            snprintf(id, sizeof(id), "%s", l->events[i]->id);
+            if (mlg_client_publish(l->client, l->events[i], l->tags[i])
+                == MLG_ERR_USAGE) {
+                mlg_adapter_outcome_t out = {
+                    .code = "INVALID",
+                    .reason = "another event with this id is waiting for the broker's "
+                              "answer"};
+                s_outcome(self, l->tags[i], id, &out);
+            }
+            else
+                s_log(self, "info", "published %s (%s)", id, l->events[i]->type);
+            mlg_msg_destroy(&l->events[i]);
+        }
+        if (rc != MLG_ADAPTER_OK) {
+            l->poll_delay = s_next_delay(l->poll_delay);
+            l->next_poll = now + l->poll_delay;
+        }
+        else {
+            l->poll_delay = 0;
+            l->next_poll = n == open_slots && n > 0 ? now : now + self->poll_ms;
+        }
+    }
+    if (mlg_client_unconfirmed(l->client) < self->window && l->next_poll < *wake)
+        *wake = l->next_poll;
+}
+
+/* A REJECT: UNAVAILABLE is tried again with backoff, a lost session
+   joined again, anything else is the event's outcome. */
+static void
+s_on_reject(s_loop_t *l, const mlg_msg_t *msg)
+{
+    if (msg->code_rc == MLG_UNAVAILABLE) {
+        s_retry_t *r = zhashx_lookup(l->retries, msg->id);
+        if (!r) {
+            r = calloc(1, sizeof(*r));
+            if (!r || zhashx_insert(l->retries, msg->id, r) != 0) {
+                free(r);
+                return; /* sent again at the next reconnection */
+            }
+        }
+        r->delay = s_next_delay(r->delay);
+        r->due = zclock_mono() + r->delay;
+        s_log(l->self, "warn", "%s: broker unavailable (%s); again in %d ms", msg->id,
+              msg->reason, r->delay);
+        return;
+    }
+    if (msg->code_rc == MLG_HELLO_REQUIRED) {
+        s_rejoin(l, "the broker lost this session");
+        return;
+    }
+    void *tag = NULL;
+    if (mlg_client_settle(l->client, msg->id, &tag)) {
+        zhashx_delete(l->retries, msg->id);
+        mlg_adapter_outcome_t out = {.code = msg->code, .reason = msg->reason};
+        s_outcome(l->self, tag, msg->id, &out);
+    }
+}
+
+/* Step 5: one message from the broker (taken: a DELIVER's is kept). */
+static void
+s_on_message(s_loop_t *l, mlg_msg_t *msg)
+{
+    void *tag = NULL;
+    switch (msg->op) {
+    case MLG_OP_CONFIRM:
+        if (mlg_client_settle(l->client, msg->id, &tag)) {
+            zhashx_delete(l->retries, msg->id);
+            mlg_adapter_outcome_t out = {
+                .confirmed = true, .duplicate = msg->duplicate, .seq = msg->seq};
+            s_outcome(l->self, tag, msg->id, &out);
+        }
+        break;
+    case MLG_OP_REJECT: s_on_reject(l, msg); break;
+    case MLG_OP_DELIVER:
+        s_deliver(l->self, l->client, l->held, msg, 0);
+        return; /* the delivery is s_deliver's now */
+    case MLG_OP_ERROR:
+        if (msg->code_rc == MLG_HELLO_REQUIRED)
+            s_rejoin(l, "the broker lost this session");
+        else
+            s_log(l->self, "warn", "broker: ERROR %s %s", msg->code, msg->reason);
+        break;
+    default: break;
+    }
+    mlg_msg_destroy(&msg);
+}
+
 static int
 s_run(s_adapter_t *self)
 {
-    mlg_client_t *client = NULL;
-    zhashx_t *retries = zhashx_new(); /* id -> s_retry_t */
-    zhashx_set_destructor(retries, (zhashx_destructor_fn *)zstr_free);
-    zlistx_t *held = zlistx_new();
-    zlistx_set_destructor(held, s_held_free);
-    int join_delay = 0, poll_delay = 0;
-    int64_t next_join = 0, next_poll = 0;
-    size_t max = self->window;
-    mlg_msg_t **events = calloc(max, sizeof(*events));
-    void **tags = calloc(max, sizeof(*tags));
-    if (!events || !tags || !retries || !held) {
+    s_loop_t l;
+    if (s_loop_init(&l, self) != 0) {
         s_log(self, "error", "out of memory");
-        free(events);
-        free(tags);
-        zhashx_destroy(&retries);
-        zlistx_destroy(&held);
         return 1;
     }
-
     while (!s_stop) {
         int64_t now = zclock_mono();
-        /* 1. a connection */
-        if (!client || !mlg_client_connected(client)) {
-            if (now < next_join) {
-                zclock_sleep((int)(next_join - now < 200 ? next_join - now : 200));
-                continue;
-            }
-            mlg_error_t err;
-            mlg_rc_t rc = MLG_OK;
-            if (!client) {
-                client = s_join(self, &err);
-                rc = client ? MLG_OK : err.rc;
-            }
-            else
-                rc = mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err);
-            if (rc != MLG_OK) {
-                join_delay = s_next_delay(join_delay);
-                next_join = zclock_mono() + join_delay;
-                s_log(self, "warn", "cannot join %s as %s: %s %s; again in %d ms",
-                      self->endpoint, self->agency,
-                      mlg_rc_wire(rc) ? mlg_rc_wire(rc) : "", err.reason, join_delay);
-                if (rc == MLG_ERR_USAGE || rc == MLG_FORBIDDEN)
-                    s_log(self, "error",
-                          "check the configuration: the broker refuses it");
-                continue;
-            }
-            join_delay = 0;
-            /* the old connection's deliveries were requeued by the broker,
-               and the unconfirmed publishes were sent again */
-            zlistx_purge(held);
-            zhashx_purge(retries);
-            s_log(self, "info",
-                  "joined %s as %s (session %s), %zu unconfirmed sent again",
-                  self->endpoint, self->agency, mlg_client_session(client),
-                  mlg_client_unconfirmed(client));
-        }
-
-        /* 2. publishes answered UNAVAILABLE whose time has come */
-        int64_t wake = now + 200;
-        for (s_retry_t *r = zhashx_first(retries); r; r = zhashx_next(retries)) {
-            if (r->due && r->due <= now) {
-                const char *id = zhashx_cursor(retries);
-                r->due = 0;
-                if (mlg_client_resend(client, id) == MLG_OK)
-                    s_log(self, "info", "%s sent again", id);
-            }
-            else if (r->due && r->due < wake)
-                wake = r->due;
-        }
-
-        /* 3. deliveries the plugin could not take yet */
-        for (s_held_t *h = zlistx_first(held); h; h = zlistx_next(held)) {
-            if (h->due > now) {
-                if (h->due < wake)
-                    wake = h->due;
-                continue;
-            }
-            mlg_msg_t *msg = h->msg;
-            int delay = h->delay;
-            h->msg = NULL;
-            zlistx_delete(held, zlistx_cursor(held));
-            s_deliver(self, client, held, msg, delay);
-            break; /* the list changed: look again on the next turn */
-        }
-
-        /* 4. new events from the plugin, within the window */
-        size_t open_slots = self->window - mlg_client_unconfirmed(client);
-        if (mlg_client_unconfirmed(client) < self->window && now >= next_poll) {
-            size_t n = 0;
-            mlg_adapter_rc_t rc =
-                self->plugin->poll(self->state, open_slots, events, tags, &n);
-            if (n > open_slots)
-                n = open_slots; /* a plugin bug; what is over is dropped */
-            for (size_t i = 0; i < n; i++) {
-                char id[MLG_UUID_LEN + 1];
-                snprintf(id, sizeof(id), "%s", events[i]->id);
-                mlg_rc_t prc = mlg_client_publish(client, events[i], tags[i]);
-                if (prc == MLG_ERR_USAGE) {
-                    mlg_adapter_outcome_t out = {
-                        .code = "INVALID",
-                        .reason =
-                            "another event with this id is waiting for the broker's "
-                            "answer"};
-                    s_outcome(self, tags[i], id, &out);
-                }
-                else
-                    s_log(self, "info", "published %s (%s)", id, events[i]->type);
-                mlg_msg_destroy(&events[i]);
-            }
-            if (rc != MLG_ADAPTER_OK) {
-                poll_delay = s_next_delay(poll_delay);
-                next_poll = now + poll_delay;
-            }
-            else {
-                poll_delay = 0;
-                next_poll = n == open_slots && n > 0 ? now : now + self->poll_ms;
-            }
-        }
-        if (mlg_client_unconfirmed(client) < self->window && next_poll < wake)
-            wake = next_poll;
-
-        /* 5. what the broker says */
-        int wait = (int)(wake - zclock_mono());
-        mlg_msg_t *msg = mlg_client_recv(client, wait > 0 ? wait : 0);
-        if (!msg) {
-            uint64_t beat = mlg_client_heartbeat_ms(client);
-            if (beat && mlg_client_silence_ms(client) > (int64_t)(3 * beat)) {
-                s_log(self, "warn",
-                      "the broker has been silent for %lld ms: joining again",
-                      (long long)mlg_client_silence_ms(client));
-                mlg_error_t err;
-                if (mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
-                    zlistx_purge(held);
-                    zhashx_purge(retries);
-                    s_log(self, "info", "joined again, %zu unconfirmed sent again",
-                          mlg_client_unconfirmed(client));
-                }
-                else {
-                    join_delay = s_next_delay(join_delay);
-                    next_join = zclock_mono() + join_delay;
-                    s_log(self, "warn", "cannot join: %s", err.reason);
-                }
-            }
+        if (!s_connected(&l, now))
             continue;
+        int64_t wake = now + 200;
+        s_due(&l, now, &wake);
+        s_poll_plugin(&l, now, &wake);
+        int wait = (int)(wake - zclock_mono());
+        mlg_msg_t *msg = mlg_client_recv(l.client, wait > 0 ? wait : 0);
+        if (msg)
+            s_on_message(&l, msg);
+        else {
+            uint64_t beat = mlg_client_heartbeat_ms(l.client);
+            if (beat && mlg_client_silence_ms(l.client) > (int64_t)(3 * beat))
+                s_rejoin(&l, "the broker has been silent for three heartbeats");
         }
-        switch (msg->op) {
-        case MLG_OP_CONFIRM: {
-            void *tag = NULL;
-            if (mlg_client_settle(client, msg->id, &tag)) {
-                zhashx_delete(retries, msg->id);
-                mlg_adapter_outcome_t out = {
-                    .confirmed = true, .duplicate = msg->duplicate, .seq = msg->seq};
-                s_outcome(self, tag, msg->id, &out);
-            }
-            break;
-        }
-        case MLG_OP_REJECT:
-            if (msg->code_rc == MLG_UNAVAILABLE) {
-                s_retry_t *r = zhashx_lookup(retries, msg->id);
-                if (!r) {
-                    r = calloc(1, sizeof(*r));
-                    if (!r || zhashx_insert(retries, msg->id, r) != 0) {
-                        free(r);
-                        break; /* sent again at the next reconnection */
-                    }
-                }
-                r->delay = s_next_delay(r->delay);
-                r->due = zclock_mono() + r->delay;
-                s_log(self, "warn", "%s: broker unavailable (%s); again in %d ms",
-                      msg->id, msg->reason, r->delay);
-            }
-            else if (msg->code_rc == MLG_HELLO_REQUIRED) {
-                s_log(self, "warn", "the broker lost this session: joining again");
-                mlg_error_t err;
-                if (mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
-                    zlistx_purge(held);
-                    zhashx_purge(retries);
-                }
-            }
-            else {
-                void *tag = NULL;
-                if (mlg_client_settle(client, msg->id, &tag)) {
-                    zhashx_delete(retries, msg->id);
-                    mlg_adapter_outcome_t out = {.code = msg->code,
-                                                 .reason = msg->reason};
-                    s_outcome(self, tag, msg->id, &out);
-                }
-            }
-            break;
-        case MLG_OP_DELIVER:
-            s_deliver(self, client, held, msg, 0);
-            msg = NULL;
-            break;
-        case MLG_OP_ERROR:
-            if (msg->code_rc == MLG_HELLO_REQUIRED) {
-                s_log(self, "warn", "the broker lost this session: joining again");
-                mlg_error_t err;
-                if (mlg_client_reconnect(client, S_JOIN_TIMEOUT_MS, &err) == MLG_OK) {
-                    zlistx_purge(held);
-                    zhashx_purge(retries);
-                }
-            }
-            else
-                s_log(self, "warn", "broker: ERROR %s %s", msg->code, msg->reason);
-            break;
-        default: break;
-        }
-        mlg_msg_destroy(&msg);
     }
-
     s_log(self, "info",
           "stopping: %zu publishes unconfirmed (published again at the next "
           "start), %zu deliveries held (requeued by the broker)",
-          client ? mlg_client_unconfirmed(client) : 0, zlistx_size(held));
-    mlg_client_destroy(&client);
-    zlistx_destroy(&held);
-    zhashx_destroy(&retries);
-    free(events);
-    free(tags);
+          l.client ? mlg_client_unconfirmed(l.client) : 0, zlistx_size(l.held));
+    s_loop_destroy(&l);
     return 0;
 }
 
