@@ -124,7 +124,9 @@ s_patterns(const char *value, char ***list, size_t *n, const char *file, const c
             break;
         }
         char **bigger = realloc(*list, (*n + 1) * sizeof(char *));
-        if (!bigger || !(bigger[*n] = strdup(tok))) {
+        if (bigger)
+            bigger[*n] = strdup(tok);
+        if (!bigger || !bigger[*n]) {
             if (bigger)
                 *list = bigger;
             rc = s_fail(err, errlen, "%s: %s: could not allocate", file, key);
@@ -244,7 +246,8 @@ s_security_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errl
             cfg->curve = value[0] == '1';
         }
         else if (strcmp(name, "secret_cert") == 0) {
-            if (!(cfg->secret_cert = s_resolve(file, value)))
+            cfg->secret_cert = s_resolve(file, value);
+            if (!cfg->secret_cert)
                 return s_fail(err, errlen, "%s: security/secret_cert: could not allocate",
                               file);
         }
@@ -299,7 +302,9 @@ brk_config_parse(const char *text, const char *path, char *err, size_t errlen)
 {
     err[0] = '\0';
     brk_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (!cfg || !(cfg->path = strdup(path))) {
+    if (cfg)
+        cfg->path = strdup(path);
+    if (!cfg || !cfg->path) {
         free(cfg);
         s_fail(err, errlen, "%s: could not allocate", path);
         return NULL;

@@ -33,11 +33,13 @@ static char **
 s_copy_list(const char *const *list, size_t n)
 {
     char **copy = calloc(n ? n : 1, sizeof(char *));
-    for (size_t i = 0; copy && i < n; i++)
-        if (!(copy[i] = strdup(list[i]))) {
+    for (size_t i = 0; copy && i < n; i++) {
+        copy[i] = strdup(list[i]);
+        if (!copy[i]) {
             s_free_list(copy, i);
             return NULL;
         }
+    }
     return copy;
 }
 

@@ -157,9 +157,8 @@ brk_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t errle
                       strerror(errno));
     char **names = NULL;
     size_t n = 0, cap = 0;
-    struct dirent *e;
     int rc = 0;
-    while ((e = readdir(d))) {
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
         size_t len = strlen(e->d_name);
         if (len < 4 || strcmp(e->d_name + len - 4, ".sql") != 0)
             continue;

@@ -547,7 +547,9 @@ static mlg_schema_t *
 s_compile_doc(s_ctx_t *ctx, const char *type, uint64_t version, const json_t *doc)
 {
     mlg_schema_t *schema = calloc(1, sizeof(*schema));
-    if (!schema || !(schema->type = strdup(type))) {
+    if (schema)
+        schema->type = strdup(type);
+    if (!schema || !schema->type) {
         free(schema);
         s_error(ctx, "/", "could not allocate");
         return NULL;
@@ -751,8 +753,7 @@ s_list_json(const char *dir, size_t *count, char *err, size_t errlen)
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0
             || strcmp(e->d_name, "vocabulary.json") == 0)
