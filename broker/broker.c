@@ -25,6 +25,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "queue.h"
 #include "router.h"
 #include "store.h"
 
@@ -68,21 +69,6 @@ typedef struct {
     int64_t until;
 } s_departed_t;
 
-typedef struct {
-    char agency[MLG_AGENCY_ID_MAX + 1];
-    zlistx_t *ready; /* brk_delivery_t *, owned */
-    uint64_t cursor;
-    uint64_t replay_floor; /* after a replay: rows up to here may be in memory */
-    bool restart;          /* a replay came while a read-ahead was out */
-    bool fetching;
-    bool more;
-} s_queue_t;
-
-typedef struct {
-    brk_delivery_t *row; /* owned */
-    s_session_t *session;
-} s_flight_t;
-
 struct brk_broker_t {
     brk_config_t *cfg; /* main's; a reload replaces its agencies */
     const mlg_registry_t *reg;
@@ -97,8 +83,7 @@ struct brk_broker_t {
     zhashx_t *joined;         /* agency -> its sessions, a count (uintptr_t) */
     zhashx_t *departed;       /* routing id -> s_departed_t, sessions whose
                                  connection closed lately */
-    zhashx_t *queues;         /* agency -> s_queue_t */
-    zhashx_t *inflight;       /* delivery id (decimal) -> s_flight_t */
+    brk_queues_t *queues;     /* the queues and the deliveries in flight */
     brk_consents_t *consents; /* the consent index, from the store */
     zhashx_t *granting;       /* consent ids being granted: at the store */
     size_t outstanding;
@@ -158,38 +143,6 @@ s_send_reject(brk_broker_t *self, zframe_t *rid, const char *id, mlg_rc_t code,
 /* ---- queues and deliveries -------------------------------------------- */
 
 static void
-s_queue_destroy(void **item)
-{
-    s_queue_t *q = *item;
-    if (!q)
-        return;
-    brk_delivery_t *row = zlistx_first(q->ready);
-    while (row) {
-        brk_delivery_destroy(&row);
-        row = zlistx_next(q->ready);
-    }
-    zlistx_destroy(&q->ready);
-    free(q);
-    *item = NULL;
-}
-
-static s_queue_t *
-s_queue(brk_broker_t *self, const char *agency)
-{
-    s_queue_t *q = zhashx_lookup(self->queues, agency);
-    if (q)
-        return q;
-    q = calloc(1, sizeof(*q));
-    if (!q)
-        return NULL;
-    snprintf(q->agency, sizeof(q->agency), "%s", agency);
-    q->ready = zlistx_new();
-    q->more = true; /* unknown: read the database to find out */
-    zhashx_insert(self->queues, agency, q);
-    return q;
-}
-
-static void
 s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t attempt,
          const char *reason, const char *actor)
 {
@@ -207,7 +160,7 @@ s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t
     zsock_send(self->store, "sp", "UPDATE", u);
 }
 
-static void s_pump(brk_broker_t *self, s_queue_t *q);
+static void s_pump(brk_broker_t *self, brk_queue_t *q);
 static bool s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor);
 
 /* A delivery comes back from a client: to its queue again, or dead when
@@ -219,36 +172,23 @@ s_give_back(brk_broker_t *self, brk_delivery_t *row, const char *why, const char
        delivered again */
     if (!s_consent_stands(self, row, actor))
         return;
-    if (row->attempts >= self->cfg->max_attempts) {
-        brk_log(BRK_LOG_WARNING, row->recipient,
-                "delivery %llu dead after %llu attempts (%s)",
-                (unsigned long long)row->delivery, (unsigned long long)row->attempts,
-                why);
-        s_update(self, BRK_UPDATE_DEAD, row->delivery, row->attempts, why, actor);
-        brk_delivery_destroy(&row);
+    if (brk_queues_give_back(self->queues, &row, self->cfg->max_attempts)
+        == BRK_BACK_REQUEUED)
         return;
-    }
-    s_queue_t *q = s_queue(self, row->recipient);
-    if (!q) {
-        brk_delivery_destroy(&row);
-        return;
-    }
-    zlistx_add_start(q->ready, row);
+    brk_log(BRK_LOG_WARNING, row->recipient,
+            "delivery %llu dead after %llu attempts (%s)",
+            (unsigned long long)row->delivery, (unsigned long long)row->attempts, why);
+    s_update(self, BRK_UPDATE_DEAD, row->delivery, row->attempts, why, actor);
+    brk_delivery_destroy(&row);
 }
 
 /* Takes a delivery out of flight; NULL unless it is in flight to s. */
 static brk_delivery_t *
 s_land(brk_broker_t *self, s_session_t *s, uint64_t delivery)
 {
-    char key[24];
-    snprintf(key, sizeof(key), "%llu", (unsigned long long)delivery);
-    s_flight_t *f = zhashx_lookup(self->inflight, key);
-    if (!f || f->session != s)
-        return NULL;
-    brk_delivery_t *row = f->row;
-    zhashx_delete(self->inflight, key);
-    free(f);
-    s->inflight--;
+    brk_delivery_t *row = brk_queues_land(self->queues, s, delivery);
+    if (row)
+        s->inflight--;
     return row;
 }
 
@@ -257,16 +197,16 @@ s_land(brk_broker_t *self, s_session_t *s, uint64_t delivery)
 static void
 s_requeue_session(brk_broker_t *self, s_session_t *s, const char *why)
 {
-    zlistx_t *keys = zhashx_keys(self->inflight);
-    for (char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
-        s_flight_t *f = zhashx_lookup(self->inflight, key);
-        if (!f || f->session != s)
-            continue;
-        brk_delivery_t *row = s_land(self, s, f->row->delivery);
+    zlistx_t *rows = brk_queues_land_all(self->queues, s);
+    if (!rows)
+        return; /* out of memory: they stay in flight until their session ends */
+    s->inflight -= zlistx_size(rows);
+    brk_delivery_t *row = zlistx_detach(rows, NULL);
+    for (; row; row = zlistx_detach(rows, NULL)) {
         s_update(self, BRK_UPDATE_REQUEUED, row->delivery, row->attempts, why, s->name);
         s_give_back(self, row, why, s->name);
     }
-    zlistx_destroy(&keys);
+    zlistx_destroy(&rows);
 }
 
 /* A session of the queue's agency with credit to spare, or NULL. */
@@ -333,60 +273,51 @@ s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor)
 }
 
 static void
-s_pump(brk_broker_t *self, s_queue_t *q)
+s_pump(brk_broker_t *self, brk_queue_t *q)
 {
-    s_session_t *s;
+    const char *agency = brk_queue_agency(q);
     for (;;) {
         /* a routing id whose connection closed may belong to another
            connection by the next send (libzmq frees and gives it within
            any call on the socket): read the closures before each send */
         s_read_disconnects(self);
-        if (!zlistx_size(q->ready) || !(s = s_free_session(self, q->agency)))
+        s_session_t *s = brk_queue_size(q) ? s_free_session(self, agency) : NULL;
+        if (!s)
             break;
-        brk_delivery_t *row = zlistx_first(q->ready);
-        if (s_consent_held(self, row))
+        if (s_consent_held(self, brk_queue_first(q)))
             return; /* the revocation's answer pumps again */
-        zlistx_detach_cur(q->ready);
+        brk_delivery_t *row = brk_queue_pop(q);
         if (!s_consent_stands(self, row, "broker"))
             continue; /* settled `revoked` */
-        row->attempts++;
-        row->deliver->delivery = row->delivery;
-        row->deliver->attempt = row->attempts;
+        if (brk_queues_fly(self->queues, row, s) != 0)
+            return; /* out of memory: first in its queue again, for the next pump */
+        s->inflight++;
         s_send(self, s->routing_id, row->deliver);
         s_update(self, BRK_UPDATE_SENT, row->delivery, row->attempts, NULL, s->name);
-        s_flight_t *f = calloc(1, sizeof(*f));
-        f->row = row;
-        f->session = s;
-        char key[24];
-        snprintf(key, sizeof(key), "%llu", (unsigned long long)row->delivery);
-        zhashx_insert(self->inflight, key, f);
-        s->inflight++;
     }
-    if (zlistx_size(q->ready) == 0 && q->more && !q->fetching && self->db_up
-        && s_free_session(self, q->agency)) {
+    if (brk_queue_wants_read(q) && self->db_up && s_free_session(self, agency)) {
         brk_fetch_t *f = calloc(1, sizeof(*f));
         if (!f)
             return;
-        snprintf(f->agency, sizeof(f->agency), "%s", q->agency);
-        f->after = q->cursor;
-        f->limit = S_FETCH_LIMIT;
-        q->fetching = true;
+        snprintf(f->agency, sizeof(f->agency), "%s", agency);
+        brk_queue_read_begin(q, &f->after, &f->limit);
         zsock_send(self->store, "sp", "FETCH", f);
     }
 }
 
 /* Pumps every queue that may have more in the database; over a copy of
-   the keys, since pumping may create a queue. */
+   the names, since pumping may create a queue. */
 static void
 s_pump_all(brk_broker_t *self)
 {
-    zlistx_t *keys = zhashx_keys(self->queues);
-    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
-        s_queue_t *q = zhashx_lookup(self->queues, key);
-        if (q && q->more && !q->fetching)
+    zlistx_t *agencies = brk_queues_unread(self->queues);
+    for (const char *a = agencies ? zlistx_first(agencies) : NULL; a;
+         a = zlistx_next(agencies)) {
+        brk_queue_t *q = brk_queues_find(self->queues, a);
+        if (q)
             s_pump(self, q);
     }
-    zlistx_destroy(&keys);
+    zlistx_destroy(&agencies);
 }
 
 /* ---- sessions --------------------------------------------------------- */
@@ -463,7 +394,7 @@ s_session_end(brk_broker_t *self, s_session_t *s, const char *why)
     s->hello = false; /* never chosen again for a delivery */
     s_requeue_session(self, s, why);
     zhashx_delete(self->sessions, s->key);
-    s_queue_t *q = had_hello ? zhashx_lookup(self->queues, agency) : NULL;
+    brk_queue_t *q = had_hello ? brk_queues_find(self->queues, agency) : NULL;
     if (q)
         s_pump(self, q);
 }
@@ -649,7 +580,7 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
     if (s->hello) { /* a second HELLO replaces the first */
         s->hello = false;
         s_requeue_session(self, s, "second HELLO");
-        s_queue_t *old = zhashx_lookup(self->queues, s->agency);
+        brk_queue_t *old = brk_queues_find(self->queues, s->agency);
         if (old)
             s_pump(self, old);
     }
@@ -671,7 +602,7 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
     brk_log(BRK_LOG_INFO, s->agency, "client %s joined as %s, credit %llu",
             s->client[0] ? s->client : "(unnamed)", s->name,
             (unsigned long long)s->credit);
-    s_queue_t *q = s_queue(self, s->agency);
+    brk_queue_t *q = brk_queues_get(self->queues, s->agency);
     if (q)
         s_pump(self, q);
 }
@@ -692,20 +623,6 @@ s_notice_parties(const brk_consent_t *c, const char *publisher, size_t *n)
         snprintf(d->consent_id, sizeof(d->consent_id), "%s", c->id);
     }
     return list;
-}
-
-/* The deliveries in flight that rely on a consent: a revocation leaves
-   them alone (not recalled) and settles them when they come back. */
-static uint64_t *
-s_inflight_of(brk_broker_t *self, const char *consent_id, size_t *n)
-{
-    uint64_t *ids = calloc(zhashx_size(self->inflight) + 1, sizeof(uint64_t));
-    *n = 0;
-    for (s_flight_t *f = zhashx_first(self->inflight); ids && f;
-         f = zhashx_next(self->inflight))
-        if (strcmp(f->row->consent_id, consent_id) == 0)
-            ids[(*n)++] = f->row->delivery;
-    return ids;
 }
 
 static void
@@ -822,7 +739,7 @@ s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_s
         if (!revoke->revoked_at) {
             /* hold its deliveries until the store has answered */
             revoke->revoking = true;
-            job->keep = s_inflight_of(self, revoke->id, &job->nkeep);
+            job->keep = brk_queues_inflight_of(self->queues, revoke->id, &job->nkeep);
         }
         else
             job->kind = BRK_JOB_PLAIN; /* stored already: a duplicate */
@@ -867,7 +784,7 @@ s_on_ack(brk_broker_t *self, s_session_t *s, const mlg_msg_t *m)
         }
     }
     brk_delivery_destroy(&row);
-    s_queue_t *q = s_queue(self, s->agency);
+    brk_queue_t *q = brk_queues_get(self->queues, s->agency);
     if (q)
         s_pump(self, q);
 }
@@ -1049,26 +966,15 @@ s_row_from_job(const brk_job_t *job, size_t i)
     return row;
 }
 
-/* A publish's delivery for queue q was committed. When the queue's
-   read-ahead has caught up with the database (nothing unread there, no
-   read under way) and has room, the delivery joins it from memory: no
-   read-back of what was just written. Otherwise the next read finds it. */
+/* A publish's delivery for queue q was committed: it joins the
+   read-ahead from memory when the queue says so, with no read-back of
+   what was just written. Otherwise the next read finds it. */
 static void
-s_take_new(s_queue_t *q, const brk_job_t *job, size_t i)
+s_take_new(brk_queue_t *q, const brk_job_t *job, size_t i)
 {
     uint64_t id = job->delivery_ids ? job->delivery_ids[i] : 0;
-    if (!id || q->more || q->fetching || q->restart || id <= q->cursor
-        || zlistx_size(q->ready) >= S_FETCH_LIMIT) {
-        q->more = true;
-        return;
-    }
-    brk_delivery_t *row = s_row_from_job(job, i);
-    if (!row) {
-        q->more = true;
-        return;
-    }
-    q->cursor = id;
-    zlistx_add_end(q->ready, row);
+    if (brk_queue_offer(q, id))
+        brk_queue_append_new(q, s_row_from_job(job, i));
 }
 
 static void
@@ -1121,7 +1027,8 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
     if (job->created_deliveries)
         for (size_t i = 0; i < job->ndecisions; i++)
             if (job->decisions[i].allow) {
-                s_queue_t *q = s_queue(self, job->decisions[i].recipient);
+                brk_queue_t *q =
+                    brk_queues_get(self->queues, job->decisions[i].recipient);
                 if (q) {
                     s_take_new(q, job, i);
                     s_pump(self, q);
@@ -1130,75 +1037,28 @@ s_on_done(brk_broker_t *self, brk_job_t *job)
     brk_job_destroy(&job);
 }
 
-/* Is a delivery in flight, or waiting in the queue's read-ahead? */
-static bool
-s_in_memory(brk_broker_t *self, s_queue_t *q, uint64_t delivery)
-{
-    char key[24];
-    snprintf(key, sizeof(key), "%llu", (unsigned long long)delivery);
-    if (zhashx_lookup(self->inflight, key))
-        return true;
-    for (brk_delivery_t *r = zlistx_first(q->ready); r; r = zlistx_next(q->ready))
-        if (r->delivery == delivery)
-            return true;
-    return false;
-}
-
 /* Dead letters of this agency are pending again: read its queue from the
    start, skipping what is held in memory already. */
 static void
 s_on_replay(brk_broker_t *self, const char *agency)
 {
-    s_queue_t *q = s_queue(self, agency);
+    brk_queue_t *q = brk_queues_get(self->queues, agency);
     if (!q)
         return;
     brk_log(BRK_LOG_INFO, agency, "dead letters replayed by an operator");
-    if (q->fetching) {
-        q->restart = true; /* s_on_fetched rewinds once the answer is in */
-        return;
-    }
-    if (q->cursor > q->replay_floor)
-        q->replay_floor = q->cursor;
-    q->cursor = 0;
-    q->more = true;
+    brk_queue_replay(q);
     s_pump(self, q);
 }
 
 static void
 s_on_fetched(brk_broker_t *self, brk_fetch_t *f)
 {
-    s_queue_t *q = s_queue(self, f->agency);
-    if (!q) {
-        brk_fetch_destroy(&f);
-        return;
-    }
-    q->fetching = false;
-    if (f->ok) {
-        for (size_t i = 0; i < f->nrows; i++) {
-            brk_delivery_t *row = f->rows[i];
-            f->rows[i] = NULL;
-            if (row->delivery <= q->replay_floor && s_in_memory(self, q, row->delivery)) {
-                brk_delivery_destroy(&row); /* read again after a replay: held already */
-                continue;
-            }
-            if (row->delivery > q->cursor)
-                q->cursor = row->delivery;
-            zlistx_add_end(q->ready, row);
-        }
-        /* a full page means there may be more; a short one that there is
-           none now (new publishes set `more` again) */
-        q->more = f->nrows == f->limit;
-        f->nrows = 0;
-    }
-    if (q->restart) {
-        q->restart = false;
-        if (q->cursor > q->replay_floor)
-            q->replay_floor = q->cursor;
-        q->cursor = 0;
-        q->more = true;
+    brk_queue_t *q = brk_queues_get(self->queues, f->agency);
+    if (q) {
+        brk_queues_read_done(self->queues, q, f->ok, f->rows, f->nrows, f->limit);
+        s_pump(self, q);
     }
     brk_fetch_destroy(&f);
-    s_pump(self, q);
 }
 
 static int
@@ -1228,9 +1088,7 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
         brk_metrics_set_db(self->db_up);
         if (self->db_up) {
             brk_log(BRK_LOG_INFO, "loop", "database available: publishing open");
-            for (s_queue_t *q = zhashx_first(self->queues); q;
-                 q = zhashx_next(self->queues))
-                q->more = true;
+            brk_queues_reconnected(self->queues);
             s_pump_all(self);
         }
         else
@@ -1401,9 +1259,7 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
     self->joined = zhashx_new(); /* counts, not pointers: no destructor */
     self->departed = zhashx_new();
     zhashx_set_destructor(self->departed, s_free_item);
-    self->queues = zhashx_new();
-    zhashx_set_destructor(self->queues, s_queue_destroy);
-    self->inflight = zhashx_new();
+    self->queues = brk_queues_new(S_FETCH_LIMIT);
     self->consents = brk_consents_new();
     self->granting = zhashx_new();
     self->router = zsock_new(ZMQ_ROUTER);
@@ -1527,19 +1383,12 @@ brk_broker_destroy(brk_broker_t **self_p)
     zloop_destroy(&self->loop);
     /* the store finishes the batch in hand, then stops */
     zactor_destroy(&self->store);
-    zlistx_t *flights = zhashx_values(self->inflight);
-    for (s_flight_t *f = zlistx_first(flights); f; f = zlistx_next(flights)) {
-        brk_delivery_destroy(&f->row);
-        free(f);
-    }
-    zlistx_destroy(&flights);
-    zhashx_destroy(&self->inflight);
+    brk_queues_destroy(&self->queues);
     zhashx_destroy(&self->granting);
     brk_consents_destroy(&self->consents);
     zhashx_destroy(&self->sessions);
     zhashx_destroy(&self->joined);
     zhashx_destroy(&self->departed);
-    zhashx_destroy(&self->queues);
     if (self->router && self->monitor) /* libzmq's side of the monitor first */
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
     zsock_destroy(&self->monitor);
