@@ -607,154 +607,158 @@ s_on_hello(brk_broker_t *self, s_session_t *s, mlg_msg_t *m, const char *user_id
         s_pump(self, q);
 }
 
-/* The other parties of a consent, told of it with basis consent_notice. */
-static brk_decision_t *
-s_notice_parties(const brk_consent_t *c, const char *publisher, size_t *n)
-{
-    brk_decision_t *list = calloc(c->nparties ? c->nparties : 1, sizeof(*list));
-    *n = 0;
-    for (size_t i = 0; list && i < c->nparties; i++) {
-        if (strcmp(c->parties[i], publisher) == 0)
-            continue;
-        brk_decision_t *d = &list[(*n)++];
-        snprintf(d->recipient, sizeof(d->recipient), "%s", c->parties[i]);
-        d->allow = true;
-        d->basis = MLG_BASIS_CONSENT_NOTICE;
-        snprintf(d->consent_id, sizeof(d->consent_id), "%s", c->id);
-    }
-    return list;
-}
-
-static void
-s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_size)
-{
-    mlg_msg_t *m = *m_p;
+/* A PUBLISH on its way through the loop: what its steps found. */
+typedef struct {
+    const mlg_schema_t *schema;
+    int64_t received_us;
+    brk_decision_t *decisions; /* owned until the job takes them */
+    size_t ndecisions;
+    brk_consent_plan_t consent; /* a consent event's plan */
     char reason[768];
-    zframe_t *rid = s->routing_id;
+} s_publish_t;
+
+/* Check: the frame's size, the agency's permission, the schema, the
+   body and the envelope, in PROTOCOL.md §5's order. */
+static mlg_rc_t
+s_publish_check(brk_broker_t *self, const s_session_t *s, const mlg_msg_t *m,
+                size_t frame_size, s_publish_t *p)
+{
     if (frame_size > self->cfg->max_message_bytes) {
-        snprintf(reason, sizeof(reason),
+        snprintf(p->reason, sizeof(p->reason),
                  "the message is %zu bytes, over the limit of %llu", frame_size,
                  (unsigned long long)self->cfg->max_message_bytes);
-        s_send_reject(self, rid, m->id, MLG_TOO_LARGE, reason);
-        return;
+        return MLG_TOO_LARGE;
     }
     const brk_agency_t *agency = brk_config_agency(self->cfg, s->agency);
     if (!agency || !brk_agency_may_publish(agency, m->type)) {
-        snprintf(reason, sizeof(reason), "agency '%s' may not publish %s", s->agency,
-                 m->type);
-        s_send_reject(self, rid, m->id, MLG_FORBIDDEN, reason);
-        return;
+        snprintf(p->reason, sizeof(p->reason), "agency '%s' may not publish %s",
+                 s->agency, m->type);
+        return MLG_FORBIDDEN;
     }
-    const mlg_schema_t *schema = mlg_registry_find(self->reg, m->type, m->version);
-    if (!schema) {
-        snprintf(reason, sizeof(reason), "no schema for %s version %llu", m->type,
+    p->schema = mlg_registry_find(self->reg, m->type, m->version);
+    if (!p->schema) {
+        snprintf(p->reason, sizeof(p->reason), "no schema for %s version %llu", m->type,
                  (unsigned long long)m->version);
-        s_send_reject(self, rid, m->id, MLG_UNKNOWN_TYPE, reason);
-        return;
+        return MLG_UNKNOWN_TYPE;
     }
     mlg_time_t now = mlg_time_now();
-    int64_t received_us = now.sec * 1000000 + now.nsec / 1000;
-    mlg_rc_t rc = mlg_schema_validate_msg(schema, m, reason, sizeof(reason));
-    if (rc == MLG_OK)
-        rc = mlg_envelope_check(self->reg, schema, m, s->agency, reason, sizeof(reason));
-    brk_decision_t *decisions = NULL;
-    size_t n = 0;
-    brk_job_kind_t kind = BRK_JOB_PLAIN;
-    brk_consent_t *grant = NULL;
-    brk_consent_t *revoke = NULL;
-    bool grant_known = false;
-    if (rc == MLG_OK && mlg_schema_basis(schema) == MLG_BASIS_CONSENT_NOTICE) {
-        if (strcmp(m->type, "consent.granted") == 0) {
-            rc = brk_consent_grant(self->consents, m, s->agency, &grant, reason,
-                                   sizeof(reason));
-            if (rc == MLG_OK && zhashx_lookup(self->granting, grant->id)) {
-                rc = MLG_INVALID;
-                snprintf(reason, sizeof(reason),
-                         "/consent_id: a consent with this id is being granted already");
-            }
-            if (rc == MLG_OK) {
-                kind = BRK_JOB_GRANT;
-                grant_known = brk_consents_find(self->consents, grant->id) != NULL;
-                decisions = s_notice_parties(grant, s->agency, &n);
-            }
-        }
-        else if (strcmp(m->type, "consent.revoked") == 0) {
-            rc = brk_consent_revoke(self->consents, m, s->agency, &revoke, reason,
-                                    sizeof(reason));
-            if (rc == MLG_OK) {
-                kind = BRK_JOB_REVOKE;
-                decisions = s_notice_parties(revoke, s->agency, &n);
-            }
-        }
-        else {
-            rc = MLG_UNKNOWN_TYPE;
-            snprintf(reason, sizeof(reason),
-                     "%s is not a consent event this broker knows", m->type);
-        }
-        if (rc == MLG_OK && !decisions)
-            rc = MLG_ERR_NOMEM;
-    }
-    else if (rc == MLG_OK)
-        rc = brk_route(self->cfg, self->consents, schema, m, s->agency, received_us,
-                       &decisions, &n, reason, sizeof(reason));
-    if (rc == MLG_OK && self->db_up && self->outstanding < self->cfg->max_outstanding
-        && s->outstanding >= self->cfg->max_outstanding_per_client) {
-        rc = MLG_UNAVAILABLE;
+    p->received_us = now.sec * 1000000 + now.nsec / 1000;
+    mlg_rc_t rc = mlg_schema_validate_msg(p->schema, m, p->reason, sizeof(p->reason));
+    if (rc != MLG_OK)
+        return rc;
+    return mlg_envelope_check(self->reg, p->schema, m, s->agency, p->reason,
+                              sizeof(p->reason));
+}
+
+/* Plan: who receives it, with a decision each; a consent event's plan
+   says besides what to store and which deliveries to keep. */
+static mlg_rc_t
+s_publish_plan(brk_broker_t *self, const s_session_t *s, const mlg_msg_t *m,
+               s_publish_t *p)
+{
+    if (mlg_schema_basis(p->schema) != MLG_BASIS_CONSENT_NOTICE)
+        return brk_route(self->cfg, self->consents, p->schema, m, s->agency,
+                         p->received_us, &p->decisions, &p->ndecisions, p->reason,
+                         sizeof(p->reason));
+    mlg_rc_t rc = brk_consent_plan(self->consents, self->granting, self->queues, m,
+                                   s->agency, &p->consent, p->reason, sizeof(p->reason));
+    if (rc != MLG_OK)
+        return rc;
+    p->decisions = p->consent.notices; /* the parties told are its recipients */
+    p->ndecisions = p->consent.nnotices;
+    p->consent.notices = NULL;
+    return MLG_OK;
+}
+
+/* Admit: the store has room for one more publish, and this client has
+   not its share of them waiting already. */
+static mlg_rc_t
+s_publish_admit(brk_broker_t *self, const s_session_t *s, s_publish_t *p)
+{
+    const brk_config_t *cfg = self->cfg;
+    if (self->db_up && self->outstanding < cfg->max_outstanding
+        && s->outstanding >= cfg->max_outstanding_per_client) {
         snprintf(
-            reason, sizeof(reason),
+            p->reason, sizeof(p->reason),
             "this client has %llu publishes waiting for storage "
             "(broker/max_outstanding_per_client): nothing was stored, retry later with "
             "the same id",
             (unsigned long long)s->outstanding);
+        return MLG_UNAVAILABLE;
     }
-    if (rc == MLG_OK
-        && (!self->db_up || self->outstanding >= self->cfg->max_outstanding)) {
-        rc = MLG_UNAVAILABLE;
-        snprintf(reason, sizeof(reason),
+    if (!self->db_up || self->outstanding >= cfg->max_outstanding) {
+        snprintf(p->reason, sizeof(p->reason),
                  "%s: nothing was stored, retry later with the same id",
                  self->db_up ? "the broker has too many publishes waiting for storage"
                              : "the database cannot be reached");
+        return MLG_UNAVAILABLE;
     }
-    brk_job_t *job = rc == MLG_OK ? calloc(1, sizeof(*job)) : NULL;
-    if (rc == MLG_OK && !job) {
-        rc = MLG_UNAVAILABLE;
-        snprintf(reason, sizeof(reason), "the broker is out of memory: retry later");
+    return MLG_OK;
+}
+
+static const brk_job_kind_t s_job_kind[] = {
+    [BRK_CONSENT_STORED] = BRK_JOB_PLAIN, /* a duplicate */
+    [BRK_CONSENT_GRANTS] = BRK_JOB_GRANT,
+    [BRK_CONSENT_REVOKES] = BRK_JOB_REVOKE,
+};
+
+/* Hand to the store: the job takes the message (*m_p becomes NULL), the
+   decisions and what the consent plan owns. */
+static mlg_rc_t
+s_publish_hand(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, s_publish_t *p)
+{
+    brk_job_t *job = calloc(1, sizeof(*job));
+    if (!job) {
+        snprintf(p->reason, sizeof(p->reason),
+                 "the broker is out of memory: retry later");
+        return MLG_UNAVAILABLE;
     }
-    if (rc != MLG_OK) {
-        free(decisions);
-        brk_consent_destroy(&grant);
-        s_send_reject(self, rid, m->id, rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : rc,
-                      reason);
-        return;
-    }
-    job->kind = grant_known ? BRK_JOB_PLAIN : kind; /* a stored grant: a duplicate */
-    if (kind == BRK_JOB_GRANT && !grant_known) {
-        zhashx_insert(self->granting, grant->id, self);
-        job->consent = grant;
-        grant = NULL;
-    }
-    brk_consent_destroy(&grant);
-    if (kind == BRK_JOB_REVOKE) {
-        snprintf(job->consent_id, sizeof(job->consent_id), "%s", revoke->id);
-        if (!revoke->revoked_at) {
-            /* hold its deliveries until the store has answered */
-            revoke->revoking = true;
-            job->keep = brk_queues_inflight_of(self->queues, revoke->id, &job->nkeep);
-        }
-        else
-            job->kind = BRK_JOB_PLAIN; /* stored already: a duplicate */
-    }
-    job->msg = m;
+    brk_consent_plan_t *plan = &p->consent;
+    job->kind = mlg_schema_basis(p->schema) == MLG_BASIS_CONSENT_NOTICE
+                    ? s_job_kind[plan->step]
+                    : BRK_JOB_PLAIN;
+    brk_consent_plan_begin(plan, self->granting);
+    job->consent = plan->grant;
+    plan->grant = NULL;
+    if (plan->revoke)
+        snprintf(job->consent_id, sizeof(job->consent_id), "%s", plan->revoke->id);
+    job->keep = plan->keep;
+    job->nkeep = plan->nkeep;
+    plan->keep = NULL;
+    job->msg = *m_p;
     *m_p = NULL; /* the job owns the message now */
     snprintf(job->sender, sizeof(job->sender), "%s", s->agency);
-    job->received_us = received_us;
-    job->decisions = decisions;
-    job->ndecisions = n;
-    job->routing_id = zframe_dup(rid);
+    job->received_us = p->received_us;
+    job->decisions = p->decisions;
+    job->ndecisions = p->ndecisions;
+    p->decisions = NULL;
+    job->routing_id = zframe_dup(s->routing_id);
     job->conn = s->conn;
     self->outstanding++;
     s->outstanding++;
     zsock_send(self->store, "sp", "PUBLISH", job);
+    return MLG_OK;
+}
+
+/* A PUBLISH: check, plan, admit, hand to the store. The answer goes out
+   when the store has committed it (s_on_done), or now if a step refuses
+   it. */
+static void
+s_on_publish(brk_broker_t *self, s_session_t *s, mlg_msg_t **m_p, size_t frame_size)
+{
+    s_publish_t p = {.schema = NULL};
+    mlg_rc_t rc = s_publish_check(self, s, *m_p, frame_size, &p);
+    if (rc == MLG_OK)
+        rc = s_publish_plan(self, s, *m_p, &p);
+    if (rc == MLG_OK)
+        rc = s_publish_admit(self, s, &p);
+    if (rc == MLG_OK)
+        rc = s_publish_hand(self, s, m_p, &p);
+    if (rc != MLG_OK)
+        s_send_reject(self, s->routing_id, (*m_p)->id,
+                      rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : rc, p.reason);
+    free(p.decisions);
+    brk_consent_plan_clear(&p.consent);
 }
 
 static void
