@@ -122,7 +122,7 @@ brk_deliveries_requeue(brk_broker_t *self, brk_session_t *s, const char *why)
 {
     zlistx_t *rows = brk_queues_land_all(self->queues, s);
     if (!rows)
-        return; /* out of memory: they stay in flight until their session ends */
+        return; /* not reached: czmq's containers abort when out of memory */
     s->inflight -= zlistx_size(rows);
     brk_delivery_t *row = zlistx_detach(rows, NULL);
     for (; row; row = zlistx_detach(rows, NULL)) {
