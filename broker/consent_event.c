@@ -123,3 +123,115 @@ brk_consent_revoke(const brk_consents_t *index, const mlg_msg_t *msg,
     json_decref(body);
     return rc;
 }
+
+/* ---- the plan ----------------------------------------------------------
+
+   The event loop does not build consent jobs itself: it asks for a plan
+   (what to store, whom to tell, which deliveries in flight to keep),
+   checks its own bounds, then carries the plan out. */
+
+/* The other parties of a consent, told of it with basis consent_notice. */
+static brk_decision_t *
+s_notice_parties(const brk_consent_t *c, const char *publisher, size_t *n)
+{
+    brk_decision_t *list = calloc(c->nparties ? c->nparties : 1, sizeof(*list));
+    *n = 0;
+    for (size_t i = 0; list && i < c->nparties; i++) {
+        if (strcmp(c->parties[i], publisher) == 0)
+            continue;
+        brk_decision_t *d = &list[(*n)++];
+        snprintf(d->recipient, sizeof(d->recipient), "%s", c->parties[i]);
+        d->allow = true;
+        d->basis = MLG_BASIS_CONSENT_NOTICE;
+        snprintf(d->consent_id, sizeof(d->consent_id), "%s", c->id);
+    }
+    return list;
+}
+
+static mlg_rc_t
+s_plan_grant(const brk_consents_t *index, zhashx_t *granting, const mlg_msg_t *msg,
+             const char *publisher, brk_consent_plan_t *plan, char *reason,
+             size_t reasonlen)
+{
+    mlg_rc_t rc =
+        brk_consent_grant(index, msg, publisher, &plan->grant, reason, reasonlen);
+    if (rc != MLG_OK)
+        return rc;
+    if (zhashx_lookup(granting, plan->grant->id)) {
+        snprintf(reason, reasonlen,
+                 "/consent_id: a consent with this id is being granted already");
+        return MLG_INVALID;
+    }
+    plan->notices = s_notice_parties(plan->grant, publisher, &plan->nnotices);
+    if (!plan->notices)
+        return MLG_ERR_NOMEM;
+    /* known: this very grant is stored already (brk_consent_grant lets
+       only its own message through) */
+    if (brk_consents_find(index, plan->grant->id)) {
+        plan->step = BRK_CONSENT_STORED;
+        brk_consent_destroy(&plan->grant);
+    }
+    else
+        plan->step = BRK_CONSENT_GRANTS;
+    return MLG_OK;
+}
+
+static mlg_rc_t
+s_plan_revoke(const brk_consents_t *index, const brk_queues_t *queues,
+              const mlg_msg_t *msg, const char *publisher, brk_consent_plan_t *plan,
+              char *reason, size_t reasonlen)
+{
+    mlg_rc_t rc =
+        brk_consent_revoke(index, msg, publisher, &plan->revoke, reason, reasonlen);
+    if (rc != MLG_OK)
+        return rc;
+    plan->notices = s_notice_parties(plan->revoke, publisher, &plan->nnotices);
+    if (!plan->notices)
+        return MLG_ERR_NOMEM;
+    if (plan->revoke->revoked_at) { /* by this very message */
+        plan->step = BRK_CONSENT_STORED;
+        return MLG_OK;
+    }
+    plan->step = BRK_CONSENT_REVOKES;
+    plan->keep = brk_queues_inflight_of(queues, plan->revoke->id, &plan->nkeep);
+    return plan->keep ? MLG_OK : MLG_ERR_NOMEM;
+}
+
+mlg_rc_t
+brk_consent_plan(const brk_consents_t *index, zhashx_t *granting,
+                 const brk_queues_t *queues, const mlg_msg_t *msg, const char *publisher,
+                 brk_consent_plan_t *plan, char *reason, size_t reasonlen)
+{
+    *plan = (brk_consent_plan_t){0};
+    mlg_rc_t rc;
+    if (strcmp(msg->type, "consent.granted") == 0)
+        rc = s_plan_grant(index, granting, msg, publisher, plan, reason, reasonlen);
+    else if (strcmp(msg->type, "consent.revoked") == 0)
+        rc = s_plan_revoke(index, queues, msg, publisher, plan, reason, reasonlen);
+    else {
+        snprintf(reason, reasonlen, "%s is not a consent event this broker knows",
+                 msg->type);
+        rc = MLG_UNKNOWN_TYPE;
+    }
+    if (rc != MLG_OK)
+        brk_consent_plan_clear(plan);
+    return rc;
+}
+
+void
+brk_consent_plan_begin(brk_consent_plan_t *plan, zhashx_t *granting)
+{
+    if (plan->step == BRK_CONSENT_GRANTS)
+        zhashx_insert(granting, plan->grant->id, granting); /* a set: any value */
+    if (plan->step == BRK_CONSENT_REVOKES)
+        plan->revoke->revoking = true;
+}
+
+void
+brk_consent_plan_clear(brk_consent_plan_t *plan)
+{
+    brk_consent_destroy(&plan->grant);
+    free(plan->notices);
+    free(plan->keep);
+    *plan = (brk_consent_plan_t){0};
+}
