@@ -5,7 +5,8 @@
       refuses is marked with the code and the reason;
     - a file dropped in A's in/ reaches B's out/ and moves to done/; a
       schema-invalid file ends in failed/ beside its reason; a file still
-      being written is left alone;
+      being written is left alone; links planted in in/ and out/ are
+      neither read nor written through;
     - 500 events streamed while the adapters are SIGKILLed at random
       points and restarted: none lost, none inserted twice;
     - the broker killed and restarted under running adapters, which carry
@@ -33,6 +34,9 @@
 #include "brokerproc.h"
 
 static brokerproc_t s_bp;
+/* every adapter started and not yet stopped: a failed test leaves its
+   adapters running, and the teardown kills them */
+static pid_t s_running[64];
 static char s_legacy_a[2048]; /* conninfo of agency A's own database (outbox) */
 static char s_legacy_b[2048]; /* agency B's (inbox) */
 
@@ -148,9 +152,23 @@ s_adapter_start(adapter_t *a)
         _exit(127);
     }
     a->pid = pid;
+    for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
+        if (s_running[i] == 0) {
+            s_running[i] = pid;
+            break;
+        }
 }
 
 static void s_dump_log(const char *path);
+
+/* The adapter `pid` has ended and was waited for. */
+static void
+s_forget(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
+        if (s_running[i] == pid)
+            s_running[i] = 0;
+}
 
 static int
 s_adapter_stop(adapter_t *a, int sig)
@@ -160,6 +178,7 @@ s_adapter_stop(adapter_t *a, int sig)
     kill(a->pid, sig);
     int status = 0;
     waitpid(a->pid, &status, 0);
+    s_forget(a->pid);
     a->pid = 0;
     if (sig != SIGKILL && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         fprintf(stderr, "adapter %s: %s %d\n", a->cfg,
@@ -284,6 +303,11 @@ static int
 s_teardown(void **state)
 {
     (void)state;
+    for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
+        if (s_running[i] > 0) {
+            kill(s_running[i], SIGKILL);
+            waitpid(s_running[i], NULL, 0);
+        }
     brokerproc_cleanup(&s_bp);
     return 0;
 }
@@ -515,6 +539,147 @@ test_files_drop_folder(void **state)
     assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
 }
 
+/* Waits for a file to exist (lstat: a link counts); true when it does. */
+static bool
+s_wait_exists(const char *path, int timeout_ms)
+{
+    struct stat st;
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (lstat(path, &st) != 0) {
+        if (zclock_mono() >= deadline)
+            return false;
+        zclock_sleep(25);
+    }
+    return true;
+}
+
+/* Links planted in the drop folders by someone else who can write there:
+   one in in/ is never read (what it points to reaches neither failed/
+   nor the broker), one in out/ in the place of a delivery's file or of
+   its temporary file is never written through. */
+static void
+test_files_planted_links(void **state)
+{
+    (void)state;
+    char dir_a[400], dir_b[400], section[600], path[800], target[800], secret[800];
+    snprintf(dir_a, sizeof(dir_a), "%s/links-a", s_bp.dir);
+    snprintf(dir_b, sizeof(dir_b), "%s/links-b", s_bp.dir);
+    adapter_t a = {0}, b = {0};
+    snprintf(section, sizeof(section), "    dir = %s\n", dir_a);
+    s_adapter_config(&a, "links-a", "files", "ccas-paris-13", section);
+    snprintf(section, sizeof(section), "    dir = %s\n", dir_b);
+    s_adapter_config(&b, "links-b", "files", "ehpad-les-tilleuls", section);
+    s_adapter_start(&a);
+    s_adapter_start(&b);
+    snprintf(path, sizeof(path), "%s/in", dir_a);
+    assert_true(s_wait_exists(path, 5000));
+    snprintf(path, sizeof(path), "%s/out", dir_b);
+    assert_true(s_wait_exists(path, 5000));
+
+    /* out/: both names of the coming delivery are links to files of B's */
+    const char *id = "7d1e0c1a-4b7e-4e0b-8f5e-0000000000a1";
+    snprintf(target, sizeof(target), "%s/precious-1", s_bp.dir);
+    s_write_file(target, "PRECIOUS-1\n");
+    snprintf(path, sizeof(path), "%s/out/.%s.json.tmp", dir_b, id);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(target, sizeof(target), "%s/precious-2", s_bp.dir);
+    s_write_file(target, "PRECIOUS-2\n");
+    snprintf(path, sizeof(path), "%s/out/%s.json", dir_b, id);
+    assert_int_equal(symlink(target, path), 0);
+
+    /* in/: links to a secret that is not JSON, and to one that is an event */
+    snprintf(secret, sizeof(secret), "%s/secret.txt", s_bp.dir);
+    s_write_file(secret, "SECRET-TOKEN-4242 and more\n");
+    snprintf(path, sizeof(path), "%s/in/leak.json", dir_a);
+    assert_int_equal(symlink(secret, path), 0);
+    snprintf(secret, sizeof(secret), "%s/secret.json", s_bp.dir);
+    s_write_file(secret, "{\"id\": \"7d1e0c1a-4b7e-4e0b-8f5e-0000000000a2\", "
+                         "\"type\": \"service.capacity.changed\", \"version\": 1, "
+                         "\"to\": [\"ehpad-les-tilleuls\"], "
+                         "\"body\": {\"service_id\": \"SECRET-SERVICE\", \"service\": "
+                         "\"home-care\", \"places_total\": 4, \"places_available\": 2}}");
+    snprintf(path, sizeof(path), "%s/in/leak-event.json", dir_a);
+    assert_int_equal(symlink(secret, path), 0);
+    /* and a real event for B, written then renamed */
+    char tmp[800], text[600];
+    snprintf(tmp, sizeof(tmp), "%s/in/.real.json.part", dir_a);
+    snprintf(text, sizeof(text),
+             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1, "
+             "\"to\": [\"ehpad-les-tilleuls\"], \"body\": {\"service_id\": \"real\", "
+             "\"service\": \"home-care\", \"places_total\": 4, \"places_available\": 1}}",
+             id);
+    s_write_file(tmp, text);
+    snprintf(path, sizeof(path), "%s/in/real.json", dir_a);
+    assert_int_equal(rename(tmp, path), 0);
+
+    /* the links in in/ are dealt with: each moves on, unread */
+    snprintf(path, sizeof(path), "%s/failed/leak.json.error", dir_a);
+    bool leak_done = s_wait_exists(path, 15000);
+    char done_path[800], failed_path[800];
+    snprintf(done_path, sizeof(done_path), "%s/done/leak-event.json", dir_a);
+    snprintf(failed_path, sizeof(failed_path), "%s/failed/leak-event.json.error", dir_a);
+    bool event_done = false;
+    for (int i = 0; i < 300 && !event_done; i++, zclock_sleep(50))
+        event_done = s_wait_exists(done_path, 0) || s_wait_exists(failed_path, 0);
+    if (!leak_done || !event_done) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_true(leak_done);
+    assert_true(event_done);
+    char *error = s_read_file(path);
+    assert_non_null(error);
+    if (strstr(error, "SECRET"))
+        fail_msg("failed/leak.json.error shows the secret: %s", error);
+    assert_non_null(strstr(error, "NOT_A_FILE"));
+    free(error);
+    error = s_read_file(failed_path);
+    assert_non_null(error);
+    assert_null(strstr(error, "SECRET"));
+    free(error);
+    PGconn *db = brokerproc_db(&s_bp);
+    assert_int_equal(brokerproc_scalar(db, "select count(*) from messages where id = "
+                                           "'7d1e0c1a-4b7e-4e0b-8f5e-0000000000a2'"),
+                     0);
+
+    /* the real event reaches B's out/ as a file of its own; the files the
+       links pointed to are untouched */
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where message_id = '%s' and state = "
+             "'acked'",
+             id);
+    long acked = 0;
+    for (int i = 0; i < 300 && acked != 1; i++, zclock_sleep(50))
+        acked = brokerproc_scalar(db, sql);
+    PQfinish(db);
+    if (acked != 1) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_int_equal(acked, 1);
+    for (int k = 1; k <= 2; k++) {
+        char want[32];
+        snprintf(target, sizeof(target), "%s/precious-%d", s_bp.dir, k);
+        snprintf(want, sizeof(want), "PRECIOUS-%d\n", k);
+        char *got = s_read_file(target);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/out/%s.json", dir_b, id);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    char *got = s_read_file(path);
+    assert_non_null(got);
+    assert_non_null(strstr(got, "\"real\""));
+    free(got);
+
+    assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
+    assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
+}
+
 static void
 test_sql_survives_sigkill(void **state)
 {
@@ -676,8 +841,12 @@ main(void)
         cmocka_unit_test(test_refuses_bad_plugin_and_config),
         cmocka_unit_test(test_sql_outbox_reaches_inbox),
         cmocka_unit_test(test_files_drop_folder),
+        cmocka_unit_test(test_files_planted_links),
         cmocka_unit_test(test_sql_survives_sigkill),
         cmocka_unit_test(test_broker_restart_under_adapters),
     };
+    /* MLG_TEST_FILTER=test_files* runs the matching tests only */
+    if (getenv("MLG_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("MLG_TEST_FILTER"));
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
