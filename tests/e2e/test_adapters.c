@@ -328,15 +328,25 @@ s_setup(void **state)
     return 0;
 }
 
+/* After each test: the adapters a failed test left running are killed,
+   or they would take the next tests' deliveries. */
 static int
-s_teardown(void **state)
+s_kill_leftovers(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
         if (s_running[i] > 0) {
             kill(s_running[i], SIGKILL);
             waitpid(s_running[i], NULL, 0);
+            s_running[i] = 0;
         }
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    s_kill_leftovers(state);
     brokerproc_cleanup(&s_bp);
     return 0;
 }
@@ -486,19 +496,24 @@ test_files_drop_folder(void **state)
                  "\"places_total\": 40, \"places_available\": 12}}");
     snprintf(path, sizeof(path), "%s/in/good.json", dir_a);
     assert_int_equal(rename(tmp, path), 0);
-    /* a schema-invalid one (places_available is a string), and one with no id */
+    /* a schema-invalid one (places_available is a string), and one with no
+       id, each written then renamed: the adapter may poll at any moment */
+    snprintf(tmp, sizeof(tmp), "%s/in/.invalid.json.part", dir_a);
     snprintf(path, sizeof(path), "%s/in/invalid.json", dir_a);
-    s_write_file(path,
+    s_write_file(tmp,
                  "{\"id\": \"7d1e0c1a-4b7e-4e0b-8f5e-0000000000f2\", "
                  "\"type\": \"service.capacity.changed\", \"version\": 1, "
                  "\"to\": [\"ehpad-les-tilleuls\"], "
                  "\"body\": {\"service_id\": \"ssiad-13\", \"service\": \"home-care\", "
                  "\"places_total\": 40, \"places_available\": \"many\"}}");
+    assert_int_equal(rename(tmp, path), 0);
+    snprintf(tmp, sizeof(tmp), "%s/in/.noid.json.part", dir_a);
     snprintf(path, sizeof(path), "%s/in/noid.json", dir_a);
-    s_write_file(path, "{\"type\": \"service.capacity.changed\", \"version\": 1, "
-                       "\"to\": [\"ehpad-les-tilleuls\"], "
-                       "\"body\": {\"service_id\": \"noid\", \"service\": \"home-care\", "
-                       "\"places_total\": 1, \"places_available\": 1}}");
+    s_write_file(tmp, "{\"type\": \"service.capacity.changed\", \"version\": 1, "
+                      "\"to\": [\"ehpad-les-tilleuls\"], "
+                      "\"body\": {\"service_id\": \"noid\", \"service\": \"home-care\", "
+                      "\"places_total\": 1, \"places_available\": 1}}");
+    assert_int_equal(rename(tmp, path), 0);
 
     /* B's out/ gets the good one as JSON */
     snprintf(path, sizeof(path), "%s/out/7d1e0c1a-4b7e-4e0b-8f5e-0000000000f1.json",
@@ -964,13 +979,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refuses_bad_plugin_and_config),
-        cmocka_unit_test(test_sql_outbox_reaches_inbox),
-        cmocka_unit_test(test_files_drop_folder),
-        cmocka_unit_test(test_files_planted_links),
-        cmocka_unit_test(test_sql_survives_sigkill),
-        cmocka_unit_test(test_broker_restart_under_adapters),
-        cmocka_unit_test(test_sigterm_stops_cleanly),
+        cmocka_unit_test_teardown(test_refuses_bad_plugin_and_config, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_sql_outbox_reaches_inbox, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_files_drop_folder, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_files_planted_links, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_sql_survives_sigkill, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_broker_restart_under_adapters, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_sigterm_stops_cleanly, s_kill_leftovers),
     };
     /* MLG_TEST_FILTER=test_sigterm* runs the matching tests only */
     if (getenv("MLG_TEST_FILTER"))
