@@ -2,7 +2,12 @@
     consent.revoked (already valid against their schemas) and checks
     what the schemas cannot: PROTOCOL.md §7's rules on parties and ids.
     Called by the event loop; bodies are read through the library's JSON
-    conversion, since only libmaillage reads msgpack. */
+    conversion, since only libmaillage reads msgpack.
+
+    A consent's id says nothing to an agency that is not one of its
+    parties: a grant that reuses it, and a revocation of it, are answered
+    as a revocation of an id that no consent has (s_not_party), so that
+    answers to non-parties never tell whether the id exists. */
 
 #include <jansson.h>
 #include <stdio.h>
@@ -31,6 +36,16 @@ s_strings(json_t *array, const char **out, size_t max)
     for (size_t i = 0; i < json_array_size(array) && n < max; i++)
         out[n++] = json_string_value(json_array_get(array, i));
     return n;
+}
+
+/* The one answer to an agency about a consent id it is no party of,
+   whether a consent with that id exists or not. */
+static void
+s_not_party(const char *publisher, char *reason, size_t reasonlen)
+{
+    snprintf(reason, reasonlen,
+             "/consent_id: no consent with this id has '%s' among its parties",
+             publisher);
 }
 
 static int64_t
@@ -64,14 +79,20 @@ brk_consent_grant(const brk_consents_t *index, const mlg_msg_t *msg,
     for (size_t i = 0; i < np; i++)
         party = party || strcmp(parties[i], publisher) == 0;
     const brk_consent_t *known = id ? brk_consents_find(index, id) : NULL;
+    /* the same grant again (a retry of its message) is not a reuse */
+    bool reused = known
+                  && (strcmp(known->granted_message, msg->id) != 0
+                      || strcmp(known->granted_by, publisher) != 0);
     if (!id)
         snprintf(reason, reasonlen, "/consent_id: required");
     else if (!party)
         snprintf(reason, reasonlen,
                  "/parties: the publisher '%s' must be one of the parties", publisher);
-    else if (known && strcmp(known->granted_message, msg->id) != 0)
+    else if (reused && brk_consent_has_party(known, publisher))
         snprintf(reason, reasonlen, "/consent_id: a consent with this id exists already");
-    if (!id || !party || (known && strcmp(known->granted_message, msg->id) != 0))
+    else if (reused)
+        s_not_party(publisher, reason, reasonlen);
+    if (!id || !party || reused)
         rc = MLG_INVALID;
     if (rc == MLG_OK) {
         *out = brk_consent_new(id, msg->subject, parties, np, purposes, nu, categories,
@@ -103,13 +124,8 @@ brk_consent_revoke(const brk_consents_t *index, const mlg_msg_t *msg,
     const char *id = json_string_value(json_object_get(body, "consent_id"));
     brk_consent_t *c = id ? brk_consents_find(index, id) : NULL;
     mlg_rc_t rc = MLG_INVALID;
-    if (!c)
-        snprintf(reason, reasonlen, "/consent_id: no consent with this id is known");
-    else if (!brk_consent_has_party(c, publisher))
-        snprintf(
-            reason, reasonlen,
-            "/consent_id: only a party of the consent may revoke it, and '%s' is not one",
-            publisher);
+    if (!c || !brk_consent_has_party(c, publisher))
+        s_not_party(publisher, reason, reasonlen);
     else if (strcmp(c->subject, msg->subject) != 0)
         snprintf(reason, reasonlen, "/consent_id: the consent is about another subject");
     else if (c->revoked_at && strcmp(c->revoked_message, msg->id) != 0)

@@ -25,7 +25,10 @@ static void
 s_write(const char *dir, const char *name, const void *data, size_t len)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+        fprintf(stderr, "the path %s/%s is too long\n", dir, name);
+        exit(1);
+    }
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, len, f) != len) {
         fprintf(stderr, "could not write %s\n", path);

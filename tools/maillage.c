@@ -32,9 +32,11 @@
     configuration (--config, or MAILLAGE_CONFIG). Exit codes: 0 success,
     1 not found, 2 usage or connection error. */
 
+#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,16 +199,16 @@ s_problem(s_verdict_t *v, const char *kind, uint64_t position, const char *row,
 }
 
 /* One chained row, as the cursor gives it: kind, chain_seq, then the
-   fields of chain.h, then body_hash, link, body (messages). */
-static void
-s_describe(PGresult *r, int i, char *out, size_t len)
+   fields of chain.h, then body_hash, link, body (messages). Its text is
+   the database's, of any length: malloc'd, NULL when out of memory. */
+static char *
+s_describe(PGresult *r, int i)
 {
     if (PQgetvalue(r, i, 0)[0] == 'm')
-        snprintf(out, len, "message %s (%s from %s)", PQgetvalue(r, i, 2),
-                 PQgetvalue(r, i, 3), PQgetvalue(r, i, 5));
-    else
-        snprintf(out, len, "decision of message %s for %s (%s)", PQgetvalue(r, i, 2),
-                 PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+        return zsys_sprintf("message %s (%s from %s)", PQgetvalue(r, i, 2),
+                            PQgetvalue(r, i, 3), PQgetvalue(r, i, 5));
+    return zsys_sprintf("decision of message %s for %s (%s)", PQgetvalue(r, i, 2),
+                        PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
 }
 
 static const char *SQL_CHAIN =
@@ -229,36 +231,41 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
 {
     uint8_t prev[BRK_LINK_BYTES] = {0};
     uint64_t expected = 1;
-    char prev_desc[400] = "the start of the chain";
-    char prev_message[40] = "";
-    PGresult *r = s_query(cli, SQL_CHAIN, 0, NULL);
+    /* the row before, as described and its message id: owned here */
+    char *prev_desc = strdup("the start of the chain");
+    char *prev_message = strdup("");
+    int rc = -1;
+    PGresult *r = prev_desc && prev_message ? s_query(cli, SQL_CHAIN, 0, NULL) : NULL;
     if (!r)
-        return -1;
+        goto done;
     PQclear(r);
     for (;;) {
         r = s_query(cli, "fetch 1000 from chain", 0, NULL);
         if (!r)
-            return -1;
+            goto done;
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {
             v->checked++;
-            char desc[400], detail[900];
-            s_describe(r, i, desc, sizeof(desc));
+            char *desc = s_describe(r, i), *detail = NULL;
+            if (!desc) {
+                PQclear(r);
+                goto done;
+            }
             uint64_t seq = strtoull(PQgetvalue(r, i, 1), NULL, 10);
             bool message = PQgetvalue(r, i, 0)[0] == 'm';
             uint8_t stored[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
             bool have_link = brk_chain_unhex(PQgetvalue(r, i, 12), stored) == 0;
             if (seq < expected) {
-                snprintf(detail, sizeof(detail),
-                         "chain position %llu is taken twice: this row was inserted out "
-                         "of band",
-                         (unsigned long long)seq);
-                s_problem(v, "inserted", seq, desc, detail);
+                detail = zsys_sprintf("chain position %llu is taken twice: this row was "
+                                      "inserted out of band",
+                                      (unsigned long long)seq);
+                s_problem(v, "inserted", seq, desc, detail ? detail : "");
+                zstr_free(&detail);
+                zstr_free(&desc);
                 continue; /* the chain goes on from the row before */
             }
             if (seq > expected) {
-                snprintf(
-                    detail, sizeof(detail),
+                detail = zsys_sprintf(
                     "chain position%s %llu%s%.0llu missing, after %s and before %s%s%s",
                     seq - expected > 1 ? "s" : "", (unsigned long long)expected,
                     seq - expected > 1 ? " to " : "",
@@ -267,7 +274,9 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
                     prev_message[0] ? ": likely a consent decision of message " : "",
                     prev_message);
                 s_problem(v, "removed", expected,
-                          prev_message[0] ? prev_message : prev_desc, detail);
+                          prev_message[0] ? prev_message : prev_desc,
+                          detail ? detail : "");
+                zstr_free(&detail);
             }
             else if (have_link) {
                 const char *f[10];
@@ -307,8 +316,14 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
             if (have_link)
                 memcpy(prev, stored, BRK_LINK_BYTES);
             expected = seq + 1;
-            snprintf(prev_desc, sizeof(prev_desc), "%s", desc);
-            snprintf(prev_message, sizeof(prev_message), "%s", PQgetvalue(r, i, 2));
+            free(prev_desc);
+            prev_desc = desc; /* takes it */
+            free(prev_message);
+            prev_message = strdup(PQgetvalue(r, i, 2));
+            if (!prev_message) {
+                PQclear(r);
+                goto done;
+            }
         }
         PQclear(r);
         if (n == 0)
@@ -316,7 +331,11 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
     }
     *last_seq = expected - 1;
     memcpy(last_link, prev, BRK_LINK_BYTES);
-    return 0;
+    rc = 0;
+done:
+    free(prev_desc);
+    free(prev_message);
+    return rc;
 }
 
 static int
@@ -707,20 +726,33 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
         return s_usage(stderr, EXIT_USAGE);
     /* an explicit target: ids, or one agency; never "everything" */
     const char *agency = NULL;
-    char ids[8192] = "{";
+    char *ids = NULL;
     if (argc == 2 && strcmp(argv[0], "--agency") == 0)
         agency = argv[1];
-    else
+    else {
+        /* each id is written back from its value: at most 20 digits and a
+           comma, whatever the argument's length */
+        if ((size_t)argc > (SIZE_MAX - 3) / 21)
+            return s_error(EXIT_USAGE, "too many delivery ids");
+        ids = malloc((size_t)argc * 21 + 3);
+        if (!ids)
+            return s_error(EXIT_USAGE, "out of memory");
+        size_t at = 0;
+        ids[at++] = '{';
         for (int i = 0; i < argc; i++) {
             char *end = NULL;
-            strtoull(argv[i], &end, 10);
-            if (!argv[i][0] || *end || argv[i][0] == '-'
-                || strlen(ids) + 24 > sizeof(ids))
-                return s_error(EXIT_USAGE, "'%s' is not a delivery id", argv[i]);
-            strcat(ids, i ? "," : "");
-            strcat(ids, argv[i]);
+            errno = 0;
+            unsigned long long id = strtoull(argv[i], &end, 10);
+            if (!argv[i][0] || *end || argv[i][0] == '-' || errno == ERANGE) {
+                free(ids);
+                return s_error(EXIT_USAGE, "'%.40s%s' is not a delivery id", argv[i],
+                               strlen(argv[i]) > 40 ? "..." : "");
+            }
+            at += (size_t)sprintf(ids + at, "%s%llu", i ? "," : "", id);
         }
-    strcat(ids, "}");
+        ids[at++] = '}';
+        ids[at] = '\0';
+    }
     const char *user = getenv("USER") ? getenv("USER") : "unknown";
     char actor[128];
     snprintf(actor, sizeof(actor), "operator:%s", user);
@@ -737,6 +769,7 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
         " n as (select pg_notify('maillage_replay', recipient) from r group by recipient)"
         " select (select count(*) from n) as agencies, id, recipient from r order by id",
         3, p);
+    free(ids);
     if (!res)
         return EXIT_USAGE;
     int n = PQntuples(res);
@@ -841,22 +874,40 @@ s_keygen(int argc, char **argv)
         return s_usage(stderr, EXIT_USAGE);
     if (!mlg_is_agency_id(argv[0], strlen(argv[0])) && strcmp(argv[0], "broker") != 0)
         return s_error(EXIT_USAGE, "'%s' is not an agency id", argv[0]);
-    char path[4096], secret[4200];
-    snprintf(path, sizeof(path), "%s/%s", argc == 2 ? argv[1] : ".", argv[0]);
-    snprintf(secret, sizeof(secret), "%s_secret", path);
-    if (zsys_file_exists(path) || zsys_file_exists(secret))
-        return s_error(EXIT_USAGE, "%s exists already: not overwritten", path);
-    zcert_t *cert = zcert_new();
-    if (!cert || zcert_save(cert, path) != 0) {
-        zcert_destroy(&cert);
-        return s_error(EXIT_USAGE, "could not write %s", path);
+    /* the paths as given, however long: a cut one would name another file */
+    char *path = zsys_sprintf("%s/%s", argc == 2 ? argv[1] : ".", argv[0]);
+    char *secret = path ? zsys_sprintf("%s_secret", path) : NULL;
+    int rc = 0;
+    zcert_t *cert = NULL;
+    if (!path || !secret)
+        rc = s_error(EXIT_USAGE, "out of memory");
+    else if (zsys_file_exists(path) || zsys_file_exists(secret))
+        rc = s_error(EXIT_USAGE, "%s exists already: not overwritten", path);
+    else if (!(cert = zcert_new()) || zcert_save(cert, path) != 0)
+        rc = s_error(EXIT_USAGE, "could not write %s", path);
+    else {
+        printf("wrote %s (public) and %s (secret: give it to the agency only)\n", path,
+               secret);
+        printf("add to the agencies section of maillage.cfg:\n    %s\n        "
+               "public_key = \"%s\"\n",
+               argv[0], zcert_public_txt(cert));
     }
-    printf("wrote %s (public) and %s (secret: give it to the agency only)\n", path,
-           secret);
-    printf("add to the agencies section of maillage.cfg:\n    %s\n        public_key = "
-           "\"%s\"\n",
-           argv[0], zcert_public_txt(cert));
     zcert_destroy(&cert);
+    zstr_free(&secret);
+    zstr_free(&path);
+    return rc;
+}
+
+/* Copies an option's value into a field of the map; a value that does
+   not fit is refused, never cut (a cut subject is another person). */
+static int
+s_copy_field(char *field, size_t size, const char *opt, const char *val)
+{
+    size_t len = strlen(val);
+    if (len >= size)
+        return s_error(EXIT_USAGE, "%s: %zu bytes, more than the %zu allowed", opt, len,
+                       size - 1);
+    memcpy(field, val, len + 1);
     return 0;
 }
 
@@ -886,11 +937,11 @@ s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
                 rc = s_error(EXIT_USAGE, "'%s' is not an agency id", val);
         }
         else if (strcmp(opt, "--subject") == 0)
-            snprintf(m->subject, sizeof(m->subject), "%s", val);
+            rc = s_copy_field(m->subject, sizeof(m->subject), opt, val);
         else if (strcmp(opt, "--purpose") == 0)
-            snprintf(m->purpose, sizeof(m->purpose), "%s", val);
+            rc = s_copy_field(m->purpose, sizeof(m->purpose), opt, val);
         else if (strcmp(opt, "--correlation") == 0)
-            snprintf(m->correlation, sizeof(m->correlation), "%s", val);
+            rc = s_copy_field(m->correlation, sizeof(m->correlation), opt, val);
         else if (strcmp(opt, "--body-json") == 0)
             body = val;
         else if (strcmp(opt, "--body-file") == 0)
@@ -906,6 +957,8 @@ s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
     }
     if (!endpoint && cfg)
         endpoint = cfg->endpoint;
+    if (rc == 0 && type)
+        rc = s_copy_field(m->type, sizeof(m->type), "--type", type);
     if (rc == 0 && (!as || !type || !m->version || (!body == !body_file) || !endpoint))
         rc = s_error(EXIT_USAGE,
                      "publish needs --as, --type, --version, one of --body-json"
@@ -926,7 +979,6 @@ s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
     free(file_text);
     mlg_client_t *c = NULL;
     if (rc == 0) {
-        snprintf(m->type, sizeof(m->type), "%s", type);
         mlg_msg_set_body(m, mp, mplen);
         zuuid_t *u = zuuid_new();
         const char *id = zuuid_str_canonical(u);

@@ -209,10 +209,13 @@ s_connect(s_run_t *r, const char *agency, const char *name, uint64_t credit)
     mlg_error_t err;
     mlg_client_t *c;
     if (r->o->cert_dir) {
-        char cert[1024];
-        snprintf(cert, sizeof(cert), "%s/%s_secret", r->o->cert_dir, agency);
-        c = mlg_client_new_curve(r->endpoint, agency, name, credit, 10000, cert,
-                                 r->server_key, &err);
+        char *cert = zsys_sprintf("%s/%s_secret", r->o->cert_dir, agency);
+        c = cert ? mlg_client_new_curve(r->endpoint, agency, name, credit, 10000, cert,
+                                        r->server_key, &err)
+                 : NULL;
+        if (!cert)
+            snprintf(err.reason, sizeof(err.reason), "out of memory");
+        zstr_free(&cert);
     }
     else
         c = mlg_client_new(r->endpoint, agency, name, credit, 10000, &err);
@@ -1229,6 +1232,11 @@ s_parse_opts(int argc, char **argv, s_opts_t *o)
                         " --self-contained)\n");
         return s_usage(stderr, 2);
     }
+    if (o->server_key && strlen(o->server_key) != 40) {
+        fprintf(stderr,
+                "maillage-bench: --server-key is not a Z85 key (40 characters)\n");
+        return 2;
+    }
     return -1;
 }
 
@@ -1253,6 +1261,14 @@ s_from_config(s_run_t *r, const s_opts_t *o, brk_config_t **cfg_p,
     r->nagencies = o->agencies;
     for (int i = 0; i < o->agencies; i++)
         snprintf(r->agencies[i], sizeof(r->agencies[i]), "%s", cfg->agencies[i].id);
+    /* copied into fixed fields: too long is refused, never cut */
+    if (strlen(cfg->endpoint) + 16 >= sizeof(r->endpoint)
+        || strlen(cfg->database) >= sizeof(r->database)) {
+        fprintf(stderr,
+                "maillage-bench: %s: the endpoint or the database URL is too long\n",
+                o->config);
+        return -1;
+    }
     /* the configured endpoint, bound on every address: reach it here */
     const char *star = strstr(cfg->endpoint, "://*:");
     if (star)

@@ -21,25 +21,35 @@ main(int argc, char **argv)
         return argc == 2 ? 0 : 2;
     }
     const char *dir = argc == 3 ? argv[2] : ".";
-    char path[4096], secret[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, argv[1]);
-    snprintf(secret, sizeof(secret), "%s_secret", path);
+    /* the paths as given, however long: a cut one would name another file */
+    char *path = zsys_sprintf("%s/%s", dir, argv[1]);
+    char *secret = path ? zsys_sprintf("%s_secret", path) : NULL;
+    if (!path || !secret) {
+        fprintf(stderr, "maillage-keygen: out of memory\n");
+        return 2;
+    }
     if (access(path, F_OK) == 0 || access(secret, F_OK) == 0) {
         fprintf(stderr, "maillage-keygen: %s exists already: not overwritten\n", path);
+        zstr_free(&secret);
+        zstr_free(&path);
         return 2;
     }
     zcert_t *cert = zcert_new();
     if (cert)
         zcert_set_meta(cert, "name", "%s", argv[1]);
+    int rc = 0;
     if (!cert || zcert_save(cert, path) != 0) {
         fprintf(stderr, "maillage-keygen: could not write %s\n", path);
-        zcert_destroy(&cert);
-        return 2;
+        rc = 2;
     }
-    printf("wrote %s and %s\n", path, secret);
-    printf("for the agencies section of maillage.cfg:\n");
-    printf("    %s\n        public_key = \"%s\"\n", argv[1], zcert_public_txt(cert));
-    printf("(for the broker itself: security/secret_cert = %s)\n", secret);
+    else {
+        printf("wrote %s and %s\n", path, secret);
+        printf("for the agencies section of maillage.cfg:\n");
+        printf("    %s\n        public_key = \"%s\"\n", argv[1], zcert_public_txt(cert));
+        printf("(for the broker itself: security/secret_cert = %s)\n", secret);
+    }
     zcert_destroy(&cert);
-    return 0;
+    zstr_free(&secret);
+    zstr_free(&path);
+    return rc;
 }

@@ -92,14 +92,18 @@ tool_http_get(const char *hostport, const char *path, int timeout_ms, int *statu
         close(fd);
         return -1;
     }
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
-                     hostport);
-    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+    /* path and hostport are the caller's, of any length: sized first */
+    static const char *form = "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n";
+    int n = snprintf(NULL, 0, form, path, hostport);
+    char *req = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (req)
+        snprintf(req, (size_t)n + 1, form, path, hostport);
+    if (!req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        free(req);
         close(fd);
         return -1;
     }
+    free(req);
     size_t cap = 1 << 16, used = 0, max = 4u << 20;
     char *buf = malloc(cap + 1);
     while (buf && s_wait(fd, POLLIN, deadline)) {

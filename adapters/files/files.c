@@ -16,11 +16,20 @@
 
     In: each delivery is written to out/ID.json (the JSON form of
     mlg_deliver_to_json) by writing .ID.json.tmp, fsync, and rename, then
-    fsync of the folder; a redelivery overwrites the same file. */
+    fsync of the folder; a redelivery overwrites the same file.
+
+    The folders may be writable by others than the adapter, so no name in
+    them is trusted: the four folders are opened once, and every file is
+    reached from them by its name alone, never through a symbolic link
+    (O_NOFOLLOW). Only regular files are read (a link, a folder, a FIFO or
+    a device in in/ moves to failed/ unread), and a temporary file is
+    always made new (O_EXCL), so a link planted in its place is removed,
+    never written through. */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +45,15 @@
 typedef struct {
     const mlg_adapter_host_t *host;
     char *dir, *in, *done, *failed, *out;
+    int in_fd, done_fd, failed_fd, out_fd; /* the folders, opened once */
     size_t max_file_bytes;
     zhashx_t *inflight; /* file name -> itself, while the broker has not answered */
 } s_files_t;
 
 static const char *const s_keys[] = {"dir", "max_file_bytes", NULL};
+
+/* s_read's errno for a name in in/ that is not a regular file */
+#define S_ENOTREG ENODEV
 
 static int
 s_mkdir(const char *path)
@@ -48,26 +61,25 @@ s_mkdir(const char *path)
     return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/* Writes `len` bytes to the file `name` of the folder `dir_fd` durably:
+   a temporary file made new, fsync, rename, fsync of the folder. */
 static int
-s_fsync_dir(const char *path)
+s_write_atomic(int dir_fd, const char *name, const char *data, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
+    char tmp[NAME_MAX + 1];
+    if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
         return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Writes `len` bytes to dir/name durably: a temporary file, fsync,
-   rename, fsync of the folder. */
-static int
-s_write_atomic(const char *dir, const char *name, const char *data, size_t len)
-{
-    char tmp[4096], final[4096];
-    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-    snprintf(final, sizeof(final), "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    }
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dir_fd, tmp, flags, 0640);
+    if (fd < 0 && errno == EEXIST) {
+        /* left by a crash, or planted: unlinking removes the name (a link,
+           not what it points to), and the file is made anew */
+        if (unlinkat(dir_fd, tmp, 0) != 0 && errno != ENOENT)
+            return -1;
+        fd = openat(dir_fd, tmp, flags, 0640);
+    }
     if (fd < 0)
         return -1;
     size_t done = 0;
@@ -77,20 +89,21 @@ s_write_atomic(const char *dir, const char *name, const char *data, size_t len)
             continue;
         if (n <= 0) {
             close(fd);
-            unlink(tmp);
+            unlinkat(dir_fd, tmp, 0);
             return -1;
         }
         done += (size_t)n;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
-        unlink(tmp);
+        unlinkat(dir_fd, tmp, 0);
         return -1;
     }
-    if (rename(tmp, final) != 0) {
-        unlink(tmp);
+    /* a link in the final name's place is replaced, not followed */
+    if (renameat(dir_fd, tmp, dir_fd, name) != 0) {
+        unlinkat(dir_fd, tmp, 0);
         return -1;
     }
-    return s_fsync_dir(dir);
+    return fsync(dir_fd);
 }
 
 static void
@@ -100,6 +113,10 @@ s_close(void *state)
     if (!self)
         return;
     zhashx_destroy(&self->inflight);
+    int fds[] = {self->in_fd, self->done_fd, self->failed_fd, self->out_fd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     free(self->dir);
     free(self->in);
     free(self->done);
@@ -130,6 +147,7 @@ s_open(const mlg_adapter_host_t *host, void **state, char *err, size_t errlen)
         return MLG_ADAPTER_FATAL;
     }
     self->host = host;
+    self->in_fd = self->done_fd = self->failed_fd = self->out_fd = -1;
     self->max_file_bytes = (size_t)max_bytes;
     self->dir = strdup(dir);
     self->in = zsys_sprintf("%s/in", dir);
@@ -154,6 +172,17 @@ s_open(const mlg_adapter_host_t *host, void **state, char *err, size_t errlen)
             return MLG_ADAPTER_FATAL;
         }
     }
+    /* the folders themselves are the operator's: they may be links */
+    int *fds[] = {&self->in_fd, &self->done_fd, &self->failed_fd, &self->out_fd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        *fds[i] = open(dirs[i + 1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (*fds[i] < 0) {
+            snprintf(err, errlen, "cannot open the folder %s: %s", dirs[i + 1],
+                     strerror(errno));
+            s_close(self);
+            return MLG_ADAPTER_FATAL;
+        }
+    }
     *state = self;
     return MLG_ADAPTER_OK;
 }
@@ -171,23 +200,53 @@ s_by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads a whole file of at most `max` bytes; NULL with errno (EFBIG
-   when larger). */
+/* Reads the whole file `name` of the folder `dir_fd` if it is a regular
+   file of at most `max` bytes; NULL with errno otherwise: EFBIG when it
+   is larger, ELOOP when it is a symbolic link, S_ENOTREG when it is
+   something else (a folder, a FIFO, a device). */
 static char *
-s_read(const char *path, size_t max, size_t *len)
+s_read(int dir_fd, const char *name, size_t max, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO planted in the folder must not hold the loop */
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return NULL;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        errno = buf ? EIO : ENOMEM;
+    struct stat st;
+    int why = 0;
+    if (fstat(fd, &st) != 0)
+        why = errno;
+    else if (!S_ISREG(st.st_mode))
+        why = S_ENOTREG;
+    else if ((uint64_t)st.st_size > max)
+        why = EFBIG;
+    if (why) {
+        close(fd);
+        errno = why;
         return NULL;
     }
+    char *buf = malloc(max + 1);
+    if (!buf) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* up to max + 1 bytes: a file that grew since fstat is still caught */
+    size_t n = 0;
+    while (n <= max) {
+        ssize_t got = read(fd, buf + n, max + 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            close(fd);
+            errno = EIO;
+            return NULL;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
     if (n > max) {
         free(buf);
         errno = EFBIG;
@@ -202,17 +261,18 @@ s_read(const char *path, size_t max, size_t *len)
 static int
 s_fail_file(s_files_t *self, const char *name, const char *code, const char *reason)
 {
-    char line[2048], ename[600], from[4096], to[4096];
-    int n = snprintf(line, sizeof(line), "%s: %s\n", code, reason);
-    snprintf(ename, sizeof(ename), "%s.error", name);
-    if (s_write_atomic(self->failed, ename, line, (size_t)n) != 0)
+    char *line = zsys_sprintf("%s: %s\n", code, reason);
+    char *ename = zsys_sprintf("%s.error", name);
+    int rc =
+        line && ename ? s_write_atomic(self->failed_fd, ename, line, strlen(line)) : -1;
+    zstr_free(&line);
+    zstr_free(&ename);
+    if (rc != 0)
         return -1;
-    snprintf(from, sizeof(from), "%s/%s", self->in, name);
-    snprintf(to, sizeof(to), "%s/%s", self->failed, name);
-    if (rename(from, to) != 0 && errno != ENOENT)
+    if (renameat(self->in_fd, name, self->failed_fd, name) != 0 && errno != ENOENT)
         return -1;
-    s_fsync_dir(self->in);
-    s_fsync_dir(self->failed);
+    fsync(self->in_fd);
+    fsync(self->failed_fd);
     self->host->log(self->host->self, "warn", "%s moved to failed/: %s: %s", name, code,
                     reason);
     return 0;
@@ -245,12 +305,14 @@ s_name_uuid(const char *name, const char *data, size_t len, char out[37])
 static mlg_msg_t *
 s_load_event(s_files_t *self, const char *name)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", self->in, name);
     size_t len = 0;
-    char *text = s_read(path, self->max_file_bytes, &len);
+    char *text = s_read(self->in_fd, name, self->max_file_bytes, &len);
     if (!text) {
-        if (errno == EFBIG) {
+        if (errno == ELOOP || errno == S_ENOTREG)
+            s_fail_file(self, name, "NOT_A_FILE",
+                        errno == ELOOP ? "a symbolic link: not followed"
+                                       : "not a regular file: not read");
+        else if (errno == EFBIG) {
             char why[128];
             snprintf(why, sizeof(why),
                      "the file is larger than plugin/max_file_bytes (%zu)",
@@ -258,8 +320,8 @@ s_load_event(s_files_t *self, const char *name)
             s_fail_file(self, name, "TOO_LARGE", why);
         }
         else if (errno != ENOENT)
-            self->host->log(self->host->self, "warn", "cannot read %s: %s", path,
-                            strerror(errno));
+            self->host->log(self->host->self, "warn", "cannot read %s/%s: %s", self->in,
+                            name, strerror(errno));
         return NULL;
     }
     /* an id made from the file when it has none */
@@ -294,8 +356,14 @@ s_poll(void *state, size_t max, mlg_msg_t **events, void **tags, size_t *n)
 {
     s_files_t *self = state;
     *n = 0;
-    DIR *d = opendir(self->in);
-    if (!d) {
+    /* in/ as opened at the start; its own descriptor, which closedir closes */
+    int fd = dup(self->in_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0)
+        close(fd);
+    if (d)
+        rewinddir(d);
+    else {
         self->host->log(self->host->self, "warn", "cannot read the folder %s: %s",
                         self->in, strerror(errno));
         return MLG_ADAPTER_RETRY;
@@ -343,17 +411,14 @@ s_outcome(void *state, void *tag, const mlg_adapter_outcome_t *out)
     const char *name = tag;
     mlg_adapter_rc_t rc = MLG_ADAPTER_OK;
     if (out->confirmed) {
-        char from[4096], to[4096];
-        snprintf(from, sizeof(from), "%s/%s", self->in, name);
-        snprintf(to, sizeof(to), "%s/%s", self->done, name);
-        if (rename(from, to) != 0 && errno != ENOENT) {
+        if (renameat(self->in_fd, name, self->done_fd, name) != 0 && errno != ENOENT) {
             self->host->log(self->host->self, "warn", "cannot move %s to done/: %s", name,
                             strerror(errno));
             rc = MLG_ADAPTER_RETRY;
         }
         else {
-            s_fsync_dir(self->in);
-            s_fsync_dir(self->done);
+            fsync(self->in_fd);
+            fsync(self->done_fd);
         }
     }
     else if (s_fail_file(self, name, out->code ? out->code : "INVALID",
@@ -380,7 +445,7 @@ s_deliver(void *state, const mlg_msg_t *msg, char *err, size_t errlen)
     char name[64];
     snprintf(name, sizeof(name), "%s.json", msg->id); /* a checked UUID: a safe name */
     size_t len = strlen(json);
-    int w = s_write_atomic(self->out, name, json, len);
+    int w = s_write_atomic(self->out_fd, name, json, len);
     free(json);
     if (w != 0) {
         snprintf(err, errlen, "cannot write %s/%s: %s", self->out, name, strerror(errno));

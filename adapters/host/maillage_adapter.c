@@ -754,6 +754,28 @@ main(int argc, char **argv)
                                             {"check", no_argument, NULL, 'k'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
+    /* SIGTERM and SIGINT are ours from the first moment, and czmq is told
+       to leave them alone before it starts: zsys_init() would otherwise
+       catch them into zsys_interrupted, which nothing here reads (a
+       SIGTERM then was lost and the adapter ran on), and disabling its
+       handler afterwards put back the default action, which kills. */
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = s_on_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    /* a parent may have left them blocked: one sent already is taken now */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    zsys_handler_set(NULL);
+    zsys_init();
+
     int opt;
     bool check_only = false;
     while ((opt = getopt_long(argc, argv, "p:c:h", options, NULL)) != -1) {
@@ -776,12 +798,6 @@ main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    zsys_init();
-    zsys_handler_set(NULL);
-    signal(SIGTERM, s_on_signal);
-    signal(SIGINT, s_on_signal);
-    signal(SIGPIPE, SIG_IGN);
-
     int status = 1;
     self.paths = zhashx_new();
     zhashx_set_destructor(self.paths, (zhashx_destructor_fn *)zstr_free);

@@ -104,7 +104,8 @@ s_body_long_keys(msgpack_packer *pk, size_t len)
     memset(k, 'k', len);
     msgpack_pack_map(pk, n);
     for (size_t i = 0; i < n; i++) {
-        snprintf(k + len - 9, 9, "%08zx", i);
+        /* n is far below 2^32 in a 1 MiB frame: 8 hex digits tell them apart */
+        snprintf(k + len - 9, 9, "%08x", (unsigned)(i & 0xffffffffu));
         k[len - 1] = 'k';
         msgpack_pack_str(pk, len);
         msgpack_pack_str_body(pk, k, len);

@@ -5,14 +5,16 @@
       refuses is marked with the code and the reason;
     - a file dropped in A's in/ reaches B's out/ and moves to done/; a
       schema-invalid file ends in failed/ beside its reason; a file still
-      being written is left alone;
+      being written is left alone; links planted in in/ and out/ are
+      neither read nor written through;
     - 500 events streamed while the adapters are SIGKILLed at random
       points and restarted: none lost, none inserted twice;
     - the broker killed and restarted under running adapters, which carry
       on by themselves;
     - a plugin of another ABI, one built against another message layout,
-      and a configuration with an unknown key,
-      are refused with a clear message. */
+      and a configuration with an unknown key, are refused with a clear
+      message;
+    - SIGTERM at any moment of an adapter's life stops it, exit code 0. */
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -33,8 +36,12 @@
 
 #include "brokerproc.h"
 #include "maillage/adapter.h"
+#include "toolutil.h"
 
 static brokerproc_t s_bp;
+/* every adapter started and not yet stopped: a failed test leaves its
+   adapters running, and the teardown kills them */
+static pid_t s_running[64];
 static char s_legacy_a[2048]; /* conninfo of agency A's own database (outbox) */
 static char s_legacy_b[2048]; /* agency B's (inbox) */
 
@@ -50,6 +57,7 @@ typedef struct {
     char cfg[400];
     char log[400];
     const char *plugin;
+    bool term_pending; /* started with a SIGTERM blocked and pending */
 } adapter_t;
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -140,7 +148,25 @@ s_adapter_config(adapter_t *a, const char *name, const char *plugin, const char 
 static void
 s_adapter_start(adapter_t *a)
 {
+    /* a SIGTERM sent before the exec must not meet this process's handlers
+       (czmq's would swallow it): blocked across the fork, and the child
+       goes back to the default action before it lets it through */
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    sigprocmask(SIG_BLOCK, &term, &old);
     pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        if (a->term_pending)
+            raise(SIGTERM); /* blocked: pending across the exec */
+        else
+            sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    else
+        sigprocmask(SIG_SETMASK, &old, NULL);
     assert_true(pid >= 0);
     if (pid == 0) {
         FILE *log = freopen(a->log, "a", stderr);
@@ -150,9 +176,30 @@ s_adapter_start(adapter_t *a)
         _exit(127);
     }
     a->pid = pid;
+    for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
+        if (s_running[i] == 0) {
+            s_running[i] = pid;
+            break;
+        }
 }
 
 static void s_dump_log(const char *path);
+
+static void
+s_pause_us(long us)
+{
+    struct timespec t = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&t, NULL);
+}
+
+/* The adapter `pid` has ended and was waited for. */
+static void
+s_forget(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
+        if (s_running[i] == pid)
+            s_running[i] = 0;
+}
 
 static int
 s_adapter_stop(adapter_t *a, int sig)
@@ -162,6 +209,7 @@ s_adapter_stop(adapter_t *a, int sig)
     kill(a->pid, sig);
     int status = 0;
     waitpid(a->pid, &status, 0);
+    s_forget(a->pid);
     a->pid = 0;
     if (sig != SIGKILL && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         fprintf(stderr, "adapter %s: %s %d\n", a->cfg,
@@ -282,10 +330,25 @@ s_setup(void **state)
     return 0;
 }
 
+/* After each test: the adapters a failed test left running are killed,
+   or they would take the next tests' deliveries. */
+static int
+s_kill_leftovers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(s_running) / sizeof(s_running[0]); i++)
+        if (s_running[i] > 0) {
+            kill(s_running[i], SIGKILL);
+            waitpid(s_running[i], NULL, 0);
+            s_running[i] = 0;
+        }
+    return 0;
+}
+
 static int
 s_teardown(void **state)
 {
-    (void)state;
+    s_kill_leftovers(state);
     brokerproc_cleanup(&s_bp);
     return 0;
 }
@@ -435,19 +498,24 @@ test_files_drop_folder(void **state)
                  "\"places_total\": 40, \"places_available\": 12}}");
     snprintf(path, sizeof(path), "%s/in/good.json", dir_a);
     assert_int_equal(rename(tmp, path), 0);
-    /* a schema-invalid one (places_available is a string), and one with no id */
+    /* a schema-invalid one (places_available is a string), and one with no
+       id, each written then renamed: the adapter may poll at any moment */
+    snprintf(tmp, sizeof(tmp), "%s/in/.invalid.json.part", dir_a);
     snprintf(path, sizeof(path), "%s/in/invalid.json", dir_a);
-    s_write_file(path,
+    s_write_file(tmp,
                  "{\"id\": \"7d1e0c1a-4b7e-4e0b-8f5e-0000000000f2\", "
                  "\"type\": \"service.capacity.changed\", \"version\": 1, "
                  "\"to\": [\"ehpad-les-tilleuls\"], "
                  "\"body\": {\"service_id\": \"ssiad-13\", \"service\": \"home-care\", "
                  "\"places_total\": 40, \"places_available\": \"many\"}}");
+    assert_int_equal(rename(tmp, path), 0);
+    snprintf(tmp, sizeof(tmp), "%s/in/.noid.json.part", dir_a);
     snprintf(path, sizeof(path), "%s/in/noid.json", dir_a);
-    s_write_file(path, "{\"type\": \"service.capacity.changed\", \"version\": 1, "
-                       "\"to\": [\"ehpad-les-tilleuls\"], "
-                       "\"body\": {\"service_id\": \"noid\", \"service\": \"home-care\", "
-                       "\"places_total\": 1, \"places_available\": 1}}");
+    s_write_file(tmp, "{\"type\": \"service.capacity.changed\", \"version\": 1, "
+                      "\"to\": [\"ehpad-les-tilleuls\"], "
+                      "\"body\": {\"service_id\": \"noid\", \"service\": \"home-care\", "
+                      "\"places_total\": 1, \"places_available\": 1}}");
+    assert_int_equal(rename(tmp, path), 0);
 
     /* B's out/ gets the good one as JSON */
     snprintf(path, sizeof(path), "%s/out/7d1e0c1a-4b7e-4e0b-8f5e-0000000000f1.json",
@@ -512,6 +580,147 @@ test_files_drop_folder(void **state)
         zclock_sleep(50);
     }
     assert_int_equal(files, 2);
+
+    assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
+    assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
+}
+
+/* Waits for a file to exist (lstat: a link counts); true when it does. */
+static bool
+s_wait_exists(const char *path, int timeout_ms)
+{
+    struct stat st;
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (lstat(path, &st) != 0) {
+        if (zclock_mono() >= deadline)
+            return false;
+        zclock_sleep(25);
+    }
+    return true;
+}
+
+/* Links planted in the drop folders by someone else who can write there:
+   one in in/ is never read (what it points to reaches neither failed/
+   nor the broker), one in out/ in the place of a delivery's file or of
+   its temporary file is never written through. */
+static void
+test_files_planted_links(void **state)
+{
+    (void)state;
+    char dir_a[400], dir_b[400], section[600], path[800], target[800], secret[800];
+    snprintf(dir_a, sizeof(dir_a), "%s/links-a", s_bp.dir);
+    snprintf(dir_b, sizeof(dir_b), "%s/links-b", s_bp.dir);
+    adapter_t a = {0}, b = {0};
+    snprintf(section, sizeof(section), "    dir = %s\n", dir_a);
+    s_adapter_config(&a, "links-a", "files", "ccas-paris-13", section);
+    snprintf(section, sizeof(section), "    dir = %s\n", dir_b);
+    s_adapter_config(&b, "links-b", "files", "ehpad-les-tilleuls", section);
+    s_adapter_start(&a);
+    s_adapter_start(&b);
+    snprintf(path, sizeof(path), "%s/in", dir_a);
+    assert_true(s_wait_exists(path, 5000));
+    snprintf(path, sizeof(path), "%s/out", dir_b);
+    assert_true(s_wait_exists(path, 5000));
+
+    /* out/: both names of the coming delivery are links to files of B's */
+    const char *id = "7d1e0c1a-4b7e-4e0b-8f5e-0000000000a1";
+    snprintf(target, sizeof(target), "%s/precious-1", s_bp.dir);
+    s_write_file(target, "PRECIOUS-1\n");
+    snprintf(path, sizeof(path), "%s/out/.%s.json.tmp", dir_b, id);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(target, sizeof(target), "%s/precious-2", s_bp.dir);
+    s_write_file(target, "PRECIOUS-2\n");
+    snprintf(path, sizeof(path), "%s/out/%s.json", dir_b, id);
+    assert_int_equal(symlink(target, path), 0);
+
+    /* in/: links to a secret that is not JSON, and to one that is an event */
+    snprintf(secret, sizeof(secret), "%s/secret.txt", s_bp.dir);
+    s_write_file(secret, "SECRET-TOKEN-4242 and more\n");
+    snprintf(path, sizeof(path), "%s/in/leak.json", dir_a);
+    assert_int_equal(symlink(secret, path), 0);
+    snprintf(secret, sizeof(secret), "%s/secret.json", s_bp.dir);
+    s_write_file(secret, "{\"id\": \"7d1e0c1a-4b7e-4e0b-8f5e-0000000000a2\", "
+                         "\"type\": \"service.capacity.changed\", \"version\": 1, "
+                         "\"to\": [\"ehpad-les-tilleuls\"], "
+                         "\"body\": {\"service_id\": \"SECRET-SERVICE\", \"service\": "
+                         "\"home-care\", \"places_total\": 4, \"places_available\": 2}}");
+    snprintf(path, sizeof(path), "%s/in/leak-event.json", dir_a);
+    assert_int_equal(symlink(secret, path), 0);
+    /* and a real event for B, written then renamed */
+    char tmp[800], text[600];
+    snprintf(tmp, sizeof(tmp), "%s/in/.real.json.part", dir_a);
+    snprintf(text, sizeof(text),
+             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1, "
+             "\"to\": [\"ehpad-les-tilleuls\"], \"body\": {\"service_id\": \"real\", "
+             "\"service\": \"home-care\", \"places_total\": 4, \"places_available\": 1}}",
+             id);
+    s_write_file(tmp, text);
+    snprintf(path, sizeof(path), "%s/in/real.json", dir_a);
+    assert_int_equal(rename(tmp, path), 0);
+
+    /* the links in in/ are dealt with: each moves on, unread */
+    snprintf(path, sizeof(path), "%s/failed/leak.json.error", dir_a);
+    bool leak_done = s_wait_exists(path, 15000);
+    char done_path[800], failed_path[800];
+    snprintf(done_path, sizeof(done_path), "%s/done/leak-event.json", dir_a);
+    snprintf(failed_path, sizeof(failed_path), "%s/failed/leak-event.json.error", dir_a);
+    bool event_done = false;
+    for (int i = 0; i < 300 && !event_done; i++, zclock_sleep(50))
+        event_done = s_wait_exists(done_path, 0) || s_wait_exists(failed_path, 0);
+    if (!leak_done || !event_done) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_true(leak_done);
+    assert_true(event_done);
+    char *error = s_read_file(path);
+    assert_non_null(error);
+    if (strstr(error, "SECRET"))
+        fail_msg("failed/leak.json.error shows the secret: %s", error);
+    assert_non_null(strstr(error, "NOT_A_FILE"));
+    free(error);
+    error = s_read_file(failed_path);
+    assert_non_null(error);
+    assert_null(strstr(error, "SECRET"));
+    free(error);
+    PGconn *db = brokerproc_db(&s_bp);
+    assert_int_equal(brokerproc_scalar(db, "select count(*) from messages where id = "
+                                           "'7d1e0c1a-4b7e-4e0b-8f5e-0000000000a2'"),
+                     0);
+
+    /* the real event reaches B's out/ as a file of its own; the files the
+       links pointed to are untouched */
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "select count(*) from deliveries where message_id = '%s' and state = "
+             "'acked'",
+             id);
+    long acked = 0;
+    for (int i = 0; i < 300 && acked != 1; i++, zclock_sleep(50))
+        acked = brokerproc_scalar(db, sql);
+    PQfinish(db);
+    if (acked != 1) {
+        s_dump_log(a.log);
+        s_dump_log(b.log);
+    }
+    assert_int_equal(acked, 1);
+    for (int k = 1; k <= 2; k++) {
+        char want[32];
+        snprintf(target, sizeof(target), "%s/precious-%d", s_bp.dir, k);
+        snprintf(want, sizeof(want), "PRECIOUS-%d\n", k);
+        char *got = s_read_file(target);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/out/%s.json", dir_b, id);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    char *got = s_read_file(path);
+    assert_non_null(got);
+    assert_non_null(strstr(got, "\"real\""));
+    free(got);
 
     assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
     assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
@@ -679,15 +888,117 @@ test_refuses_bad_plugin_and_config(void **state)
     free(err);
 }
 
+/* SIGTERM at any moment ends the adapter and never goes unheard:
+
+   - an adapter started with a SIGTERM pending (blocked by its parent)
+     takes it as soon as it starts, and exits 0;
+   - 200 adapters are sent SIGTERM at random moments of their start
+     (0 to 25 ms after the fork). Each must be gone within 5 s: exit code
+     0, or killed by the signal when it came before main() had a handler.
+     A SIGTERM caught by czmq's own handler during zsys_init() used to be
+     lost, and the adapter ran on for ever;
+   - 20 more once they are up (before and after joining, while events
+     flow), the files and the sql plugins alternately: exit code 0. */
+static void
+test_sigterm_stops_cleanly(void **state)
+{
+    (void)state;
+    s_reset_legacy();
+    unsigned seed = (unsigned)time(NULL);
+    fprintf(stderr, "random seed %u\n", seed);
+    srand(seed);
+
+    adapter_t a = {0};
+    s_adapter_config(&a, "term-early", "files", "ccas-paris-13", "    dir = term\n");
+    a.term_pending = true;
+    s_adapter_start(&a);
+    a.term_pending = false;
+    int status = 0;
+    pid_t done = 0;
+    for (int64_t end = zclock_mono() + 5000; !done && zclock_mono() < end;)
+        if (!(done = waitpid(a.pid, &status, WNOHANG)))
+            zclock_sleep(5);
+    if (!done) {
+        kill(a.pid, SIGKILL);
+        waitpid(a.pid, &status, 0);
+    }
+    s_forget(a.pid);
+    a.pid = 0;
+    if (!done)
+        fail_msg("an adapter started with a SIGTERM pending did not stop");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    int clean = 0, early = 0, deaf = 0, other = 0;
+    for (int round = 0; round < 200; round++) {
+        s_adapter_start(&a);
+        s_pause_us(rand() % 25000);
+        kill(a.pid, SIGTERM);
+        status = 0;
+        done = 0;
+        for (int64_t end = zclock_mono() + 5000; !done && zclock_mono() < end;) {
+            done = waitpid(a.pid, &status, WNOHANG);
+            if (!done)
+                zclock_sleep(5);
+        }
+        if (!done) {
+            deaf++;
+            kill(a.pid, SIGKILL);
+            waitpid(a.pid, &status, 0);
+        }
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            clean++;
+        else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+            early++;
+        else
+            other++;
+        s_forget(a.pid);
+        a.pid = 0;
+    }
+    fprintf(stderr,
+            "SIGTERM during the start: %d exited 0, %d killed before main, %d did not "
+            "stop, %d other\n",
+            clean, early, deaf, other);
+    if (deaf || other)
+        s_dump_log(a.log);
+    assert_int_equal(deaf, 0);
+    assert_int_equal(other, 0);
+
+    adapter_t b = {0};
+    s_adapter_config(&b, "term-b", "sql", "ehpad-les-tilleuls",
+                     s_sql_section(s_legacy_b, false, true));
+    s_adapter_start(&b);
+    for (int round = 0; round < 20; round++) {
+        char name[64], section[100];
+        snprintf(name, sizeof(name), "term-%d", round);
+        snprintf(section, sizeof(section), "    dir = %s\n", name);
+        s_adapter_config(&a, name, round % 2 ? "sql" : "files", "ccas-paris-13",
+                         round % 2 ? s_sql_section(s_legacy_a, true, false) : section);
+        s_adapter_start(&a);
+        assert_int_equal(tool_wait_text(a.log, "open;", 0, 10000), 0);
+        if (round % 4 >= 2)
+            assert_int_equal(tool_wait_text(a.log, "joined", 0, 10000), 0);
+        if (round % 4 == 3)
+            s_outbox_insert(20, round * 100);
+        s_pause_us(rand() % 60000);
+        assert_int_equal(s_adapter_stop(&a, SIGTERM), 0);
+    }
+    assert_int_equal(s_adapter_stop(&b, SIGTERM), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refuses_bad_plugin_and_config),
-        cmocka_unit_test(test_sql_outbox_reaches_inbox),
-        cmocka_unit_test(test_files_drop_folder),
-        cmocka_unit_test(test_sql_survives_sigkill),
-        cmocka_unit_test(test_broker_restart_under_adapters),
+        cmocka_unit_test_teardown(test_refuses_bad_plugin_and_config, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_sql_outbox_reaches_inbox, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_files_drop_folder, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_files_planted_links, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_sql_survives_sigkill, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_broker_restart_under_adapters, s_kill_leftovers),
+        cmocka_unit_test_teardown(test_sigterm_stops_cleanly, s_kill_leftovers),
     };
+    /* MLG_TEST_FILTER=test_sigterm* runs the matching tests only */
+    if (getenv("MLG_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("MLG_TEST_FILTER"));
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

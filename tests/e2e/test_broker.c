@@ -101,12 +101,13 @@ static mlg_msg_t *
 publish_msg(const char *fmt, char *id)
 {
     brokerproc_new_id(id);
-    char json[4096];
-    snprintf(json, sizeof(json), fmt, id);
+    char *json = zsys_sprintf(fmt, id); /* a format of any length */
+    assert_non_null(json);
     mlg_msg_t *m = NULL;
     mlg_error_t err;
     if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK)
         print_error("%s: %s\n", json, err.reason);
+    zstr_free(&json);
     assert_non_null(m);
     return m;
 }

@@ -37,15 +37,19 @@ static const char *s_agencies =
 static int
 cli(char **out, const char *fmt, ...)
 {
-    char args[1024], cmd[4096], path[300];
+    char path[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
+    char *args = zsys_vprintf(fmt, ap); /* arguments of any length */
     va_end(ap);
+    assert_non_null(args);
     snprintf(path, sizeof(path), "%s/cli.out", s_bp.dir);
-    snprintf(cmd, sizeof(cmd), "%s --database '%s' %s >%s 2>%s.err",
-             getenv("MLG_CLI_BIN"), s_bp.database, args, path, path);
+    char *cmd = zsys_sprintf("%s --database '%s' %s >%s 2>%s.err", getenv("MLG_CLI_BIN"),
+                             s_bp.database, args, path, path);
+    assert_non_null(cmd);
     int status = system(cmd);
+    zstr_free(&cmd);
+    zstr_free(&args);
     FILE *f = fopen(path, "r");
     *out = calloc(1, 1 << 20);
     if (f) {
@@ -150,6 +154,27 @@ test_dead_letter_listed_and_replayed(void **state)
     free(out);
     assert_int_equal(cli(&out, "dlq replay --agency"), 2);
     free(out);
+    /* arguments longer than any buffer: refused, or looked up, never
+       copied past an end (a stack overflow under ASan before) */
+    char *digits = malloc(20001);
+    assert_non_null(digits);
+    memset(digits, '7', 20000);
+    digits[20000] = '\0';
+    assert_int_equal(cli(&out, "dlq replay %s", digits), 2);
+    free(out);
+    memset(digits, '1', 100);
+    digits[100] = '\0';
+    assert_int_equal(cli(&out, "dlq replay %s %s", digits, digits), 2);
+    free(out);
+    free(digits);
+    /* 2,000 ids (more than 8 KiB of them): none is dead, so not found */
+    char *many = malloc(2000 * 8 + 1);
+    assert_non_null(many);
+    for (int i = 0; i < 2000; i++)
+        snprintf(many + i * 8, 9, "%7d ", 9000000 + i);
+    assert_int_equal(cli(&out, "dlq replay %s", many), 1);
+    free(out);
+    free(many);
     mlg_client_destroy(&sub);
     mlg_client_destroy(&pub);
 }
@@ -347,6 +372,24 @@ test_publish_and_keygen(void **state)
     free(out);
     assert_int_equal(cli(&out, "keygen cd91 %s", s_bp.dir), 2);
     free(out);
+    /* a folder whose path with the name is just over 4095 bytes: it is
+       refused whole, never cut to another name (".../cd9") and written */
+    size_t base = strlen(s_bp.dir);
+    size_t pad = (4096 - base - strlen("/cd91")) / 2 + 1;
+    char *dir = malloc(base + 2 * pad + 1);
+    assert_non_null(dir);
+    memcpy(dir, s_bp.dir, base);
+    for (size_t i = 0; i < pad; i++)
+        memcpy(dir + base + 2 * i, "/.", 2);
+    dir[base + 2 * pad] = '\0';
+    assert_int_equal(cli(&out, "keygen cd91 %s", dir), 2);
+    free(out);
+    free(dir);
+    char stray[400];
+    snprintf(stray, sizeof(stray), "%s/cd9", s_bp.dir);
+    assert_false(zsys_file_exists(stray));
+    snprintf(stray, sizeof(stray), "%s/cd", s_bp.dir);
+    assert_false(zsys_file_exists(stray));
 }
 
 static void

@@ -229,11 +229,11 @@ test_consent_events_checked(void **state)
         {ccas,
          "\"type\": \"consent.revoked\", \"version\": 1, \"subject\": \"P-1\", \"body\":"
          " {\"consent_id\": \"" K4 "\"}",
-         "/consent_id: no consent with this id is known"},
+         "/consent_id: no consent with this id has 'ccas-paris-13' among its parties"},
         {cd75,
          "\"type\": \"consent.revoked\", \"version\": 1, \"subject\": \"P-1\", \"body\":"
          " {\"consent_id\": \"" K1 "\"}",
-         "/consent_id: only a party of the consent may revoke it"},
+         "/consent_id: no consent with this id has 'cd75' among its parties"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         mlg_msg_t *a = publish(cases[i].c, id, "%s", cases[i].json);
@@ -247,6 +247,50 @@ test_consent_events_checked(void **state)
     }
     mlg_client_destroy(&cd75);
     mlg_client_destroy(&ccas);
+}
+
+/* An agency that is no party of a consent learns nothing of its id: its
+   grant reusing the id of another's consent, its revocation of that
+   consent, and its revocation of an id no consent has get one answer. */
+static void
+test_non_party_learns_nothing(void **state)
+{
+    (void)state;
+    mlg_client_t *cd75 = client("cd75", 0);
+    char id[37];
+    const char *probes[] = {
+        /* K1 is the consent of ccas-paris-13 and ehpad-les-tilleuls */
+        "\"type\": \"consent.granted\", \"version\": 1, \"subject\": \"P-1\", \"body\":"
+        " {\"consent_id\": \"" K1 "\", \"parties\": [\"cd75\","
+        " \"ehpad-les-tilleuls\"], \"purposes\": [\"orientation\"], \"categories\":"
+        " [\"social\"], \"valid_from\": \"" PAST "\", \"collected_by\": {\"name\": \"x\","
+        " \"role\": \"y\"}, \"method\": \"oral\"}",
+        "\"type\": \"consent.revoked\", \"version\": 1, \"subject\": \"P-1\", \"body\":"
+        " {\"consent_id\": \"" K1 "\"}",
+        /* no consent has this id */
+        ("\"type\": \"consent.revoked\", \"version\": 1, \"subject\": \"P-1\", \"body\":"
+         " {\"consent_id\": \"aaaaaaaa-0000-4000-8000-0000000000ff\"}"),
+    };
+    char first[MLG_STRBUF(MLG_REASON_MAX)] = "";
+    for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+        mlg_msg_t *a = publish(cd75, id, "%s", probes[i]);
+        print_message("probe %zu: %s %s %s\n", i, mlg_op_name(a->op), a->code, a->reason);
+        assert_int_equal(a->op, MLG_OP_REJECT);
+        assert_string_equal(a->code, "INVALID");
+        if (i == 0)
+            snprintf(first, sizeof(first), "%s", a->reason);
+        else
+            assert_string_equal(a->reason, first);
+        mlg_msg_destroy(&a);
+    }
+    assert_string_equal(
+        first, "/consent_id: no consent with this id has 'cd75' among its parties");
+    /* K1 is untouched: neither granted again nor revoked */
+    assert_int_equal(q("select count(*) from consents where id = '%s' and revoked_at is "
+                       "null and granted_by = 'ccas-paris-13'",
+                       K1, NULL),
+                     1);
+    mlg_client_destroy(&cd75);
 }
 
 static void
@@ -448,6 +492,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_denied_then_granted_then_not_covered),
         cmocka_unit_test(test_consent_events_checked),
+        cmocka_unit_test(test_non_party_learns_nothing),
         cmocka_unit_test(test_notices_reach_other_parties_only),
         cmocka_unit_test(test_revocation_settles_pending),
         cmocka_unit_test(test_expired_and_not_yet_valid),
