@@ -1,41 +1,52 @@
 /*  consent_event.c: reads the bodies of consent.granted and
     consent.revoked (already valid against their schemas) and checks
     what the schemas cannot: PROTOCOL.md §7's rules on parties and ids.
-    Called by the event loop; bodies are read through the library's JSON
-    conversion, since only libmaillage reads msgpack.
+    Called by the event loop; bodies are read by JSON Pointer through
+    libmaillage (body.h), since only the library reads msgpack.
 
     A consent's id says nothing to an agency that is not one of its
     parties: a grant that reuses it, and a revocation of it, are answered
     as a revocation of an id that no consent has (s_not_party), so that
     answers to non-parties never tell whether the id exists. */
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "consent_event.h"
+#include "maillage/body.h"
 #include "maillage/forms.h"
-#include "maillage/json.h"
 
-static json_t *
-s_body(const mlg_msg_t *msg)
+/* The longest string a consent body's lists hold (an agency id, a
+   vocabulary word: the schema bounds them), with room to spare. */
+#define S_WORD_MAX 256
+
+static void
+s_list_free(char **list, size_t n)
 {
-    char *text = NULL;
-    if (mlg_msgpack_to_json(msg->body, msg->body_len, &text, NULL, 0) != MLG_OK)
-        return NULL;
-    json_t *body = json_loads(text, 0, NULL);
-    free(text);
-    return body;
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i]);
+    free(list);
 }
 
-static size_t
-s_strings(json_t *array, const char **out, size_t max)
+/* The strings of the array at `pointer`, all of them (the schema bounds
+   how many); NULL when out of memory or an item is not a string. */
+static char **
+s_list(const mlg_msg_t *msg, const char *pointer, size_t *n)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(array) && n < max; i++)
-        out[n++] = json_string_value(json_array_get(array, i));
-    return n;
+    *n = mlg_body_count(msg, pointer);
+    char **list = calloc(*n ? *n : 1, sizeof(*list));
+    for (size_t i = 0; list && i < *n; i++) {
+        char item[64 + S_WORD_MAX];
+        char word[S_WORD_MAX];
+        snprintf(item, sizeof(item), "%s/%zu", pointer, i);
+        list[i] = mlg_body_text(msg, item, word, sizeof(word)) ? strdup(word) : NULL;
+        if (!list[i]) {
+            s_list_free(list, i);
+            return NULL;
+        }
+    }
+    return list;
 }
 
 /* The one answer to an agency about a consent id it is no party of,
@@ -48,14 +59,47 @@ s_not_party(const char *publisher, char *reason, size_t reasonlen)
              publisher);
 }
 
+/* The date-time at `pointer`, in microseconds; BRK_FOREVER if none. */
 static int64_t
-s_us(json_t *v)
+s_us(const mlg_msg_t *msg, const char *pointer)
 {
+    char text[128];
     mlg_time_t t;
-    if (!json_is_string(v)
-        || !mlg_date_time_parse(json_string_value(v), json_string_length(v), &t))
+    if (!mlg_body_text(msg, pointer, text, sizeof(text))
+        || !mlg_date_time_parse(text, strlen(text), &t))
         return BRK_FOREVER;
-    return t.sec * 1000000 + t.nsec / 1000;
+    return mlg_time_us(t);
+}
+
+/* A grant's id, parties, purposes and categories. */
+typedef struct {
+    char id[MLG_UUID_LEN + 1];
+    bool has_id;
+    char **parties, **purposes, **categories;
+    size_t np, nu, nc;
+} s_grant_body_t;
+
+static void
+s_grant_body_free(s_grant_body_t *b)
+{
+    s_list_free(b->parties, b->np);
+    s_list_free(b->purposes, b->nu);
+    s_list_free(b->categories, b->nc);
+}
+
+/* 0, or -1 when out of memory. */
+static int
+s_grant_body(const mlg_msg_t *msg, s_grant_body_t *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->has_id = mlg_body_text(msg, "/consent_id", b->id, sizeof(b->id));
+    b->parties = s_list(msg, "/parties", &b->np);
+    b->purposes = s_list(msg, "/purposes", &b->nu);
+    b->categories = s_list(msg, "/categories", &b->nc);
+    if (b->parties && b->purposes && b->categories)
+        return 0;
+    s_grant_body_free(b);
+    return -1;
 }
 
 mlg_rc_t
@@ -64,20 +108,16 @@ brk_consent_grant(const brk_consents_t *index, const mlg_msg_t *msg,
                   size_t reasonlen)
 {
     *out = NULL;
-    json_t *body = s_body(msg);
-    if (!body) {
+    s_grant_body_t b;
+    if (s_grant_body(msg, &b) != 0) {
         snprintf(reason, reasonlen, "the body could not be read");
         return MLG_ERR_NOMEM;
     }
-    const char *parties[64], *purposes[32], *categories[32];
-    size_t np = s_strings(json_object_get(body, "parties"), parties, 64);
-    size_t nu = s_strings(json_object_get(body, "purposes"), purposes, 32);
-    size_t nc = s_strings(json_object_get(body, "categories"), categories, 32);
-    const char *id = json_string_value(json_object_get(body, "consent_id"));
+    const char *id = b.has_id ? b.id : NULL;
     mlg_rc_t rc = MLG_OK;
     bool party = false;
-    for (size_t i = 0; i < np; i++)
-        party = party || strcmp(parties[i], publisher) == 0;
+    for (size_t i = 0; i < b.np; i++)
+        party = party || strcmp(b.parties[i], publisher) == 0;
     const brk_consent_t *known = id ? brk_consents_find(index, id) : NULL;
     /* the same grant again (a retry of its message) is not a reuse */
     bool reused = known
@@ -95,9 +135,10 @@ brk_consent_grant(const brk_consents_t *index, const mlg_msg_t *msg,
     if (!id || !party || reused)
         rc = MLG_INVALID;
     if (rc == MLG_OK) {
-        *out = brk_consent_new(id, msg->subject, parties, np, purposes, nu, categories,
-                               nc, s_us(json_object_get(body, "valid_from")),
-                               s_us(json_object_get(body, "valid_until")));
+        *out = brk_consent_new(id, msg->subject, (const char *const *)b.parties, b.np,
+                               (const char *const *)b.purposes, b.nu,
+                               (const char *const *)b.categories, b.nc,
+                               s_us(msg, "/valid_from"), s_us(msg, "/valid_until"));
         if (!*out)
             rc = MLG_ERR_NOMEM;
         else {
@@ -106,7 +147,7 @@ brk_consent_grant(const brk_consents_t *index, const mlg_msg_t *msg,
                      msg->id);
         }
     }
-    json_decref(body);
+    s_grant_body_free(&b);
     return rc;
 }
 
@@ -116,13 +157,9 @@ brk_consent_revoke(const brk_consents_t *index, const mlg_msg_t *msg,
                    size_t reasonlen)
 {
     *out = NULL;
-    json_t *body = s_body(msg);
-    if (!body) {
-        snprintf(reason, reasonlen, "the body could not be read");
-        return MLG_ERR_NOMEM;
-    }
-    const char *id = json_string_value(json_object_get(body, "consent_id"));
-    brk_consent_t *c = id ? brk_consents_find(index, id) : NULL;
+    char id[MLG_UUID_LEN + 1];
+    bool has_id = mlg_body_text(msg, "/consent_id", id, sizeof(id));
+    brk_consent_t *c = has_id ? brk_consents_find(index, id) : NULL;
     mlg_rc_t rc = MLG_INVALID;
     if (!c || !brk_consent_has_party(c, publisher))
         s_not_party(publisher, reason, reasonlen);
@@ -136,7 +173,6 @@ brk_consent_revoke(const brk_consents_t *index, const mlg_msg_t *msg,
         rc = MLG_OK;
         *out = c;
     }
-    json_decref(body);
     return rc;
 }
 
