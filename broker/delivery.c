@@ -60,8 +60,7 @@ s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor)
     brk_consent_t *c = brk_consents_find(self->consents, row->consent_id);
     if (!c)
         return true;
-    mlg_time_t now = mlg_time_now();
-    int64_t now_us = now.sec * 1000000 + now.nsec / 1000;
+    int64_t now_us = mlg_time_us(mlg_time_now());
     const char *code = c->revoked_at              ? "REVOKED"
                        : now_us >= c->valid_until ? "EXPIRED"
                                                   : NULL;

@@ -53,8 +53,7 @@ s_publish_check(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *m,
                  (unsigned long long)m->version);
         return MLG_UNKNOWN_TYPE;
     }
-    mlg_time_t now = mlg_time_now();
-    p->received_us = now.sec * 1000000 + now.nsec / 1000;
+    p->received_us = mlg_time_us(mlg_time_now());
     mlg_rc_t rc = mlg_schema_validate_msg(p->schema, m, p->reason, sizeof(p->reason));
     if (rc != MLG_OK)
         return rc;
@@ -207,9 +206,8 @@ s_consent_done(brk_broker_t *self, brk_job_t *job)
 static void
 s_confirm(brk_broker_t *self, const brk_job_t *job, bool send)
 {
-    mlg_time_t now = mlg_time_now();
-    brk_metrics_confirm_seconds(
-        (double)(now.sec * 1000000 + now.nsec / 1000 - job->received_us) / 1e6);
+    brk_metrics_confirm_seconds((double)(mlg_time_us(mlg_time_now()) - job->received_us)
+                                / 1e6);
     mlg_msg_t *c = mlg_msg_new(MLG_OP_CONFIRM);
     if (!c)
         return; /* out of memory: stored; the client's retry is a duplicate */
