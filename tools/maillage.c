@@ -432,16 +432,12 @@ s_verify(s_cli_t *cli, int argc, char **argv)
 
 /* ---- status ------------------------------------------------------------ */
 
+/* The queues as the database's interface gives them (migration
+   0005_queues.sql, the view the broker's HTTP listener reads too). */
 static const char *SQL_STATUS =
-    "select a.id as agency, a.name,"
-    " count(d.id) filter (where d.state = 'pending') as pending,"
-    " count(d.id) filter (where d.state = 'dead') as dead,"
-    " coalesce(floor(extract(epoch from now() - min(m.received_at)"
-    "   filter (where d.state = 'pending')))::bigint, 0) as oldest_pending_seconds"
-    " from agencies a"
-    " left join deliveries d on d.recipient = a.id and d.state in ('pending', 'dead')"
-    " left join messages m on m.id = d.message_id"
-    " group by a.id, a.name order by a.id";
+    "select agency, name, pending, dead,"
+    " floor(oldest_pending_seconds)::bigint as oldest_pending_seconds"
+    " from queue_depth order by agency";
 
 /* The broker's live figures from its /api/status: NULL when it does not
    answer (the reason in why). */
@@ -759,15 +755,11 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
     const char *p[3] = {agency ? NULL : ids, agency, actor};
     PGresult *res = s_query(
         cli,
-        "with r as (update deliveries set state = 'pending', attempts = 0,"
-        "  settled_at = null, updated_at = now() where state = 'dead'"
-        "  and (($1::bigint[] is not null and id = any($1::bigint[]))"
-        "   or ($2::text is not null and recipient = $2))"
-        "  returning id, recipient),"
-        " e as (insert into delivery_events (delivery_id, attempt, event, reason, actor)"
-        "  select id, 0, 'replayed', 'replayed by an operator', $3 from r),"
-        " n as (select pg_notify('maillage_replay', recipient) from r group by recipient)"
-        " select (select count(*) from n) as agencies, id, recipient from r order by id",
+        /* replay_dead (migration 0005_queues.sql) moves them, records
+           who did, and tells the broker which queues to read again */
+        "with r as (select * from replay_dead($1::bigint[], $2::text, $3::text))"
+        " select (select count(distinct recipient) from r) as agencies, id, recipient"
+        " from r order by id",
         3, p);
     free(ids);
     if (!res)

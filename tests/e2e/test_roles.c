@@ -174,6 +174,9 @@ test_restricted_roles(void **state)
     assert_int_equal(s_cli(op_url, "status"), 0);
     assert_int_equal(s_cli(op_url, "verify"), 0);
     assert_int_equal(s_cli(op_url, "dlq list"), 0);
+    /* replay_dead runs with the operator's rights: nothing dead here, so
+       "none matched" (1), not a refusal (2) */
+    assert_int_equal(s_cli(op_url, "dlq replay --agency cd75"), 1);
     assert_int_equal(s_cli(op_url, "purge --older-than 0s"), 0);
     assert_true(s_denied(op_conninfo, "delete from messages"));
     assert_true(s_denied(op_conninfo,
