@@ -903,25 +903,24 @@ s_copy_field(char *field, size_t size, const char *opt, const char *val)
     return 0;
 }
 
+/* publish's options: the envelope goes into m as it is read. */
+typedef struct {
+    const char *as, *type, *body, *body_file, *endpoint, *cert, *server_key;
+} s_publish_opts_t;
+
 static int
-s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
+s_publish_opts(int argc, char **argv, mlg_msg_t *m, s_publish_opts_t *o)
 {
-    const char *as = NULL, *type = NULL, *body = NULL, *body_file = NULL,
-               *endpoint = NULL;
-    const char *cert = NULL, *server_key = NULL;
-    mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
     int rc = 0;
     for (int i = 0; i < argc && rc == 0; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!val) {
-            rc = s_usage(stderr, EXIT_USAGE);
-            break;
-        }
+        if (!val)
+            return s_usage(stderr, EXIT_USAGE);
         i++;
         if (strcmp(opt, "--as") == 0)
-            as = val;
+            o->as = val;
         else if (strcmp(opt, "--type") == 0)
-            type = val;
+            o->type = val;
         else if (strcmp(opt, "--version") == 0)
             m->version = strtoull(val, NULL, 10);
         else if (strcmp(opt, "--to") == 0) {
@@ -935,97 +934,123 @@ s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
         else if (strcmp(opt, "--correlation") == 0)
             rc = s_copy_field(m->correlation, sizeof(m->correlation), opt, val);
         else if (strcmp(opt, "--body-json") == 0)
-            body = val;
+            o->body = val;
         else if (strcmp(opt, "--body-file") == 0)
-            body_file = val;
+            o->body_file = val;
         else if (strcmp(opt, "--endpoint") == 0)
-            endpoint = val;
+            o->endpoint = val;
         else if (strcmp(opt, "--cert") == 0)
-            cert = val;
+            o->cert = val;
         else if (strcmp(opt, "--server-key") == 0)
-            server_key = val;
+            o->server_key = val;
         else
             rc = s_usage(stderr, EXIT_USAGE);
     }
-    if (!endpoint && cfg)
-        endpoint = cfg->endpoint;
-    if (rc == 0 && type)
-        rc = s_copy_field(m->type, sizeof(m->type), "--type", type);
-    if (rc == 0 && (!as || !type || !m->version || (!body == !body_file) || !endpoint))
+    if (rc == 0 && o->type)
+        rc = s_copy_field(m->type, sizeof(m->type), "--type", o->type);
+    if (rc == 0
+        && (!o->as || !o->type || !m->version || (!o->body == !o->body_file)
+            || !o->endpoint))
         rc = s_error(EXIT_USAGE,
                      "publish needs --as, --type, --version, one of --body-json"
                      " or --body-file, and --endpoint (or --config)");
+    return rc;
+}
+
+/* The body from --body-json or --body-file, and a fresh id. */
+static int
+s_publish_body(const s_publish_opts_t *o, mlg_msg_t *m)
+{
     size_t len = 0;
     char *file_text = NULL;
-    if (rc == 0 && body_file && !(file_text = tool_read_file(body_file, 1 << 20, &len)))
-        rc = s_error(EXIT_USAGE, "could not read %s", body_file);
+    if (o->body_file) {
+        file_text = tool_read_file(o->body_file, 1 << 20, &len);
+        if (!file_text)
+            return s_error(EXIT_USAGE, "could not read %s", o->body_file);
+    }
+    const char *text = file_text ? file_text : o->body;
     uint8_t *mp = NULL;
     size_t mplen = 0;
     char err[256];
-    if (rc == 0) {
-        const char *text = file_text ? file_text : body;
-        if (mlg_json_to_msgpack(text, strlen(text), &mp, &mplen, err, sizeof(err))
-            != MLG_OK)
-            rc = s_error(EXIT_USAGE, "the body is not JSON: %s", err);
-    }
+    mlg_rc_t jrc = mlg_json_to_msgpack(text, strlen(text), &mp, &mplen, err, sizeof(err));
     free(file_text);
+    if (jrc != MLG_OK)
+        return s_error(EXIT_USAGE, "the body is not JSON: %s", err);
+    mlg_msg_set_body(m, mp, mplen);
+    free(mp);
+    zuuid_t *u = zuuid_new();
+    const char *id = zuuid_str_canonical(u);
+    for (int i = 0; i < 36; i++)
+        m->id[i] = (char)((id[i] >= 'A' && id[i] <= 'F') ? id[i] + 32 : id[i]);
+    zuuid_destroy(&u);
+    return 0;
+}
+
+/* The broker's answer to a publish, as a table line or JSON. */
+static void
+s_publish_answer(const mlg_msg_t *m, const mlg_msg_t *a, bool json_out)
+{
+    if (json_out) {
+        json_t *doc = json_pack("{s:s, s:s}", "id", m->id, "answer", mlg_op_name(a->op));
+        if (a->op == MLG_OP_CONFIRM) {
+            json_object_set_new(doc, "seq", json_integer((json_int_t)a->seq));
+            json_t *routed = json_array(), *denied = json_array();
+            for (size_t i = 0; i < a->routed_count; i++)
+                json_array_append_new(routed, json_string(a->routed[i].id));
+            for (size_t i = 0; i < a->denied_count; i++)
+                json_array_append_new(denied, json_pack("{s:s, s:s}", "recipient",
+                                                        a->denied[i].recipient, "reason",
+                                                        a->denied[i].reason));
+            json_object_set_new(doc, "routed", routed);
+            json_object_set_new(doc, "denied", denied);
+        }
+        else {
+            json_object_set_new(doc, "code", json_string(a->code));
+            json_object_set_new(doc, "reason", json_string(a->reason));
+        }
+        s_print_json(doc);
+        json_decref(doc);
+    }
+    else if (a->op == MLG_OP_CONFIRM) {
+        printf("confirmed %s: seq %llu, routed to", m->id, (unsigned long long)a->seq);
+        for (size_t i = 0; i < a->routed_count; i++)
+            printf(" %s", a->routed[i].id);
+        for (size_t i = 0; i < a->denied_count; i++)
+            printf("%s %s (%s)", i ? "," : "; denied", a->denied[i].recipient,
+                   a->denied[i].reason);
+        printf("\n");
+    }
+    else
+        printf("%s %s: %s\n", mlg_op_name(a->op), a->code, a->reason);
+}
+
+static int
+s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
+{
+    s_publish_opts_t o = {.endpoint = cfg ? cfg->endpoint : NULL};
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
+    if (!m)
+        return s_error(EXIT_USAGE, "out of memory");
+    int rc = s_publish_opts(argc, argv, m, &o);
+    if (rc == 0)
+        rc = s_publish_body(&o, m);
     mlg_client_t *c = NULL;
     if (rc == 0) {
-        mlg_msg_set_body(m, mp, mplen);
-        zuuid_t *u = zuuid_new();
-        const char *id = zuuid_str_canonical(u);
-        for (int i = 0; i < 36; i++)
-            m->id[i] = (char)((id[i] >= 'A' && id[i] <= 'F') ? id[i] + 32 : id[i]);
-        zuuid_destroy(&u);
         mlg_error_t e;
-        c = cert ? mlg_client_new_curve(endpoint, as, "maillage-cli", 0, 5000, cert,
-                                        server_key, &e)
-                 : mlg_client_new(endpoint, as, "maillage-cli", 0, 5000, &e);
+        c = o.cert ? mlg_client_new_curve(o.endpoint, o.as, "maillage-cli", 0, 5000,
+                                          o.cert, o.server_key, &e)
+                   : mlg_client_new(o.endpoint, o.as, "maillage-cli", 0, 5000, &e);
         if (!c)
-            rc = s_error(EXIT_USAGE, "could not join %s as %s: %s", endpoint, as,
+            rc = s_error(EXIT_USAGE, "could not join %s as %s: %s", o.endpoint, o.as,
                          e.reason);
     }
-    free(mp);
     if (rc == 0) {
         mlg_client_send(c, m);
         mlg_msg_t *a = mlg_client_recv(c, 10000);
         if (!a)
-            rc = s_error(EXIT_USAGE, "no answer from %s within 10 s", endpoint);
-        else if (json_out) {
-            json_t *doc =
-                json_pack("{s:s, s:s}", "id", m->id, "answer", mlg_op_name(a->op));
-            if (a->op == MLG_OP_CONFIRM) {
-                json_object_set_new(doc, "seq", json_integer((json_int_t)a->seq));
-                json_t *routed = json_array(), *denied = json_array();
-                for (size_t i = 0; i < a->routed_count; i++)
-                    json_array_append_new(routed, json_string(a->routed[i].id));
-                for (size_t i = 0; i < a->denied_count; i++)
-                    json_array_append_new(denied,
-                                          json_pack("{s:s, s:s}", "recipient",
-                                                    a->denied[i].recipient, "reason",
-                                                    a->denied[i].reason));
-                json_object_set_new(doc, "routed", routed);
-                json_object_set_new(doc, "denied", denied);
-            }
-            else {
-                json_object_set_new(doc, "code", json_string(a->code));
-                json_object_set_new(doc, "reason", json_string(a->reason));
-            }
-            s_print_json(doc);
-            json_decref(doc);
-        }
-        else if (a->op == MLG_OP_CONFIRM) {
-            printf("confirmed %s: seq %llu, routed to", m->id,
-                   (unsigned long long)a->seq);
-            for (size_t i = 0; i < a->routed_count; i++)
-                printf(" %s", a->routed[i].id);
-            for (size_t i = 0; i < a->denied_count; i++)
-                printf("%s %s (%s)", i ? "," : "; denied", a->denied[i].recipient,
-                       a->denied[i].reason);
-            printf("\n");
-        }
+            rc = s_error(EXIT_USAGE, "no answer from %s within 10 s", o.endpoint);
         else
-            printf("%s %s: %s\n", mlg_op_name(a->op), a->code, a->reason);
+            s_publish_answer(m, a, json_out);
         if (a && a->op != MLG_OP_CONFIRM)
             rc = EXIT_NOT_FOUND; /* refused: not a usage error of the CLI */
         mlg_msg_destroy(&a);
