@@ -177,7 +177,8 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
         *self->reload = 0;
         s_reload(self);
     }
-    brk_sessions_tick(self); /* silent sessions end */
+    brk_sessions_tick(self);   /* silent sessions end */
+    brk_conn_end_closed(self); /* and closed ones, once their maps are read */
     /* queues whose read-ahead failed try again */
     brk_deliveries_pump_all(self);
     if (self->http && self->ticks++ % 10 == 0)

@@ -72,8 +72,9 @@ s_conn_read(zframe_t *frame, brk_conn_t *c)
 
 /* Is this map from the connection that said the session's HELLO? Under
    CURVE the key must be the same; in every mode the socket must be (two
-   live connections never share one, and a closed one's session is ended
-   before a map of the next connection on its number is read). */
+   live connections never share one; a closed one's routing id is not
+   given to another connection before its last maps are read, and its
+   session ends then). */
 static bool
 s_same_conn(const brk_session_t *s, const brk_conn_t *c)
 {
@@ -82,10 +83,12 @@ s_same_conn(const brk_session_t *s, const brk_conn_t *c)
 
 /* Marks closed the sessions of the connections that the monitor says
    closed (ZMQ_EVENT_DISCONNECTED, its value the socket). Frees nothing,
-   so it is safe in the middle of a pump; brk_sessions_end_closed ends them. libzmq
-   sends the event before it frees the routing id for another connection,
-   so reading it before each map and each send keeps a new connection
-   from inheriting the session of the one that held its routing id. */
+   so it is safe in the middle of a pump; brk_conn_end_closed ends them
+   once their last maps are read. libzmq sends the event before it frees
+   the routing id for another connection, so reading it before each map
+   and each send keeps a new connection from inheriting the session of
+   the one that held its routing id, and a closed session from being sent
+   anything more. */
 void
 brk_conn_read_closures(brk_broker_t *self)
 {
@@ -110,12 +113,31 @@ brk_conn_read_closures(brk_broker_t *self)
     }
 }
 
+/* Are maps waiting on the ROUTER socket? A connection's last maps (an
+   ACK, a BYE) are there before its closure is seen: the session of a
+   closed connection ends only once they have been read. */
+static bool
+s_maps_waiting(brk_broker_t *self)
+{
+    return (zsock_events(self->router) & ZMQ_POLLIN) != 0;
+}
+
+/* Ends the sessions whose connection closed, unless maps still wait:
+   then the router's reader ends them once it has read them. */
+void
+brk_conn_end_closed(brk_broker_t *self)
+{
+    brk_conn_read_closures(self);
+    if (!s_maps_waiting(self))
+        brk_sessions_end_closed(self);
+}
+
 int
 brk_conn_on_monitor(zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
     (void)reader;
-    brk_sessions_end_closed(arg);
+    brk_conn_end_closed(arg);
     return 0;
 }
 
@@ -224,9 +246,12 @@ brk_conn_on_router(zloop_t *loop, zsock_t *reader, void *arg)
         zmsg_destroy(&msg);
         return 0;
     }
-    /* closures first: a map is never read against the session of a
-       connection that closed before it */
-    brk_sessions_end_closed(self);
+    /* closures first: a session whose connection closed gets nothing
+       more sent (the pump skips it), but the maps its connection sent
+       before closing (in the socket ahead of any other connection's on
+       its routing id: libzmq frees a routing id once its connection's
+       maps are read) are still acted on; it ends once they are read */
+    brk_conn_read_closures(self);
     zframe_t *frame = zmsg_first(msg);
     brk_conn_t conn;
     s_conn_read(frame, &conn);
@@ -251,5 +276,6 @@ brk_conn_on_router(zloop_t *loop, zsock_t *reader, void *arg)
     free(hex);
     zframe_destroy(&rid);
     zmsg_destroy(&msg);
+    brk_conn_end_closed(self);
     return 0;
 }

@@ -85,6 +85,9 @@ void brk_conn_send_reject(brk_broker_t *self, zframe_t *rid, const char *id,
 /* Marks closed the sessions whose connection the monitor says closed.
    Frees nothing: safe in the middle of a pump. */
 void brk_conn_read_closures(brk_broker_t *self);
+/* Ends the sessions whose connection closed once no map waits in the
+   socket (the last maps of a closed connection still count). */
+void brk_conn_end_closed(brk_broker_t *self);
 
 /* The loop's readers of the ROUTER socket and of its monitor. */
 int brk_conn_on_router(zloop_t *loop, zsock_t *reader, void *arg);

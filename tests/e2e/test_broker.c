@@ -38,6 +38,8 @@ static const char *s_agencies =
     "    ars-idf\n"
     "        name = \"ARS Ile-de-France\"\n"
     "        subscribe = \"service.*\"\n"
+    "    cd91\n"
+    "        name = \"Essonne\"\n"
     "    cd92\n"
     "        name = \"Hauts-de-Seine\"\n"
     "    cd93\n"
@@ -640,6 +642,40 @@ test_redelivery_bye_silence_dead(void **state)
 
 /* ---- queues shared, replaced sessions, large backlogs, garbage --------- */
 
+/* A client that acks and leaves at once (maillage-send --receive does):
+   its ACK and BYE are in the broker's socket when the connection's
+   closure is seen, and must still count. (The closure used to end the
+   session first: the ACK then found no session, and the delivery went
+   out again to the next client.) */
+static void
+test_ack_then_leave(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = client("ccas-paris-13", 0);
+    for (int i = 0; i < 30; i++) {
+        char id[37];
+        mlg_msg_t *a = send_alert(pub, "cd91", id);
+        assert_int_equal(a->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&a);
+        mlg_client_t *sub = client("cd91", 1);
+        mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 10000);
+        assert_string_equal(d->id, id);
+        assert_int_equal(d->attempt, 1);
+        assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
+        mlg_msg_destroy(&d);
+        mlg_client_destroy(&sub); /* BYE, and gone */
+    }
+    const char *acked = "select count(*) from deliveries where recipient = 'cd91'"
+                        " and state = 'acked'";
+    for (int i = 0; i < 100 && q(acked, NULL) != 30; i++)
+        zclock_sleep(100);
+    assert_int_equal(q(acked, NULL), 30);
+    mlg_client_t *sub = client("cd91", 10);
+    assert_null(mlg_client_recv(sub, 500));
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
 static void
 test_shared_queue_and_second_hello(void **state)
 {
@@ -1074,6 +1110,7 @@ main(void)
         cmocka_unit_test(test_publish_codes),
         cmocka_unit_test(test_backlog_credit_ack_nack),
         cmocka_unit_test(test_redelivery_bye_silence_dead),
+        cmocka_unit_test(test_ack_then_leave),
         cmocka_unit_test(test_shared_queue_and_second_hello),
         cmocka_unit_test(test_large_backlog_in_order),
         cmocka_unit_test(test_garbage_does_not_disturb_others),
