@@ -225,6 +225,50 @@ static const char *SQL_CHAIN =
     " from consent_decisions where chain_seq is not null"
     " order by 2";
 
+/* Row i of the chain's cursor: its link computed again from its
+   columns and the link before must be the one stored. */
+static void
+s_check_link(s_verdict_t *v, PGresult *r, int i, const uint8_t prev[BRK_LINK_BYTES],
+             const uint8_t stored[BRK_LINK_BYTES], const char *desc)
+{
+    uint64_t seq = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+    const char *f[10];
+    for (int c = 0; c < 10; c++)
+        f[c] = PQgetisnull(r, i, 1 + c) ? NULL : PQgetvalue(r, i, 1 + c);
+    uint8_t link[BRK_LINK_BYTES];
+    if (PQgetvalue(r, i, 0)[0] == 'm') {
+        uint8_t body_hash[BRK_LINK_BYTES];
+        if (brk_chain_unhex(PQgetvalue(r, i, 11), body_hash) != 0)
+            memset(body_hash, 0, sizeof(body_hash));
+        brk_chain_message(prev, f, body_hash, link);
+    }
+    else
+        brk_chain_decision(prev, f, link);
+    if (memcmp(link, stored, BRK_LINK_BYTES) != 0)
+        s_problem(v, "changed", seq, desc,
+                  "the row's content does not match its link: a column was "
+                  "changed after it was stored");
+}
+
+/* A message's body still there must be the one hashed (purge clears
+   it). */
+static void
+s_check_body(s_verdict_t *v, PGresult *r, int i, const char *desc)
+{
+    uint64_t seq = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+    size_t blen = 0;
+    unsigned char *body =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 13), &blen);
+    uint8_t h[BRK_LINK_BYTES], stored_h[BRK_LINK_BYTES];
+    if (body)
+        brk_chain_body_hash(body, blen, h);
+    PQfreemem(body);
+    if (!body || brk_chain_unhex(PQgetvalue(r, i, 11), stored_h) != 0
+        || memcmp(h, stored_h, BRK_LINK_BYTES) != 0)
+        s_problem(v, "changed", seq, desc,
+                  "the body is not the one stored: it was changed");
+}
+
 static int
 s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
        uint8_t last_link[BRK_LINK_BYTES])
@@ -253,7 +297,7 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
             }
             uint64_t seq = strtoull(PQgetvalue(r, i, 1), NULL, 10);
             bool message = PQgetvalue(r, i, 0)[0] == 'm';
-            uint8_t stored[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
+            uint8_t stored[BRK_LINK_BYTES];
             bool have_link = brk_chain_unhex(PQgetvalue(r, i, 12), stored) == 0;
             if (seq < expected) {
                 detail = zsys_sprintf("chain position %llu is taken twice: this row was "
@@ -278,40 +322,13 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
                           detail ? detail : "");
                 zstr_free(&detail);
             }
-            else if (have_link) {
-                const char *f[10];
-                for (int c = 0; c < 10; c++)
-                    f[c] = PQgetisnull(r, i, 1 + c) ? NULL : PQgetvalue(r, i, 1 + c);
-                if (message) {
-                    uint8_t body_hash[BRK_LINK_BYTES];
-                    if (brk_chain_unhex(PQgetvalue(r, i, 11), body_hash) != 0)
-                        memset(body_hash, 0, sizeof(body_hash));
-                    brk_chain_message(prev, f, body_hash, link);
-                }
-                else
-                    brk_chain_decision(prev, f, link);
-                if (memcmp(link, stored, BRK_LINK_BYTES) != 0)
-                    s_problem(v, "changed", seq, desc,
-                              "the row's content does not match its link: a column was "
-                              "changed after it was stored");
-            }
+            else if (have_link)
+                s_check_link(v, r, i, prev, stored, desc);
             if (!have_link)
                 s_problem(v, "changed", seq, desc,
                           "the row's link is missing or malformed");
-            if (message && !PQgetisnull(r, i, 13)) {
-                /* a body still there must be the one hashed (purge clears it) */
-                size_t blen = 0;
-                unsigned char *body =
-                    PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 13), &blen);
-                uint8_t h[BRK_LINK_BYTES], stored_h[BRK_LINK_BYTES];
-                if (body)
-                    brk_chain_body_hash(body, blen, h);
-                PQfreemem(body);
-                if (!body || brk_chain_unhex(PQgetvalue(r, i, 11), stored_h) != 0
-                    || memcmp(h, stored_h, BRK_LINK_BYTES) != 0)
-                    s_problem(v, "changed", seq, desc,
-                              "the body is not the one stored: it was changed");
-            }
+            if (message && !PQgetisnull(r, i, 13))
+                s_check_body(v, r, i, desc);
             /* go on from what this row claims, so each break is named once */
             if (have_link)
                 memcpy(prev, stored, BRK_LINK_BYTES);

@@ -743,22 +743,14 @@ s_usage(FILE *out)
                  "configuration, then exits (0: fit to run, 2: not).\n");
 }
 
-int
-main(int argc, char **argv)
+/* SIGTERM and SIGINT are ours from the first moment, and czmq is told
+   to leave them alone before it starts: zsys_init() would otherwise
+   catch them into zsys_interrupted, which nothing here reads (a SIGTERM
+   then was lost and the adapter ran on), and disabling its handler
+   afterwards put back the default action, which kills. */
+static void
+s_take_signals(void)
 {
-    const char *plugin_name = NULL;
-    s_adapter_t self;
-    memset(&self, 0, sizeof(self));
-    static const struct option options[] = {{"plugin", required_argument, NULL, 'p'},
-                                            {"config", required_argument, NULL, 'c'},
-                                            {"check", no_argument, NULL, 'k'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
-    /* SIGTERM and SIGINT are ours from the first moment, and czmq is told
-       to leave them alone before it starts: zsys_init() would otherwise
-       catch them into zsys_interrupted, which nothing here reads (a
-       SIGTERM then was lost and the adapter ran on), and disabling its
-       handler afterwards put back the default action, which kills. */
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = s_on_signal;
@@ -775,10 +767,72 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     zsys_handler_set(NULL);
     zsys_init();
+}
 
+/* Opens the plugin, again with backoff while it says RETRY. 0 when open,
+   1 when stopped first, 2 when it refuses its configuration. */
+static int
+s_open_plugin(s_adapter_t *self)
+{
+    int delay = 0;
+    while (!s_stop) {
+        char err[512] = "";
+        mlg_adapter_rc_t rc =
+            self->plugin->open(&self->host, &self->state, err, sizeof(err));
+        if (rc == MLG_ADAPTER_OK)
+            return 0;
+        if (rc != MLG_ADAPTER_RETRY) {
+            fprintf(stderr, "maillage-adapter: %s: plugin '%s': %s\n", self->config_file,
+                    self->plugin->name, err);
+            return 2;
+        }
+        delay = s_next_delay(delay);
+        s_log(self, "warn", "plugin '%s' cannot open yet: %s; again in %d ms",
+              self->plugin->name, err, delay);
+        zclock_sleep(delay);
+    }
+    return 1;
+}
+
+/* Loads the plugin and the configuration and checks the plugin's keys;
+   0, or the exit status. */
+static int
+s_prepare(s_adapter_t *self, const char *plugin_name)
+{
+    self->paths = zhashx_new();
+    if (!self->paths)
+        return 2;
+    zhashx_set_destructor(self->paths, (zhashx_destructor_fn *)zstr_free);
+    if (s_load_plugin(self, plugin_name, "/proc/self/exe") != 0
+        || s_load_config(self) != 0)
+        return 2;
+    zconfig_t *section = zconfig_locate(self->config, "plugin");
+    if (section && s_check_plugin_keys(self, section, "") != 0)
+        return 2;
+    self->host.self = self;
+    self->host.config = s_host_config;
+    self->host.config_path = s_host_config_path;
+    self->host.log = s_host_log;
+    self->host.agency = self->agency;
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *plugin_name = NULL;
+    s_adapter_t self;
+    memset(&self, 0, sizeof(self));
+    static const struct option options[] = {{"plugin", required_argument, NULL, 'p'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"check", no_argument, NULL, 'k'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    s_take_signals();
     int opt;
     bool check_only = false;
-    while ((opt = getopt_long(argc, argv, "p:c:h", options, NULL)) != -1) {
+    for (opt = getopt_long(argc, argv, "p:c:h", options, NULL); opt != -1;
+         opt = getopt_long(argc, argv, "p:c:h", options, NULL)) {
         if (opt == 'k')
             check_only = true;
         else if (opt == 'p')
@@ -798,66 +852,26 @@ main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    int status = 1;
-    self.paths = zhashx_new();
-    zhashx_set_destructor(self.paths, (zhashx_destructor_fn *)zstr_free);
-    if (s_load_plugin(&self, plugin_name, "/proc/self/exe") != 0) {
-        status = 2;
-        goto done;
-    }
-    if (s_load_config(&self) != 0) {
-        status = 2;
-        goto done;
-    }
-    zconfig_t *section = zconfig_locate(self.config, "plugin");
-    if (section && s_check_plugin_keys(&self, section, "") != 0) {
-        status = 2;
-        goto done;
-    }
-    if (check_only) {
+    int status = s_prepare(&self, plugin_name);
+    if (status == 0 && check_only)
         printf("%s: fit to run plugin '%s' (ABI %u) as %s\n", self.config_file,
                self.plugin->name, (unsigned)self.plugin->abi, self.agency);
-        status = 0;
-        goto done;
-    }
-    self.host.self = &self;
-    self.host.config = s_host_config;
-    self.host.config_path = s_host_config_path;
-    self.host.log = s_host_log;
-    self.host.agency = self.agency;
-    if (!self.cert)
-        s_log(&self, "warn",
-              "no CURVE certificate (adapter/cert): the connection is not "
-              "encrypted; development only");
-
-    int delay = 0;
-    while (!s_stop) {
-        char err[512] = "";
-        mlg_adapter_rc_t rc =
-            self.plugin->open(&self.host, &self.state, err, sizeof(err));
-        if (rc == MLG_ADAPTER_OK)
-            break;
-        if (rc != MLG_ADAPTER_RETRY) {
-            fprintf(stderr, "maillage-adapter: %s: plugin '%s': %s\n", self.config_file,
-                    self.plugin->name, err);
-            status = 2;
-            goto done;
+    else if (status == 0) {
+        if (!self.cert)
+            s_log(&self, "warn",
+                  "no CURVE certificate (adapter/cert): the connection is not "
+                  "encrypted; development only");
+        status = s_open_plugin(&self);
+        if (status == 1)
+            status = 0; /* stopped before the plugin opened */
+        else if (status == 0) {
+            s_log(&self, "info", "plugin '%s' open; broker %s, window %zu, credit %llu",
+                  self.plugin->name, self.endpoint, self.window,
+                  (unsigned long long)self.credit);
+            status = s_run(&self);
+            self.plugin->close(self.state);
         }
-        delay = s_next_delay(delay);
-        s_log(&self, "warn", "plugin '%s' cannot open yet: %s; again in %d ms",
-              self.plugin->name, err, delay);
-        zclock_sleep(delay);
     }
-    if (s_stop) {
-        status = 0;
-        goto done;
-    }
-    s_log(&self, "info", "plugin '%s' open; broker %s, window %zu, credit %llu",
-          self.plugin->name, self.endpoint, self.window, (unsigned long long)self.credit);
-    status = s_run(&self);
-    self.plugin->close(self.state);
-
-done:
     zconfig_destroy(&self.config);
     zhashx_destroy(&self.paths);
     free(self.config_dir);
