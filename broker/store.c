@@ -40,10 +40,23 @@ typedef enum {
     S_SENT_MARK,   /* store_mark's move: the same */
 } s_sent_t;
 
-/* A command from the loop: a verb and the structure it names. */
+/* A command from the loop: one frame holding this structure by value,
+   written by the brk_store_* helpers only (store.h). */
+typedef enum {
+    S_CMD_PUBLISH,
+    S_CMD_FETCH,
+    S_CMD_UPDATE,
+    S_CMD_AGENCIES,
+} s_op_t;
+
 typedef struct {
-    char *verb; /* owned */
-    void *ptr;
+    s_op_t op;
+    union {
+        brk_job_t *job;       /* PUBLISH */
+        brk_fetch_t *fetch;   /* FETCH */
+        brk_update_t *update; /* UPDATE */
+        char *agencies;       /* AGENCIES: JSON text */
+    };
 } s_cmd_t;
 
 typedef struct {
@@ -145,6 +158,144 @@ brk_fetch_destroy(brk_fetch_t **fetch_p)
     *fetch_p = NULL;
 }
 
+/* ---- the pipe: commands in, reports out -------------------------------
+
+   Both ways, a message is one frame holding a tagged structure by value;
+   the tag's switches have no default, so the compiler names a kind left
+   out, and a tag no switch knows is a programmer error. */
+
+static bool
+s_op_known(s_op_t op)
+{
+    switch (op) {
+    case S_CMD_PUBLISH:
+    case S_CMD_FETCH:
+    case S_CMD_UPDATE:
+    case S_CMD_AGENCIES: return true;
+    }
+    return false;
+}
+
+/* Frees what a command carries (one the pipe would not take). */
+static void
+s_cmd_destroy(s_cmd_t *cmd)
+{
+    switch (cmd->op) {
+    case S_CMD_PUBLISH: brk_job_destroy(&cmd->job); break;
+    case S_CMD_FETCH: brk_fetch_destroy(&cmd->fetch); break;
+    case S_CMD_UPDATE: brk_update_destroy(&cmd->update); break;
+    case S_CMD_AGENCIES: zstr_free(&cmd->agencies); break;
+    }
+}
+
+static int
+s_send_cmd(zactor_t *store, s_cmd_t cmd)
+{
+    zframe_t *frame = zframe_new(&cmd, sizeof(cmd));
+    if (frame && zframe_send(&frame, store, 0) == 0)
+        return 0;
+    zframe_destroy(&frame);
+    s_cmd_destroy(&cmd);
+    return -1;
+}
+
+int
+brk_store_publish(zactor_t *store, brk_job_t **job_p)
+{
+    assert(job_p && *job_p);
+    s_cmd_t cmd = {.op = S_CMD_PUBLISH, .job = *job_p};
+    *job_p = NULL;
+    return s_send_cmd(store, cmd);
+}
+
+int
+brk_store_fetch(zactor_t *store, brk_fetch_t **fetch_p)
+{
+    assert(fetch_p && *fetch_p);
+    s_cmd_t cmd = {.op = S_CMD_FETCH, .fetch = *fetch_p};
+    *fetch_p = NULL;
+    return s_send_cmd(store, cmd);
+}
+
+int
+brk_store_update(zactor_t *store, brk_update_t **update_p)
+{
+    assert(update_p && *update_p);
+    s_cmd_t cmd = {.op = S_CMD_UPDATE, .update = *update_p};
+    *update_p = NULL;
+    return s_send_cmd(store, cmd);
+}
+
+int
+brk_store_agencies(zactor_t *store, char **json_p)
+{
+    assert(json_p && *json_p);
+    s_cmd_t cmd = {.op = S_CMD_AGENCIES, .agencies = *json_p};
+    *json_p = NULL;
+    return s_send_cmd(store, cmd);
+}
+
+/* The next command: 1, or 0 for none (a frame no helper above wrote,
+   a programmer error), or -1 at "$TERM" (zactor_destroy) or when the
+   pipe is gone. */
+static int
+s_recv_cmd(zsock_t *pipe, s_cmd_t *cmd)
+{
+    zframe_t *frame = zframe_recv(pipe);
+    if (!frame || zframe_streq(frame, "$TERM")) {
+        zframe_destroy(&frame);
+        return -1;
+    }
+    bool ok = zframe_size(frame) == sizeof(*cmd);
+    if (ok)
+        memcpy(cmd, zframe_data(frame), sizeof(*cmd));
+    zframe_destroy(&frame);
+    ok = ok && s_op_known(cmd->op);
+    assert(ok);
+    if (!ok)
+        brk_log(BRK_LOG_ERROR, "store", "a command of no known kind: ignored");
+    return ok ? 1 : 0;
+}
+
+static bool
+s_report_known(brk_store_report_kind_t kind)
+{
+    switch (kind) {
+    case BRK_STORE_DONE:
+    case BRK_STORE_FETCHED:
+    case BRK_STORE_REPLAY:
+    case BRK_STORE_CONSENTS:
+    case BRK_STORE_DB_UP:
+    case BRK_STORE_DB_DOWN: return true;
+    }
+    return false;
+}
+
+/* Tells the loop; what the report carries is the loop's now. */
+static void
+s_report(zsock_t *pipe, brk_store_report_t report)
+{
+    zframe_t *frame = zframe_new(&report, sizeof(report));
+    if (frame && zframe_send(&frame, pipe, 0) != 0)
+        zframe_destroy(&frame); /* the loop is gone: it was stopping */
+}
+
+int
+brk_store_recv(zsock_t *pipe, brk_store_report_t *report)
+{
+    zframe_t *frame = zframe_recv(pipe);
+    /* anything else is the actor's signal that it has ended (zactor) */
+    bool ok = frame && zframe_size(frame) == sizeof(*report);
+    if (ok)
+        memcpy(report, zframe_data(frame), sizeof(*report));
+    zframe_destroy(&frame);
+    if (!ok)
+        return -1;
+    ok = s_report_known(report->kind);
+    assert(ok); /* only s_report writes on this pipe */
+    return ok ? 0 : -1;
+}
+
 /* ---- connection ------------------------------------------------------ */
 
 static void
@@ -154,7 +305,8 @@ s_tell(s_store_t *self, zsock_t *pipe, bool up)
         return;
     self->told_once = true;
     self->told_up = up;
-    zsock_send(pipe, "s", up ? "DB-UP" : "DB-DOWN");
+    s_report(pipe,
+             (brk_store_report_t){.kind = up ? BRK_STORE_DB_UP : BRK_STORE_DB_DOWN});
 }
 
 static void
@@ -297,7 +449,8 @@ s_connect(s_store_t *self, zsock_t *pipe)
     self->told_once = false; /* each new connection sends the index again */
     self->agencies_dirty = true;
     s_write_agencies(self);
-    zsock_send(pipe, "sp", "CONSENTS", consents);
+    s_report(pipe,
+             (brk_store_report_t){.kind = BRK_STORE_CONSENTS, .consents = consents});
     s_tell(self, pipe, true);
     return true;
 }
@@ -1372,11 +1525,8 @@ s_held_drop(s_store_t *self, size_t n)
     assert(n <= self->nheld);
     if (n == 0)
         return;
-    for (size_t i = 0; i < n; i++) {
-        brk_update_t *u = self->held[i].ptr;
-        brk_update_destroy(&u);
-        zstr_free(&self->held[i].verb);
-    }
+    for (size_t i = 0; i < n; i++)
+        brk_update_destroy(&self->held[i].update);
     /* O(held) per batch of S_MAX_BATCH: only after an outage */
     memmove(self->held, self->held + n, (self->nheld - n) * sizeof(s_cmd_t));
     self->nheld -= n;
@@ -1384,7 +1534,7 @@ s_held_drop(s_store_t *self, size_t n)
 }
 
 /* Holds an update the database has not taken, after those held already.
-   Takes responsibility over the command (its verb and its update). */
+   Takes responsibility over the command's update. */
 static void
 s_hold(s_store_t *self, s_cmd_t *cmd)
 {
@@ -1398,20 +1548,18 @@ s_hold(s_store_t *self, s_cmd_t *cmd)
         }
     }
     if (self->nheld == self->held_cap) {
-        brk_update_t *u = cmd->ptr;
+        brk_update_t *u = cmd->update;
         if (self->dropped++ == 0)
             brk_log(BRK_LOG_ERROR, "store",
                     "could not hold the %s update of delivery %llu: %zu updates wait for "
                     "the database already; it stays pending there and is delivered "
                     "again after a restart",
                     s_update_name(u->kind), (unsigned long long)u->delivery, self->nheld);
-        brk_update_destroy(&u);
-        zstr_free(&cmd->verb);
+        brk_update_destroy(&cmd->update);
         return;
     }
     self->held[self->nheld++] = *cmd;
-    cmd->verb = NULL;
-    cmd->ptr = NULL;
+    cmd->update = NULL;
 }
 
 /* store_mark as the database has it (on each new connection, or after
@@ -1477,31 +1625,32 @@ s_mark(s_store_t *self)
 static void
 s_answer(s_store_t *self, zsock_t *pipe, s_cmd_t *cmd, bool committed)
 {
-    if (strcmp(cmd->verb, "PUBLISH") == 0) {
-        brk_job_t *job = cmd->ptr;
+    switch (cmd->op) {
+    case S_CMD_PUBLISH:
         if (!committed) {
-            job->rc = MLG_UNAVAILABLE;
-            job->duplicate = false;
-            job->created_deliveries = false;
-            free(job->delivery_ids);
-            job->delivery_ids = NULL;
+            cmd->job->rc = MLG_UNAVAILABLE;
+            cmd->job->duplicate = false;
+            cmd->job->created_deliveries = false;
+            free(cmd->job->delivery_ids);
+            cmd->job->delivery_ids = NULL;
         }
-        zsock_send(pipe, "sp", "DONE", job);
+        s_report(pipe, (brk_store_report_t){.kind = BRK_STORE_DONE, .job = cmd->job});
+        break;
+    case S_CMD_FETCH:
+        cmd->fetch->ok = committed;
+        s_report(pipe,
+                 (brk_store_report_t){.kind = BRK_STORE_FETCHED, .fetch = cmd->fetch});
+        break;
+    case S_CMD_UPDATE:
+        if (committed)
+            brk_update_destroy(&cmd->update);
+        else
+            s_hold(self, cmd);
+        break;
+    case S_CMD_AGENCIES:
+        assert(false); /* never in a batch: written as it comes */
+        break;
     }
-    else if (strcmp(cmd->verb, "FETCH") == 0) {
-        brk_fetch_t *f = cmd->ptr;
-        f->ok = committed;
-        zsock_send(pipe, "sp", "FETCHED", f);
-    }
-    else if (!committed) {
-        s_hold(self, cmd);
-        return;
-    }
-    else {
-        brk_update_t *u = cmd->ptr;
-        brk_update_destroy(&u);
-    }
-    zstr_free(&cmd->verb);
 }
 
 /* Which run of like commands this one joins: 1 plain publishes, 2 SENT
@@ -1509,13 +1658,14 @@ s_answer(s_store_t *self, zsock_t *pipe, s_cmd_t *cmd, bool committed)
 static int
 s_bulk_kind(const s_cmd_t *cmd)
 {
-    if (strcmp(cmd->verb, "PUBLISH") == 0) {
-        const brk_job_t *job = cmd->ptr;
-        return job->kind == BRK_JOB_PLAIN ? 1 : 0;
-    }
-    if (strcmp(cmd->verb, "UPDATE") == 0) {
-        const brk_update_t *u = cmd->ptr;
-        return u->kind == BRK_UPDATE_SENT || u->kind == BRK_UPDATE_ACK ? 2 : 0;
+    switch (cmd->op) {
+    case S_CMD_PUBLISH: return cmd->job->kind == BRK_JOB_PLAIN ? 1 : 0;
+    case S_CMD_UPDATE:
+        return cmd->update->kind == BRK_UPDATE_SENT || cmd->update->kind == BRK_UPDATE_ACK
+                   ? 2
+                   : 0;
+    case S_CMD_FETCH:
+    case S_CMD_AGENCIES: return 0;
     }
     return 0;
 }
@@ -1532,7 +1682,7 @@ s_transact(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     brk_update_t **ups = calloc(n, sizeof(*ups));
     size_t njobs = 0, nups = 0, nupdates = 0;
     for (size_t i = 0; i < n; i++)
-        nupdates += strcmp(cmds[i].verb, "UPDATE") == 0;
+        nupdates += cmds[i].op == S_CMD_UPDATE;
     bool ok = jobs && ups && s_connect(self, pipe);
     bool begun = false;
     int64_t began = zclock_usecs();
@@ -1543,11 +1693,11 @@ s_transact(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
     for (size_t i = 0; ok && i <= n; i++) {
         int kind = i < n ? s_bulk_kind(&cmds[i]) : 0;
         if (kind == 1) {
-            jobs[njobs++] = cmds[i].ptr;
+            jobs[njobs++] = cmds[i].job;
             continue;
         }
         if (kind == 2) {
-            ups[nups++] = cmds[i].ptr;
+            ups[nups++] = cmds[i].update;
             continue;
         }
         /* anything else keeps its place: the runs before it go first */
@@ -1558,12 +1708,12 @@ s_transact(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
         njobs = nups = 0;
         if (!ok || i == n)
             break;
-        if (strcmp(cmds[i].verb, "PUBLISH") == 0)
-            ok = s_publish(self, cmds[i].ptr);
-        else if (strcmp(cmds[i].verb, "FETCH") == 0)
-            ok = s_fetch(self, cmds[i].ptr);
-        else
-            ok = s_update(self, cmds[i].ptr);
+        switch (cmds[i].op) {
+        case S_CMD_PUBLISH: ok = s_publish(self, cmds[i].job); break;
+        case S_CMD_FETCH: ok = s_fetch(self, cmds[i].fetch); break;
+        case S_CMD_UPDATE: ok = s_update(self, cmds[i].update); break;
+        case S_CMD_AGENCIES: assert(false); break;
+        }
     }
     free(jobs);
     free(ups);
@@ -1646,7 +1796,7 @@ s_flush_held(s_store_t *self, zsock_t *pipe)
             }
             if (!self->conn)
                 return false;
-            brk_update_t *u = self->held[0].ptr;
+            brk_update_t *u = self->held[0].update;
             brk_log(BRK_LOG_ERROR, "store",
                     "the database refused the %s update of delivery %llu: dropped",
                     s_update_name(u->kind), (unsigned long long)u->delivery);
@@ -1670,9 +1820,9 @@ s_run_batch(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
 {
     bool ok = s_flush_held(self, pipe) && s_transact(self, pipe, cmds, n);
     for (size_t i = 0; i < n; i++) {
-        if (!ok && strcmp(cmds[i].verb, "FETCH") == 0) {
+        if (!ok && cmds[i].op == S_CMD_FETCH) {
             /* rows read in a failed transaction are not handed out */
-            brk_fetch_t *f = cmds[i].ptr;
+            brk_fetch_t *f = cmds[i].fetch;
             for (size_t k = 0; k < f->nrows; k++)
                 brk_delivery_destroy(&f->rows[k]);
             f->nrows = 0;
@@ -1695,7 +1845,8 @@ s_check_notifies(s_store_t *self, zsock_t *pipe)
     PGnotify *n;
     while ((n = PQnotifies(self->conn))) {
         if (n->extra && n->extra[0])
-            zsock_send(pipe, "sp", "REPLAY", strdup(n->extra));
+            s_report(pipe, (brk_store_report_t){.kind = BRK_STORE_REPLAY,
+                                                .agency = strdup(n->extra)});
         PQfreemem(n);
     }
 }
@@ -1725,30 +1876,23 @@ s_actor(zsock_t *pipe, void *args)
         }
         size_t n = 0;
         while (n < S_MAX_BATCH && (n == 0 || (zsock_events(pipe) & ZMQ_POLLIN))) {
-            char *verb = NULL;
-            void *ptr = NULL;
-            if (zsock_recv(pipe, "sp", &verb, &ptr) != 0 || !verb) {
+            int got = s_recv_cmd(pipe, &cmds[n]);
+            if (got < 0) {
                 terminated = true;
                 break;
             }
-            if (streq(verb, "$TERM")) {
-                zstr_free(&verb);
-                terminated = true;
-                break;
-            }
-            if (streq(verb, "AGENCIES")) {
-                zstr_free(&verb);
-                free(self->agencies);
-                self->agencies = ptr;
-                self->agencies_dirty = true;
-                s_write_agencies(self);
-                if (!(zsock_events(pipe) & ZMQ_POLLIN))
-                    break; /* nothing else waiting: do not block for more */
+            if (got == 0)
+                continue;
+            if (cmds[n].op != S_CMD_AGENCIES) {
+                n++;
                 continue;
             }
-            cmds[n].verb = verb;
-            cmds[n].ptr = ptr;
-            n++;
+            free(self->agencies);
+            self->agencies = cmds[n].agencies;
+            self->agencies_dirty = true;
+            s_write_agencies(self);
+            if (!(zsock_events(pipe) & ZMQ_POLLIN))
+                break; /* nothing else waiting: do not block for more */
         }
         if (n)
             s_run_batch(self, pipe, cmds, n);

@@ -104,6 +104,50 @@ typedef struct {
    connection, from `sql_dir`. NULL on failure to start the thread. */
 zactor_t *brk_store_new(const char *database, const char *sql_dir);
 
+/* ---- commands, from the loop to the store -------------------------------
+
+   Each takes responsibility over what it sends (and sets *p to NULL);
+   what comes back comes back as a report. -1 when the store's pipe
+   would not take it (the store is stopping): the thing is destroyed. */
+
+/* A publish to store: reported BRK_STORE_DONE, committed or not. */
+int brk_store_publish(zactor_t *store, brk_job_t **job_p);
+/* A queue to read: reported BRK_STORE_FETCHED. */
+int brk_store_fetch(zactor_t *store, brk_fetch_t **fetch_p);
+/* A delivery's change: never reported; the store frees it once written. */
+int brk_store_update(zactor_t *store, brk_update_t **update_p);
+/* The registry as JSON text (from jansson or malloc), for the agencies
+   table: never reported. */
+int brk_store_agencies(zactor_t *store, char **json_p);
+
+/* ---- reports, from the store to the loop ------------------------------ */
+
+typedef enum {
+    BRK_STORE_DONE,     /* job: a PUBLISH answered; the loop owns it again */
+    BRK_STORE_FETCHED,  /* fetch: a FETCH answered (ok false: not read) */
+    BRK_STORE_REPLAY,   /* agency: an operator replayed its dead letters;
+                           owned (free()) */
+    BRK_STORE_CONSENTS, /* consents: the index as the database has it, on
+                           each new connection; owned */
+    BRK_STORE_DB_UP,    /* the database is there: publishing open */
+    BRK_STORE_DB_DOWN,  /* it is not: publishes are refused */
+} brk_store_report_kind_t;
+
+typedef struct {
+    brk_store_report_kind_t kind;
+    union {
+        brk_job_t *job;
+        brk_fetch_t *fetch;
+        char *agency;
+        brk_consents_t *consents;
+    };
+} brk_store_report_t;
+
+/* Reads one report from the store's pipe (zactor_sock); -1 when there is
+   none (the pipe is closing). A report of an unknown kind is a
+   programmer error (assert). */
+int brk_store_recv(zsock_t *pipe, brk_store_report_t *report);
+
 void brk_job_destroy(brk_job_t **job_p);
 void brk_fetch_destroy(brk_fetch_t **fetch_p);
 void brk_delivery_destroy(brk_delivery_t **row_p);
