@@ -93,6 +93,7 @@ static void s_write_agencies(s_store_t *self);
 static bool s_prepare(PGconn *conn);
 static bool s_chain_decisions(s_store_t *self, PGresult *res);
 static bool s_read_mark(s_store_t *self, PGconn *conn);
+static bool s_update_bulk(s_store_t *self, brk_update_t *const *ups, size_t n);
 
 /* The audit chain's head as the database has it. */
 static bool
@@ -661,12 +662,53 @@ s_insert_consent(s_store_t *self, const brk_job_t *job)
         9, v);
 }
 
-/* Revokes the consent and settles `revoked` every pending delivery that
-   relied on it, but those in flight (job->keep): each gets a delivery
-   event and a second decision, deny REVOKED. */
+/* The revocation's settling, for a consent's pending deliveries or one of
+   them: each is settled `revoked`, gets a delivery event and a second
+   decision, deny `code`, linked into the audit chain. */
+#define S_SETTLE_REVOKED                                                                 \
+    "with r as (update deliveries d set state = 'revoked', settled_at = now(),"          \
+    "  updated_at = now() from consent_decisions c"                                      \
+    "  where c.message_id = d.message_id and c.recipient = d.recipient"                  \
+    "  and c.decision = 'allow' and c.basis = 'consent' and c.consent_id = $1"           \
+    "  and d.state = 'pending' and d.id <> all($6::bigint[])"                            \
+    "  and ($7::bigint is null or d.id = $7::bigint)"                                    \
+    "  returning d.id, d.message_id, d.recipient, d.attempts),"                          \
+    " e as (insert into delivery_events (delivery_id, attempt, event, reason, actor)"    \
+    "  select id, attempts, 'revoked', $3, $5 from r)"                                   \
+    " insert into consent_decisions (message_id, recipient, decision, basis,"            \
+    "  consent_id, reason, detail, decided_at)"                                          \
+    " select message_id, recipient, 'deny', 'consent', $1, $2, $4, now() from r"         \
+    " returning id, message_id, recipient, decision, basis, consent_id, reason,"         \
+    "  detail, (extract(epoch from decided_at) * 1000000)::bigint"
+
+typedef struct {
+    const char *consent_id;
+    const char *code;   /* the decision's reason: REVOKED or EXPIRED */
+    const char *event;  /* the delivery event's reason */
+    const char *detail; /* the decision's detail */
+    const char *actor;
+    const char *keep;     /* "{id,...}": deliveries left alone (in flight) */
+    const char *delivery; /* this one only, or NULL: all of the consent's */
+} s_settle_t;
+
 static bool
-s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
+s_settle_revoked(s_store_t *self, const s_settle_t *r)
 {
+    const char *v[7] = {r->consent_id, r->code, r->event,   r->detail,
+                        r->actor,      r->keep, r->delivery};
+    PGresult *res = s_query(self, S_SETTLE_REVOKED, 7, v);
+    bool ok = res && s_chain_decisions(self, res);
+    PQclear(res);
+    return ok;
+}
+
+/* Revokes the consent and settles `revoked` every pending delivery that
+   relied on it, but those in flight (job->keep). */
+static bool
+s_revoke_consent(s_store_t *self, const brk_job_t *job)
+{
+    char received[24];
+    snprintf(received, sizeof(received), "%lld", (long long)job->received_us);
     const char *v[3] = {job->consent_id, received, job->msg->id};
     if (!s_exec(self,
                 "update consents set revoked_at = 'epoch'::timestamptz + $2::bigint *"
@@ -683,31 +725,29 @@ s_revoke_consent(s_store_t *self, const brk_job_t *job, const char *received)
         at += (size_t)snprintf(keep + at, len - at, "%s%llu", i ? "," : "",
                                (unsigned long long)job->keep[i]);
     snprintf(keep + at, len - at, "}");
-    const char *w[3] = {job->consent_id, keep, job->sender};
-    PGresult *res = s_query(
-        self,
-        "with r as (update deliveries d set state = 'revoked', settled_at = now(),"
-        "  updated_at = now() from consent_decisions c"
-        "  where c.message_id = d.message_id and c.recipient = d.recipient"
-        "  and c.decision = 'allow' and c.basis = 'consent' and c.consent_id = $1"
-        "  and d.state = 'pending'"
-        "  and d.id <> all($2::bigint[])"
-        "  returning d.id, d.message_id, d.recipient, d.attempts),"
-        " e as (insert into delivery_events (delivery_id, attempt, event, reason, actor)"
-        "  select id, attempts, 'revoked', 'the consent was revoked', $3 from r)"
-        " insert into consent_decisions (message_id, recipient, decision, basis, "
-        "consent_id,"
-        "  reason, detail, decided_at)"
-        " select message_id, recipient, 'deny', 'consent', $1, 'REVOKED',"
-        "  'the consent was revoked before delivery', now() from r"
-        " returning id, message_id, recipient, decision, basis, consent_id, reason, "
-        "detail,"
-        "  (extract(epoch from decided_at) * 1000000)::bigint",
-        3, w);
+    s_settle_t r = {job->consent_id,
+                    "REVOKED",
+                    "the consent was revoked",
+                    "the consent was revoked before delivery",
+                    job->sender,
+                    keep,
+                    NULL};
+    bool ok = s_settle_revoked(self, &r);
     free(keep);
-    bool ok = res && s_chain_decisions(self, res);
-    PQclear(res);
     return ok;
+}
+
+/* A consent event's own step, after its message row and before its
+   decisions (which name the consent: a grant's row must be there). */
+static bool
+s_consent_step(s_store_t *self, const brk_job_t *job)
+{
+    switch (job->kind) {
+    case BRK_JOB_PLAIN: return true;
+    case BRK_JOB_GRANT: return s_insert_consent(self, job);
+    case BRK_JOB_REVOKE: return s_revoke_consent(self, job);
+    }
+    return false;
 }
 
 /* ---- the audit chain ---------------------------------------------------- */
@@ -861,99 +901,6 @@ s_chain_take(s_store_t *self, const uint8_t link[BRK_LINK_BYTES])
     memcpy(self->link, link, BRK_LINK_BYTES);
 }
 
-/* Inserts a new message, its deliveries and its decisions; or finds it
-   stored already. false on a database error. */
-static bool
-s_publish(s_store_t *self, brk_job_t *job)
-{
-    mlg_msg_t *m = job->msg;
-    /* the body goes as bytea in hex text form */
-    size_t hexlen = 2 + m->body_len * 2 + 1;
-    char *hex = malloc(hexlen);
-    if (!hex)
-        return false;
-    brk_chain_hex(m->body, m->body_len, hex);
-    /* its place in the audit chain: kept only if the row is inserted */
-    s_msg_fields_t mf;
-    s_msg_fields(self, job, &mf);
-    const char *const *fields = mf.f;
-    const char *received = mf.received;
-    const char *chain_seq = mf.chain_seq;
-    char body_hash_hex[2 * BRK_LINK_BYTES + 3], link_hex[2 * BRK_LINK_BYTES + 3];
-    uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
-    brk_chain_body_hash(m->body, m->body_len, body_hash);
-    brk_chain_message(self->link, fields, body_hash, link);
-    brk_chain_hex(body_hash, BRK_LINK_BYTES, body_hash_hex);
-    brk_chain_hex(link, BRK_LINK_BYTES, link_hex);
-    /* the row's columns are the chain's fields (but chain_seq) and the body */
-    const char *values[13] = {fields[1], fields[2],     fields[3], fields[4], fields[5],
-                              fields[6], fields[7],     fields[8], fields[9], hex,
-                              chain_seq, body_hash_hex, link_hex};
-    PGresult *res = s_query(
-        self,
-        "insert into messages (id, type, version, sender, subject, purpose, correlation,"
-        " occurred_at, received_at, body, chain_seq, body_hash, link)"
-        " values ($1, $2, $3, $4, $5, $6, $7,"
-        " case when $8::bigint is null then null else"
-        " 'epoch'::timestamptz + $8::bigint * interval '1 microsecond' end,"
-        " 'epoch'::timestamptz + $9::bigint * interval '1 microsecond', $10::bytea,"
-        " $11, $12::bytea, $13::bytea)"
-        " on conflict (id) do nothing returning seq",
-        13, values);
-    free(hex);
-    if (!res)
-        return false;
-    bool inserted = PQntuples(res) == 1;
-    if (inserted) {
-        job->seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-        s_chain_take(self, link);
-    }
-    PQclear(res);
-    if (!inserted)
-        return s_duplicate(self, job);
-    if (job->kind == BRK_JOB_GRANT && !s_insert_consent(self, job))
-        return false;
-    if (job->kind == BRK_JOB_REVOKE && !s_revoke_consent(self, job, received))
-        return false;
-    for (size_t i = 0; i < job->ndecisions; i++) {
-        const brk_decision_t *d = &job->decisions[i];
-        char dseq[24], dlink_hex[2 * BRK_LINK_BYTES + 3];
-        uint8_t dlink[BRK_LINK_BYTES];
-        s_decision_link(self, job, d, dseq, received, dlink);
-        brk_chain_hex(dlink, BRK_LINK_BYTES, dlink_hex);
-        const char *dv[10] = {m->id,
-                              d->recipient,
-                              d->allow ? "allow" : "deny",
-                              mlg_basis_name(d->basis),
-                              d->reason[0] ? d->reason : NULL,
-                              received,
-                              d->consent_id[0] ? d->consent_id : NULL,
-                              d->detail[0] ? d->detail : NULL,
-                              dseq,
-                              dlink_hex};
-        if (!s_exec(
-                self,
-                "insert into consent_decisions (message_id, recipient, decision, basis,"
-                " reason, decided_at, consent_id, detail, chain_seq, link) values ($1, "
-                "$2,"
-                " $3, $4, $5, 'epoch'::timestamptz + $6::bigint * interval '1 "
-                "microsecond',"
-                " $7, $8, $9, $10::bytea)",
-                10, dv))
-            return false;
-        s_chain_take(self, dlink);
-        if (d->allow) {
-            const char *del[2] = {m->id, d->recipient};
-            if (!s_exec(self,
-                        "insert into deliveries (message_id, recipient) values ($1, $2)",
-                        2, del))
-                return false;
-            job->created_deliveries = true;
-        }
-    }
-    job->rc = MLG_OK;
-    return true;
-}
 static bool
 s_fetch(s_store_t *self, brk_fetch_t *f)
 {
@@ -1024,43 +971,18 @@ s_fetch(s_store_t *self, brk_fetch_t *f)
 }
 
 static bool
-s_update(s_store_t *self, const brk_update_t *u)
+s_update(s_store_t *self, brk_update_t *u)
 {
     char id[24], attempt[24];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)u->delivery);
     snprintf(attempt, sizeof(attempt), "%llu", (unsigned long long)u->attempt);
-    const char *one[1] = {id};
     const char *ev[5] = {id, attempt, NULL, u->reason, u->actor};
     switch (u->kind) {
     case BRK_UPDATE_SENT:
-        return s_exec(self,
-                      "update deliveries set attempts = attempts + 1, first_sent_at ="
-                      " coalesce(first_sent_at, now()), updated_at = now() where id = $1",
-                      1, one);
-    case BRK_UPDATE_ACK:
-        return s_exec(self,
-                      "update deliveries set state = 'acked', settled_at = now(),"
-                      " updated_at = now() where id = $1 and state = 'pending'",
-                      1, one);
+    case BRK_UPDATE_ACK: return s_update_bulk(self, &u, 1);
     case BRK_UPDATE_REVOKED: {
-        const char *r[5] = {id, u->consent_id, u->code, u->reason, u->actor};
-        PGresult *res = s_query(
-            self,
-            "with r as (update deliveries set state = 'revoked', settled_at = now(),"
-            "  updated_at = now() where id = $1 and state = 'pending'"
-            "  returning id, message_id, recipient, attempts),"
-            " e as (insert into delivery_events (delivery_id, attempt, event, reason, "
-            "actor)"
-            "  select id, attempts, 'revoked', $4, $5 from r)"
-            " insert into consent_decisions (message_id, recipient, decision, basis,"
-            "  consent_id, reason, detail, decided_at)"
-            " select message_id, recipient, 'deny', 'consent', $2, $3, $4, now() from r"
-            " returning id, message_id, recipient, decision, basis, consent_id, reason,"
-            "  detail, (extract(epoch from decided_at) * 1000000)::bigint",
-            5, r);
-        bool ok = res && s_chain_decisions(self, res);
-        PQclear(res);
-        return ok;
+        s_settle_t r = {u->consent_id, u->code, u->reason, u->reason, u->actor, "{}", id};
+        return s_settle_revoked(self, &r);
     }
     case BRK_UPDATE_NACK: ev[2] = "nack"; break;
     case BRK_UPDATE_REQUEUED: ev[2] = "requeued"; break;
@@ -1250,156 +1172,204 @@ s_query_arrays(s_store_t *self, s_stmt_t stmt, int n, brk_pgbin_t *arrays)
     return s_send_arrays(self, stmt, n, arrays) && s_collect(self, &res) ? res : NULL;
 }
 
-/* Plain publishes, in order, with one statement for the three tables.
-   The ids already stored (and the second of two alike in the batch) are
-   found first, with seq and delivery ids drawn in the jobs' order (a
-   queue's first attempts follow seq), so that only rows sure to go in
-   take a place in the audit chain; those jobs are answered as
-   duplicates afterwards. false on a database error: then nothing of the
-   transaction stays. */
-static bool
-s_publish_bulk(s_store_t *self, brk_job_t **jobs, size_t n)
-{
-    bool ok = false;
-    bool *fresh = calloc(n, sizeof(bool));
-    uint64_t *seqs = calloc(n, sizeof(uint64_t));
-    uint64_t *dids = NULL;
-    zhashx_t *seen = zhashx_new();
+/* A run of publishes on its way: the rows of the three tables, one
+   binary array per column, and the numbers drawn for them. */
+typedef struct {
     brk_pgbin_t cols[S_NCOLS];
-    memset(cols, 0, sizeof(cols));
-    PGresult *res = NULL;
+    bool rows;             /* some row is in cols, not sent yet */
+    bool *fresh;           /* per job: neither stored already nor earlier in the run */
+    uint64_t *seqs, *dids; /* messages.seq and delivery ids, in the jobs' order */
+    size_t ks, kd;         /* the next of each to take */
+} s_run_t;
+
+static void
+s_run_start(s_run_t *run)
+{
+    for (int c = 0; c < S_NCOLS; c++)
+        brk_pgbin_array_start(&run->cols[c], s_col_oids[c]);
+    run->rows = false;
+}
+
+/* The ids stored already, as a set. "{uuid,uuid}": uuids need no quoting. */
+static void
+s_stored_ids(const char *text, zhashx_t *seen)
+{
+    char one[MLG_UUID_LEN + 1];
+    for (const char *c = text[0] == '{' ? text + 1 : text; *c && *c != '}';) {
+        size_t len = strcspn(c, ",}");
+        snprintf(one, sizeof(one), "%.*s", (int)len, c);
+        zhashx_insert(seen, one, (void *)1);
+        c += len;
+        if (*c == ',')
+            c++;
+    }
+}
+
+/* Which ids are stored already (and the second of two alike in the run),
+   with seq and delivery ids drawn in the jobs' order (a queue's first
+   attempts follow seq), so that only rows sure to go in take a place in
+   the audit chain. */
+static bool
+s_run_check(s_store_t *self, s_run_t *run, brk_job_t *const *jobs, size_t n)
+{
     size_t nallow = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t d = 0; d < jobs[i]->ndecisions; d++)
             nallow += jobs[i]->decisions[d].allow;
-    dids = calloc(nallow ? nallow : 1, sizeof(uint64_t));
-    if (!fresh || !seqs || !seen || !dids)
-        goto cleanup;
-    /* which ids are stored already, and the new rows' numbers */
-    brk_pgbin_array_start(&cols[S_M_ID], BRK_OID_UUID);
+    run->fresh = calloc(n, sizeof(bool));
+    run->seqs = calloc(n, sizeof(uint64_t));
+    run->dids = calloc(nallow ? nallow : 1, sizeof(uint64_t));
+    zhashx_t *seen = zhashx_new();
+    /* $1 the ids, $2 how many message and delivery ids to draw */
+    brk_pgbin_t check[2] = {{0}, {0}};
+    brk_pgbin_array_start(&check[0], BRK_OID_UUID);
     for (size_t i = 0; i < n; i++)
-        brk_pgbin_uuid(&cols[S_M_ID], jobs[i]->msg->id);
-    /* $1 the ids (cols[S_M_ID], started again below), $2 how many
-       message and delivery ids to draw */
-    brk_pgbin_t check[2] = {cols[S_M_ID], {0}};
+        brk_pgbin_uuid(&check[0], jobs[i]->msg->id);
     brk_pgbin_array_start(&check[1], BRK_OID_INT4);
     brk_pgbin_int(&check[1], n, 4);
     brk_pgbin_int(&check[1], nallow, 4);
-    res = s_query_arrays(self, S_STMT_CHECK, 2, check);
-    cols[S_M_ID] = check[0]; /* its buffer, possibly grown */
+    PGresult *res = run->fresh && run->seqs && run->dids && seen
+                        ? s_query_arrays(self, S_STMT_CHECK, 2, check)
+                        : NULL;
+    free(check[0].p);
     free(check[1].p);
-    if (!res)
-        goto cleanup;
-    if (s_ids(PQgetvalue(res, 0, 1), seqs, n) != n
-        || s_ids(PQgetvalue(res, 0, 2), dids, nallow) != nallow) {
+    bool ok = res != NULL;
+    if (ok
+        && (s_ids(PQgetvalue(res, 0, 1), run->seqs, n) != n
+            || s_ids(PQgetvalue(res, 0, 2), run->dids, nallow) != nallow)) {
         brk_log(BRK_LOG_ERROR, "store", "could not draw message and delivery ids");
-        goto cleanup;
+        ok = false;
     }
-    {
-        /* "{uuid,uuid}": uuids need no quoting */
-        const char *stored = PQgetvalue(res, 0, 0);
-        char one[MLG_UUID_LEN + 1];
-        for (const char *c = stored[0] == '{' ? stored + 1 : stored; *c && *c != '}';) {
-            size_t len = strcspn(c, ",}");
-            snprintf(one, sizeof(one), "%.*s", (int)len, c);
-            zhashx_insert(seen, one, (void *)1);
-            c += len;
-            if (*c == ',')
-                c++;
-        }
+    if (ok) {
+        s_stored_ids(PQgetvalue(res, 0, 0), seen);
+        for (size_t i = 0; i < n; i++)
+            run->fresh[i] = zhashx_insert(seen, jobs[i]->msg->id, (void *)1) == 0;
     }
-    PQclear(res);
-    res = NULL;
-    size_t nfresh = 0;
-    for (size_t i = 0; i < n; i++)
-        if (zhashx_insert(seen, jobs[i]->msg->id, (void *)1) == 0) {
-            fresh[i] = true; /* neither stored already nor earlier in this batch */
-            nfresh++;
-        }
-    for (int c = 0; c < S_NCOLS; c++)
-        brk_pgbin_array_start(&cols[c], s_col_oids[c]);
-    size_t ks = 0, kd = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!fresh[i])
-            continue;
-        brk_job_t *job = jobs[i];
-        const mlg_msg_t *m = job->msg;
-        free(job->delivery_ids);
-        job->delivery_ids =
-            calloc(job->ndecisions ? job->ndecisions : 1, sizeof(uint64_t));
-        if (!job->delivery_ids)
-            goto cleanup;
-        job->seq = seqs[ks++];
-        /* the message, at the chain's next position */
-        s_msg_fields_t mf;
-        s_msg_fields(self, job, &mf);
-        uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
-        brk_chain_body_hash(m->body, m->body_len, body_hash);
-        brk_chain_message(self->link, mf.f, body_hash, link);
-        brk_pgbin_int(&cols[S_M_SEQ], job->seq, 8);
-        brk_pgbin_uuid(&cols[S_M_ID], m->id);
-        brk_pgbin_text(&cols[S_M_TYPE], m->type);
-        brk_pgbin_int(&cols[S_M_VERSION], (uint32_t)m->version, 4);
-        brk_pgbin_text(&cols[S_M_SENDER], job->sender);
-        brk_pgbin_text(&cols[S_M_SUBJECT], mf.f[5]);
-        brk_pgbin_text(&cols[S_M_PURPOSE], mf.f[6]);
-        brk_pgbin_text(&cols[S_M_CORRELATION], mf.f[7]);
-        if (m->has_occurred_at)
-            brk_pgbin_time(&cols[S_M_OCCURRED], s_time_us(m->occurred_at));
-        else
-            brk_pgbin_null(&cols[S_M_OCCURRED]);
-        brk_pgbin_time(&cols[S_M_RECEIVED], job->received_us);
-        brk_pgbin_bytes(&cols[S_M_BODY], m->body, m->body_len);
-        brk_pgbin_int(&cols[S_M_CHAIN_SEQ], self->chain_seq + 1, 8);
-        brk_pgbin_bytes(&cols[S_M_BODY_HASH], body_hash, BRK_LINK_BYTES);
-        brk_pgbin_bytes(&cols[S_M_LINK], link, BRK_LINK_BYTES);
-        s_chain_take(self, link);
-        /* its decisions, each at the next position; a delivery per allow */
-        for (size_t d = 0; d < job->ndecisions; d++) {
-            const brk_decision_t *dec = &job->decisions[d];
-            char dseq[24];
-            uint8_t dlink[BRK_LINK_BYTES];
-            s_decision_link(self, job, dec, dseq, mf.received, dlink);
-            brk_pgbin_uuid(&cols[S_D_MESSAGE], m->id);
-            brk_pgbin_text(&cols[S_D_RECIPIENT], dec->recipient);
-            brk_pgbin_text(&cols[S_D_DECISION], dec->allow ? "allow" : "deny");
-            brk_pgbin_text(&cols[S_D_BASIS], mlg_basis_name(dec->basis));
-            brk_pgbin_text(&cols[S_D_REASON], dec->reason[0] ? dec->reason : NULL);
-            brk_pgbin_time(&cols[S_D_DECIDED], job->received_us);
-            brk_pgbin_uuid(&cols[S_D_CONSENT], dec->consent_id);
-            brk_pgbin_text(&cols[S_D_DETAIL], dec->detail[0] ? dec->detail : NULL);
-            brk_pgbin_int(&cols[S_D_CHAIN_SEQ], self->chain_seq + 1, 8);
-            brk_pgbin_bytes(&cols[S_D_LINK], dlink, BRK_LINK_BYTES);
-            s_chain_take(self, dlink);
-            if (dec->allow) {
-                job->delivery_ids[d] = dids[kd++];
-                brk_pgbin_int(&cols[S_V_ID], job->delivery_ids[d], 8);
-                brk_pgbin_uuid(&cols[S_V_MESSAGE], m->id);
-                brk_pgbin_text(&cols[S_V_RECIPIENT], dec->recipient);
-            }
-        }
-    }
-    /* sent ahead: its answer comes with the COMMIT's */
-    if (nfresh && !s_send_arrays(self, S_STMT_INSERT, S_NCOLS, cols))
-        goto cleanup;
-    for (size_t i = 0; i < n; i++) {
-        if (fresh[i]) {
-            jobs[i]->rc = MLG_OK;
-            for (size_t d = 0; d < jobs[i]->ndecisions; d++)
-                jobs[i]->created_deliveries |= jobs[i]->delivery_ids[d] != 0;
-        }
-        else if (!s_duplicate(self, jobs[i]))
-            goto cleanup;
-    }
-    ok = true;
-cleanup:
     PQclear(res);
     zhashx_destroy(&seen);
+    return ok;
+}
+
+/* The message's row, at the chain's next position. */
+static void
+s_run_message(s_store_t *self, s_run_t *run, brk_job_t *job)
+{
+    const mlg_msg_t *m = job->msg;
+    job->seq = run->seqs[run->ks++];
+    s_msg_fields_t mf;
+    s_msg_fields(self, job, &mf);
+    uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
+    brk_chain_body_hash(m->body, m->body_len, body_hash);
+    brk_chain_message(self->link, mf.f, body_hash, link);
+    brk_pgbin_t *cols = run->cols;
+    brk_pgbin_int(&cols[S_M_SEQ], job->seq, 8);
+    brk_pgbin_uuid(&cols[S_M_ID], m->id);
+    brk_pgbin_text(&cols[S_M_TYPE], m->type);
+    brk_pgbin_int(&cols[S_M_VERSION], (uint32_t)m->version, 4);
+    brk_pgbin_text(&cols[S_M_SENDER], job->sender);
+    brk_pgbin_text(&cols[S_M_SUBJECT], mf.f[5]);
+    brk_pgbin_text(&cols[S_M_PURPOSE], mf.f[6]);
+    brk_pgbin_text(&cols[S_M_CORRELATION], mf.f[7]);
+    if (m->has_occurred_at)
+        brk_pgbin_time(&cols[S_M_OCCURRED], s_time_us(m->occurred_at));
+    else
+        brk_pgbin_null(&cols[S_M_OCCURRED]);
+    brk_pgbin_time(&cols[S_M_RECEIVED], job->received_us);
+    brk_pgbin_bytes(&cols[S_M_BODY], m->body, m->body_len);
+    brk_pgbin_int(&cols[S_M_CHAIN_SEQ], self->chain_seq + 1, 8);
+    brk_pgbin_bytes(&cols[S_M_BODY_HASH], body_hash, BRK_LINK_BYTES);
+    brk_pgbin_bytes(&cols[S_M_LINK], link, BRK_LINK_BYTES);
+    s_chain_take(self, link);
+    run->rows = true;
+}
+
+/* Its decisions, each at the chain's next position, and a delivery for
+   each allow. */
+static bool
+s_run_decisions(s_store_t *self, s_run_t *run, brk_job_t *job)
+{
+    const mlg_msg_t *m = job->msg;
+    brk_pgbin_t *cols = run->cols;
+    char received[24];
+    snprintf(received, sizeof(received), "%lld", (long long)job->received_us);
+    free(job->delivery_ids);
+    job->delivery_ids = calloc(job->ndecisions ? job->ndecisions : 1, sizeof(uint64_t));
+    if (!job->delivery_ids)
+        return false;
+    for (size_t d = 0; d < job->ndecisions; d++) {
+        const brk_decision_t *dec = &job->decisions[d];
+        char dseq[24];
+        uint8_t dlink[BRK_LINK_BYTES];
+        s_decision_link(self, job, dec, dseq, received, dlink);
+        brk_pgbin_uuid(&cols[S_D_MESSAGE], m->id);
+        brk_pgbin_text(&cols[S_D_RECIPIENT], dec->recipient);
+        brk_pgbin_text(&cols[S_D_DECISION], dec->allow ? "allow" : "deny");
+        brk_pgbin_text(&cols[S_D_BASIS], mlg_basis_name(dec->basis));
+        brk_pgbin_text(&cols[S_D_REASON], dec->reason[0] ? dec->reason : NULL);
+        brk_pgbin_time(&cols[S_D_DECIDED], job->received_us);
+        brk_pgbin_uuid(&cols[S_D_CONSENT], dec->consent_id);
+        brk_pgbin_text(&cols[S_D_DETAIL], dec->detail[0] ? dec->detail : NULL);
+        brk_pgbin_int(&cols[S_D_CHAIN_SEQ], self->chain_seq + 1, 8);
+        brk_pgbin_bytes(&cols[S_D_LINK], dlink, BRK_LINK_BYTES);
+        s_chain_take(self, dlink);
+        if (dec->allow) {
+            job->delivery_ids[d] = run->dids[run->kd++];
+            job->created_deliveries = true;
+            brk_pgbin_int(&cols[S_V_ID], job->delivery_ids[d], 8);
+            brk_pgbin_uuid(&cols[S_V_MESSAGE], m->id);
+            brk_pgbin_text(&cols[S_V_RECIPIENT], dec->recipient);
+        }
+        run->rows = true;
+    }
+    return true;
+}
+
+/* The rows so far, in one statement sent ahead (its answer comes with
+   the COMMIT's, or with the next statement that needs one). */
+static bool
+s_run_send(s_store_t *self, s_run_t *run)
+{
+    if (!run->rows)
+        return true;
+    bool ok = s_send_arrays(self, S_STMT_INSERT, S_NCOLS, run->cols);
+    s_run_start(run);
+    return ok;
+}
+
+/* Publishes, in order: the one write path for messages (a single
+   publish is a run of one). Plain ones go in with one statement for the
+   three tables; a consent event's own step (s_consent_step) keeps its
+   place between its message and its decisions, the rows before it sent
+   first. Jobs whose ids are stored already are answered as duplicates
+   afterwards. false on a database error: then nothing of the
+   transaction stays. */
+static bool
+s_publish_run(s_store_t *self, brk_job_t *const *jobs, size_t n)
+{
+    s_run_t run;
+    memset(&run, 0, sizeof(run));
+    bool ok = s_run_check(self, &run, jobs, n);
+    if (ok)
+        s_run_start(&run);
+    for (size_t i = 0; ok && i < n; i++) {
+        if (!run.fresh[i])
+            continue;
+        s_run_message(self, &run, jobs[i]);
+        if (jobs[i]->kind != BRK_JOB_PLAIN)
+            ok = s_run_send(self, &run) && s_consent_step(self, jobs[i]);
+        ok = ok && s_run_decisions(self, &run, jobs[i]);
+        if (ok)
+            jobs[i]->rc = MLG_OK;
+    }
+    ok = ok && s_run_send(self, &run);
+    for (size_t i = 0; ok && i < n; i++)
+        if (!run.fresh[i])
+            ok = s_duplicate(self, jobs[i]);
     for (int c = 0; c < S_NCOLS; c++)
-        free(cols[c].p);
-    free(fresh);
-    free(seqs);
-    free(dids);
+        free(run.cols[c].p);
+    free(run.fresh);
+    free(run.seqs);
+    free(run.dids);
     return ok;
 }
 
@@ -1409,7 +1379,7 @@ cleanup:
    (other rows); a requeue, which is not one of them, ends the run, so a
    delivery is sent at most once in it. */
 static bool
-s_update_bulk(s_store_t *self, brk_update_t **ups, size_t n)
+s_update_bulk(s_store_t *self, brk_update_t *const *ups, size_t n)
 {
     brk_pgbin_t arrays[3];
     memset(arrays, 0, sizeof(arrays));
@@ -1653,13 +1623,13 @@ s_answer(s_store_t *self, zsock_t *pipe, s_cmd_t *cmd, bool committed)
     }
 }
 
-/* Which run of like commands this one joins: 1 plain publishes, 2 SENT
-   and ACK updates, 0 none (it keeps its place). */
+/* Which run of like commands this one joins: 1 publishes, 2 SENT and
+   ACK updates, 0 none (it keeps its place). */
 static int
 s_bulk_kind(const s_cmd_t *cmd)
 {
     switch (cmd->op) {
-    case S_CMD_PUBLISH: return cmd->job->kind == BRK_JOB_PLAIN ? 1 : 0;
+    case S_CMD_PUBLISH: return 1;
     case S_CMD_UPDATE:
         return cmd->update->kind == BRK_UPDATE_SENT || cmd->update->kind == BRK_UPDATE_ACK
                    ? 2
@@ -1702,14 +1672,14 @@ s_transact(s_store_t *self, zsock_t *pipe, s_cmd_t *cmds, size_t n)
         }
         /* anything else keeps its place: the runs before it go first */
         if (njobs)
-            ok = s_publish_bulk(self, jobs, njobs);
+            ok = s_publish_run(self, jobs, njobs);
         if (ok && nups)
             ok = s_update_bulk(self, ups, nups);
         njobs = nups = 0;
         if (!ok || i == n)
             break;
         switch (cmds[i].op) {
-        case S_CMD_PUBLISH: ok = s_publish(self, cmds[i].job); break;
+        case S_CMD_PUBLISH: assert(false); break; /* in a run */
         case S_CMD_FETCH: ok = s_fetch(self, cmds[i].fetch); break;
         case S_CMD_UPDATE: ok = s_update(self, cmds[i].update); break;
         case S_CMD_AGENCIES: assert(false); break;
