@@ -1,19 +1,24 @@
 /*  store.h: the store thread, sole owner of the PostgreSQL connection.
 
     The event loop hands it commands over the actor's pipe and never
-    waits for it: each command is a pointer to one of the structures
-    below, sent as ("sp", VERB, ptr). PUBLISH and FETCH come back as
-    ("sp", "DONE", ptr) once their transaction has committed (or failed);
-    the loop owns them again then. UPDATE commands are fire-and-forget:
-    the store frees them. The store also tells the loop ("s", "DB-UP")
-    and ("s", "DB-DOWN") when the connection comes and goes.
+    waits for it: brk_store_publish, brk_store_fetch, brk_store_update
+    and brk_store_agencies each send one structure below, whose
+    ownership goes with it. A publish and a fetch come back as reports
+    (brk_store_recv: BRK_STORE_DONE, BRK_STORE_FETCHED) once their
+    transaction has committed (or failed); the loop owns them again then.
+    Updates and the agencies are fire-and-forget: the store frees them.
+    The store also reports BRK_STORE_DB_UP and BRK_STORE_DB_DOWN when
+    the connection comes and goes, the consent index on each new
+    connection, and operators' replays. Commands and reports are typed
+    (an enum tag and a structure); an unknown tag is a programmer error.
 
     Group commit: the store takes every command waiting in the pipe (up
     to a bound) into one transaction, so many publishes share one fsync.
-    Within it, consecutive plain publishes are written with one binary
-    COPY per table, and SENT and ACK updates with one UPDATE each (they
-    touch other rows than new publishes, and commute); any other command
-    keeps its place.
+    Within it, consecutive publishes are written with one statement of
+    binary arrays for the messages, decisions and deliveries (a consent
+    event's own step between its message and its decisions), and SENT
+    and ACK updates with one UPDATE (they touch other rows than new
+    publishes, and commute); any other command keeps its place.
     Invariant: a PUBLISH is answered MLG_OK only after COMMIT returned. */
 
 #ifndef BRK_STORE_H
