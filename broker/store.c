@@ -192,6 +192,15 @@ s_report_known(brk_store_report_kind_t kind)
     return false;
 }
 
+/* Tells the loop; what the report carries is the loop's now. */
+void
+brk_store_report(zsock_t *pipe, brk_store_report_t report)
+{
+    zframe_t *frame = zframe_new(&report, sizeof(report));
+    if (frame && zframe_send(&frame, pipe, 0) != 0)
+        zframe_destroy(&frame); /* the loop is gone: it was stopping */
+}
+
 int
 brk_store_recv(zsock_t *pipe, brk_store_report_t *report)
 {

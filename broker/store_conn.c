@@ -31,15 +31,6 @@
    "Updates held over a failure" for why this is enough. */
 #define S_MAX_HELD 100000
 
-/* Tells the loop; what the report carries is the loop's now. */
-void
-brk_store_report(zsock_t *pipe, brk_store_report_t report)
-{
-    zframe_t *frame = zframe_new(&report, sizeof(report));
-    if (frame && zframe_send(&frame, pipe, 0) != 0)
-        zframe_destroy(&frame); /* the loop is gone: it was stopping */
-}
-
 static void
 s_tell(brk_store_t *self, zsock_t *pipe, bool up)
 {

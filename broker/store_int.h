@@ -119,6 +119,11 @@ const char *brk_sql_prepared(brk_sql_t sql);
    failure. */
 bool brk_sql_prepare(PGconn *conn);
 
+/* ---- store.c ----------------------------------------------------------- */
+
+/* Tells the loop; what the report carries is the loop's now. */
+void brk_store_report(zsock_t *pipe, brk_store_report_t report);
+
 /* ---- store_conn.c ------------------------------------------------------ */
 
 /* Connected, or connects when the backoff allows: migrations, the
@@ -127,8 +132,6 @@ bool brk_sql_prepare(PGconn *conn);
 bool brk_store_connect(brk_store_t *self, zsock_t *pipe);
 /* Drops the connection and sets the next try. */
 void brk_store_disconnect(brk_store_t *self, zsock_t *pipe);
-/* Tells the loop; what the report carries is the loop's now. */
-void brk_store_report(zsock_t *pipe, brk_store_report_t report);
 /* Operators' replays, as notifications: reported REPLAY. */
 void brk_store_check_notifies(brk_store_t *self, zsock_t *pipe);
 

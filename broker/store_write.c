@@ -7,8 +7,8 @@
 
     Not here: when a transaction begins, commits or fails (store.c),
     store_mark and the agencies table (store_conn.c), the statements'
-    text (store_sql.c), reads (store_read.c). Called by the
-    store thread only, inside the transaction in hand. */
+    text (store_sql.c), reads (store_read.c). Called by the store thread
+    only, inside the transaction in hand. */
 
 #include <assert.h>
 #include <stdio.h>
@@ -113,8 +113,7 @@ s_chain_decisions(brk_store_t *self, PGresult *res)
         const char *v[3] = {seq, hex, PQgetvalue(res, i, 0)};
         if (!brk_store_exec(self, BRK_SQL_CHAIN_DECISION, 3, v))
             return false;
-        self->chain_seq++;
-        memcpy(self->link, link, BRK_LINK_BYTES);
+        s_chain_take(self, link);
     }
     return true;
 }
@@ -391,6 +390,7 @@ s_run_send(brk_store_t *self, s_run_t *run)
     return ok;
 }
 
+/* A grant's row of `consents`. */
 static bool
 s_insert_consent(brk_store_t *self, const brk_job_t *job)
 {
@@ -413,6 +413,10 @@ s_insert_consent(brk_store_t *self, const brk_job_t *job)
     return brk_store_exec(self, BRK_SQL_GRANT, 9, v);
 }
 
+/* Deliveries settled `revoked` (BRK_SQL_SETTLE_REVOKED), and their new
+   decisions linked into the audit chain: all the pending deliveries of a
+   consent just revoked but those in flight, or one found revoked or
+   expired as it was about to go. The one statement for both. */
 typedef struct {
     const char *consent_id;
     const char *code;   /* the decision's reason: REVOKED or EXPIRED */
