@@ -19,12 +19,6 @@
 #include "pgbin.h"
 #include "store_int.h"
 
-static int64_t
-s_time_us(mlg_time_t t)
-{
-    return t.sec * 1000000 + t.nsec / 1000;
-}
-
 /* A text[] literal of words: {a,b,c}. */
 static void
 s_array(char **list, size_t n, char *buf, size_t len)
@@ -61,7 +55,7 @@ s_msg_fields(const brk_store_t *self, const brk_job_t *job, s_msg_fields_t *out)
              (unsigned long long)self->chain_seq + 1);
     snprintf(out->version, sizeof(out->version), "%llu", (unsigned long long)m->version);
     snprintf(out->occurred, sizeof(out->occurred), "%lld",
-             (long long)s_time_us(m->occurred_at));
+             (long long)mlg_time_us(m->occurred_at));
     snprintf(out->received, sizeof(out->received), "%lld", (long long)job->received_us);
     const char *f[10] = {out->chain_seq,
                          m->id,
@@ -325,7 +319,7 @@ s_run_message(brk_store_t *self, s_run_t *run, brk_job_t *job)
     brk_pgbin_text(&cols[S_M_PURPOSE], mf.f[6]);
     brk_pgbin_text(&cols[S_M_CORRELATION], mf.f[7]);
     if (m->has_occurred_at)
-        brk_pgbin_time(&cols[S_M_OCCURRED], s_time_us(m->occurred_at));
+        brk_pgbin_time(&cols[S_M_OCCURRED], mlg_time_us(m->occurred_at));
     else
         brk_pgbin_null(&cols[S_M_OCCURRED]);
     brk_pgbin_time(&cols[S_M_RECEIVED], job->received_us);
