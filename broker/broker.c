@@ -37,25 +37,24 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
     brk_broker_t *self = arg;
-    char *verb = NULL;
-    void *ptr = NULL;
-    if (zsock_recv(reader, "sp", &verb, &ptr) != 0 || !verb)
+    brk_store_report_t r;
+    if (brk_store_recv(reader, &r) != 0)
         return 0;
-    if (streq(verb, "DONE"))
-        brk_publish_on_done(self, ptr);
-    else if (streq(verb, "FETCHED"))
-        brk_deliveries_on_fetched(self, ptr);
-    else if (streq(verb, "REPLAY")) {
-        brk_deliveries_on_replay(self, ptr);
-        free(ptr);
-    }
-    else if (streq(verb, "CONSENTS")) {
+    switch (r.kind) {
+    case BRK_STORE_DONE: brk_publish_on_done(self, r.job); break;
+    case BRK_STORE_FETCHED: brk_deliveries_on_fetched(self, r.fetch); break;
+    case BRK_STORE_REPLAY:
+        brk_deliveries_on_replay(self, r.agency);
+        free(r.agency);
+        break;
+    case BRK_STORE_CONSENTS:
         /* the index as the database has it: what every broker would decide */
         brk_consents_destroy(&self->consents);
-        self->consents = ptr;
-    }
-    else if (streq(verb, "DB-UP") || streq(verb, "DB-DOWN")) {
-        self->db_up = streq(verb, "DB-UP");
+        self->consents = r.consents;
+        break;
+    case BRK_STORE_DB_UP:
+    case BRK_STORE_DB_DOWN:
+        self->db_up = r.kind == BRK_STORE_DB_UP;
         brk_metrics_set_db(self->db_up);
         if (self->db_up) {
             brk_log(BRK_LOG_INFO, "loop", "database available: publishing open");
@@ -65,8 +64,8 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
         else
             brk_log(BRK_LOG_WARNING, "loop",
                     "database unavailable: publishes are answered UNAVAILABLE");
+        break;
     }
-    zstr_free(&verb);
     if (self->draining && self->outstanding == 0)
         return -1;
     return 0;
@@ -100,7 +99,7 @@ s_send_agencies(brk_broker_t *self)
     char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
     json_decref(list);
     if (text)
-        zsock_send(self->store, "sp", "AGENCIES", text);
+        brk_store_agencies(self->store, &text);
 }
 
 /* SIGHUP: the agencies section again, without dropping other clients. */

@@ -35,7 +35,7 @@ s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t
         }
     }
     snprintf(u->actor, sizeof(u->actor), "%s", actor);
-    zsock_send(self->store, "sp", "UPDATE", u);
+    brk_store_update(self->store, &u);
 }
 
 /* Is the delivery's consent being revoked right now? Then it waits for
@@ -76,7 +76,7 @@ s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor)
         u->reason = strdup(c->revoked_at ? "the consent was revoked before delivery"
                                          : "the consent expired before delivery");
         snprintf(u->actor, sizeof(u->actor), "%s", actor);
-        zsock_send(self->store, "sp", "UPDATE", u); /* out of memory: no reason */
+        brk_store_update(self->store, &u); /* out of memory: no reason */
     }
     brk_log(BRK_LOG_INFO, row->recipient, "delivery %llu not delivered: consent %s %s",
             (unsigned long long)row->delivery, c->id,
@@ -161,7 +161,7 @@ brk_deliveries_pump(brk_broker_t *self, brk_queue_t *q)
             return;
         snprintf(f->agency, sizeof(f->agency), "%s", agency);
         brk_queue_read_begin(q, &f->after, &f->limit);
-        zsock_send(self->store, "sp", "FETCH", f);
+        brk_store_fetch(self->store, &f);
     }
 }
 

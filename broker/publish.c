@@ -147,7 +147,7 @@ s_publish_hand(brk_broker_t *self, brk_session_t *s, mlg_msg_t **m_p, s_publish_
     job->conn = s->conn;
     self->outstanding++;
     s->outstanding++;
-    zsock_send(self->store, "sp", "PUBLISH", job);
+    brk_store_publish(self->store, &job);
     return MLG_OK;
 }
 

@@ -1,19 +1,24 @@
 /*  store.h: the store thread, sole owner of the PostgreSQL connection.
 
     The event loop hands it commands over the actor's pipe and never
-    waits for it: each command is a pointer to one of the structures
-    below, sent as ("sp", VERB, ptr). PUBLISH and FETCH come back as
-    ("sp", "DONE", ptr) once their transaction has committed (or failed);
-    the loop owns them again then. UPDATE commands are fire-and-forget:
-    the store frees them. The store also tells the loop ("s", "DB-UP")
-    and ("s", "DB-DOWN") when the connection comes and goes.
+    waits for it: brk_store_publish, brk_store_fetch, brk_store_update
+    and brk_store_agencies each send one structure below, whose
+    ownership goes with it. A publish and a fetch come back as reports
+    (brk_store_recv: BRK_STORE_DONE, BRK_STORE_FETCHED) once their
+    transaction has committed (or failed); the loop owns them again then.
+    Updates and the agencies are fire-and-forget: the store frees them.
+    The store also reports BRK_STORE_DB_UP and BRK_STORE_DB_DOWN when
+    the connection comes and goes, the consent index on each new
+    connection, and operators' replays. Commands and reports are typed
+    (an enum tag and a structure); an unknown tag is a programmer error.
 
     Group commit: the store takes every command waiting in the pipe (up
     to a bound) into one transaction, so many publishes share one fsync.
-    Within it, consecutive plain publishes are written with one binary
-    COPY per table, and SENT and ACK updates with one UPDATE each (they
-    touch other rows than new publishes, and commute); any other command
-    keeps its place.
+    Within it, consecutive publishes are written with one statement of
+    binary arrays for the messages, decisions and deliveries (a consent
+    event's own step between its message and its decisions), and SENT
+    and ACK updates with one UPDATE (they touch other rows than new
+    publishes, and commute); any other command keeps its place.
     Invariant: a PUBLISH is answered MLG_OK only after COMMIT returned. */
 
 #ifndef BRK_STORE_H
@@ -103,6 +108,50 @@ typedef struct {
    the background and keeps reconnecting; migrations run on each new
    connection, from `sql_dir`. NULL on failure to start the thread. */
 zactor_t *brk_store_new(const char *database, const char *sql_dir);
+
+/* ---- commands, from the loop to the store -------------------------------
+
+   Each takes responsibility over what it sends (and sets *p to NULL);
+   what comes back comes back as a report. -1 when the store's pipe
+   would not take it (the store is stopping): the thing is destroyed. */
+
+/* A publish to store: reported BRK_STORE_DONE, committed or not. */
+int brk_store_publish(zactor_t *store, brk_job_t **job_p);
+/* A queue to read: reported BRK_STORE_FETCHED. */
+int brk_store_fetch(zactor_t *store, brk_fetch_t **fetch_p);
+/* A delivery's change: never reported; the store frees it once written. */
+int brk_store_update(zactor_t *store, brk_update_t **update_p);
+/* The registry as JSON text (from jansson or malloc), for the agencies
+   table: never reported. */
+int brk_store_agencies(zactor_t *store, char **json_p);
+
+/* ---- reports, from the store to the loop ------------------------------ */
+
+typedef enum {
+    BRK_STORE_DONE,     /* job: a PUBLISH answered; the loop owns it again */
+    BRK_STORE_FETCHED,  /* fetch: a FETCH answered (ok false: not read) */
+    BRK_STORE_REPLAY,   /* agency: an operator replayed its dead letters;
+                           owned (free()) */
+    BRK_STORE_CONSENTS, /* consents: the index as the database has it, on
+                           each new connection; owned */
+    BRK_STORE_DB_UP,    /* the database is there: publishing open */
+    BRK_STORE_DB_DOWN,  /* it is not: publishes are refused */
+} brk_store_report_kind_t;
+
+typedef struct {
+    brk_store_report_kind_t kind;
+    union {
+        brk_job_t *job;
+        brk_fetch_t *fetch;
+        char *agency;
+        brk_consents_t *consents;
+    };
+} brk_store_report_t;
+
+/* Reads one report from the store's pipe (zactor_sock); -1 when there is
+   none (the pipe is closing). A report of an unknown kind is a
+   programmer error (assert). */
+int brk_store_recv(zsock_t *pipe, brk_store_report_t *report);
 
 void brk_job_destroy(brk_job_t **job_p);
 void brk_fetch_destroy(brk_fetch_t **fetch_p);

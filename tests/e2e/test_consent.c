@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -486,6 +487,25 @@ test_index_rebuilt_after_restart(void **state)
     mlg_client_destroy(&ccas);
 }
 
+/* Grants, revocations and the deliveries they settled all took their
+   place in the audit chain: `maillage verify` finds it whole. */
+static void
+test_audit_chain_whole(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s --database '%s' verify >%s/verify.out 2>&1",
+             getenv("MLG_CLI_BIN"), s_bp.database, s_bp.dir);
+    int status = system(cmd);
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0) {
+        snprintf(cmd, sizeof(cmd), "cat %s/verify.out >&2", s_bp.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no output)\n");
+    }
+    assert_int_equal(rc, 0);
+}
+
 int
 main(void)
 {
@@ -498,6 +518,7 @@ main(void)
         cmocka_unit_test(test_expired_and_not_yet_valid),
         cmocka_unit_test(test_in_flight_not_recalled_not_redelivered),
         cmocka_unit_test(test_index_rebuilt_after_restart),
+        cmocka_unit_test(test_audit_chain_whole),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
