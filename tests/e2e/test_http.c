@@ -10,9 +10,13 @@
     - the dashboard, opened in headless Chromium, shows the agencies and
       the queue depth;
     - `maillage status`, as a table and as JSON, with the broker up and
-      down. */
+      down;
+    - slow connections that send their headers a byte a second, more of
+      them than the listener takes: /healthz still answers, and each of
+      them is closed once the bound on reading headers has passed. */
 
 #include <ctype.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +28,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -527,6 +532,153 @@ test_healthz_when_database_refuses(void **state)
     PQfinish(admin);
 }
 
+/* ---- slow connections ---------------------------------------------------- */
+
+/* SECURITY.md, "The HTTP listener": a request's headers must be complete
+   within 5 s of the connection's opening (or of its previous answer);
+   64 connections, 16 per address. */
+#define S_HEADER_BOUND_MS 5000
+#define S_SLOW_FIRST 20  /* from 127.0.0.1, the address /healthz comes from */
+#define S_SLOW_OTHERS 14 /* from each of 127.0.0.2 to 127.0.0.5 */
+#define S_SLOW (S_SLOW_FIRST + 4 * S_SLOW_OTHERS) /* 76: more than 64 */
+
+typedef struct {
+    int fd;
+    int64_t opened; /* zclock_mono() */
+    int64_t closed; /* 0 while open */
+    size_t sent;
+} s_slow_t;
+
+/* static, so that a failed test's connections are closed after it and
+   do not hold the listener for the next one */
+static s_slow_t s_slow[S_SLOW];
+
+static int
+s_close_slow(void **state)
+{
+    (void)state;
+    for (int i = 0; i < S_SLOW; i++) {
+        if (s_slow[i].fd >= 0)
+            close(s_slow[i].fd);
+        s_slow[i].fd = -1;
+    }
+    return 0;
+}
+
+/* A connection to the listener from `source` (an address of 127/8); -1
+   when it cannot be made. The kernel completes it even when the
+   listener does not accept it yet. */
+static int
+s_connect_from(const char *source)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in from, to;
+    memset(&from, 0, sizeof(from));
+    from.sin_family = AF_INET;
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_port = htons((uint16_t)atoi(strchr(s_http, ':') + 1));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 3};
+    if (inet_pton(AF_INET, source, &from.sin_addr) != 1
+        || bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0
+        || connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* True once the listener has ended the connection: end of stream or a
+   reset. Whatever it sent before is read and dropped. */
+static bool
+s_ended(int fd)
+{
+    char buf[512];
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r == 0)
+            return true;
+        if (r < 0)
+            return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    }
+}
+
+static void
+test_slow_headers(void **state)
+{
+    (void)state;
+    static const char head[] = "GET /api/status HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    s_slow_t *slow = s_slow;
+    for (int i = 0; i < S_SLOW; i++)
+        slow[i].fd = -1;
+    for (int i = 0; i < S_SLOW; i++) {
+        char source[32];
+        int host = i < S_SLOW_FIRST ? 1 : 2 + (i - S_SLOW_FIRST) / S_SLOW_OTHERS;
+        snprintf(source, sizeof(source), "127.0.0.%d", host);
+        slow[i].fd = s_connect_from(source);
+        assert_true(slow[i].fd >= 0);
+        slow[i].opened = zclock_mono();
+        slow[i].closed = 0;
+        slow[i].sent = 0;
+    }
+    /* every second, one more byte of headers on each, as long as it is
+       open; /healthz asked all along, until the bound is near */
+    int64_t start = zclock_mono(), next_byte = start;
+    int open = S_SLOW, answered = 0, at_bound = 0;
+    while (open > 0) {
+        int64_t now = zclock_mono();
+        if (now - start > S_HEADER_BOUND_MS + 3000)
+            fail_msg("%d slow connections still open %d ms after the bound", open,
+                     (int)(now - start - S_HEADER_BOUND_MS));
+        if (now >= next_byte) {
+            for (int i = 0; i < S_SLOW; i++) {
+                if (slow[i].closed)
+                    continue;
+                char byte = slow[i].sent < strlen(head) ? head[slow[i].sent] : 'a';
+                if (send(slow[i].fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+                    slow[i].sent++;
+            }
+            next_byte += 1000;
+        }
+        if (now - start < S_HEADER_BOUND_MS - 500) {
+            int status = 0;
+            char *body = NULL;
+            int64_t asked = zclock_mono();
+            int rc = tool_http_get(s_http, "/healthz", 2000, &status, &body);
+            if (rc != 0 || status != 200)
+                fail_msg("/healthz: %d, status %d, after %d ms, with %d slow connections "
+                         "open, %d ms in (%d answers before)",
+                         rc, status, (int)(zclock_mono() - asked), open,
+                         (int)(asked - start), answered);
+            assert_true(zclock_mono() - asked < 2000);
+            answered++;
+            free(body);
+        }
+        for (int i = 0; i < S_SLOW; i++) {
+            if (slow[i].closed || !s_ended(slow[i].fd))
+                continue;
+            slow[i].closed = zclock_mono();
+            open--;
+            int64_t lived = slow[i].closed - slow[i].opened;
+            if (lived > S_HEADER_BOUND_MS + 2000)
+                fail_msg("a slow connection lived %d ms", (int)lived);
+            if (lived >= S_HEADER_BOUND_MS - 500)
+                at_bound++;
+        }
+        zclock_sleep(100);
+    }
+    /* asked again and again while they dribbled; most of them closed by
+       the bound (the rest made room for newer connections) */
+    assert_true(answered >= 5);
+    assert_true(at_bound >= S_SLOW / 4);
+    char *body = s_get("/healthz", 200);
+    free(body);
+}
+
 int
 main(void)
 {
@@ -535,6 +687,7 @@ main(void)
         cmocka_unit_test(test_status_api_and_errors),
         cmocka_unit_test(test_dashboard_in_chromium),
         cmocka_unit_test(test_cli_status),
+        cmocka_unit_test_teardown(test_slow_headers, s_close_slow),
         cmocka_unit_test(test_healthz_when_database_refuses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
