@@ -27,6 +27,7 @@
 #include "consent.h"
 #include "consent_event.h"
 #include "maillage/codec.h"
+#include "maillage/forms.h"
 #include "maillage/limits.h"
 #include "maillage/schema.h"
 #include "registry.h"
@@ -283,7 +284,9 @@ s_run(const s_ctx_t *ctx, const msgpack_sbuffer *frame, double ms[S_STEPS], char
     clock_gettime(CLOCK_MONOTONIC, &t[1]);
     ms[S_DECODE] = s_ms(t[0], t[1]);
     if (rc != MLG_OK) {
-        snprintf(answer, alen, "%s: %.60s", mlg_rc_wire(rc), err.reason);
+        char cut[256];
+        mlg_text_clean(cut, sizeof(cut), err.reason, strlen(err.reason), 60);
+        snprintf(answer, alen, "%s: %s", mlg_rc_wire(rc), cut);
         return;
     }
     const mlg_schema_t *schema = mlg_registry_find(ctx->reg, m->type, m->version);
@@ -310,8 +313,11 @@ s_run(const s_ctx_t *ctx, const msgpack_sbuffer *frame, double ms[S_STEPS], char
         brk_consent_destroy(&grant);
         free(d);
     }
-    snprintf(answer, alen, "%s%s%.60s", rc == MLG_OK ? "OK" : mlg_rc_wire(rc),
-             rc == MLG_OK ? "" : ": ", rc == MLG_OK ? "" : reason);
+    /* 60 characters of the reason, cut between two of them */
+    char cut[256];
+    mlg_text_clean(cut, sizeof(cut), reason, strlen(reason), 60);
+    snprintf(answer, alen, "%s%s%s", rc == MLG_OK ? "OK" : mlg_rc_wire(rc),
+             rc == MLG_OK ? "" : ": ", rc == MLG_OK ? "" : cut);
     mlg_msg_destroy(&m);
 }
 
@@ -395,7 +401,7 @@ main(int argc, char **argv)
         msgpack_sbuffer frame;
         s_frame(&frames[f], &frame);
         double samples[S_STEPS][1000], total[1000];
-        char answer[160] = "";
+        char answer[320] = "";
         for (int r = 0; r < runs; r++) {
             double ms[S_STEPS];
             s_run(&ctx, &frame, ms, answer, sizeof(answer));

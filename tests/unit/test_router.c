@@ -1,4 +1,4 @@
-/*  test_router.c: broker/router.c and the patterns of broker/config.c. */
+/*  test_router.c: broker/router.c and the patterns of common/config.c. */
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -3,7 +3,9 @@
     Strict like the schema loader: an unknown section or key is an error
     (a misspelt `max_atempts` must not silently leave the default in
     force), and every error names the file, the key and the problem.
-    Called once at start by main.c. */
+    Called at start by the broker (main.c, and on SIGHUP), and by the
+    operator CLI and the benchmark, which read a broker's configuration
+    (the internal library common/, shared by those three). */
 
 #include <czmq.h>
 #include <errno.h>
