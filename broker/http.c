@@ -98,14 +98,11 @@ s_read_queues(brk_http_t *self, brk_queue_row_t *rows, size_t *n, char *why,
         }
     }
     PGresult *r = PQexec(self->conn,
-                         "select d.recipient,"
-                         " count(*) filter (where d.state = 'pending'),"
-                         " count(*) filter (where d.state = 'dead'),"
-                         " coalesce(extract(epoch from clock_timestamp()"
-                         "   - min(m.received_at) filter (where d.state = 'pending')), 0)"
-                         " from deliveries d join messages m on m.id = d.message_id"
-                         " where d.state in ('pending', 'dead')"
-                         " group by d.recipient order by d.recipient limit 4096");
+                         /* the database's view (migration 0005), which
+                            maillage status reads too */
+                         "select agency, pending, dead, oldest_pending_seconds"
+                         " from queue_depth where pending > 0 or dead > 0"
+                         " order by agency limit 4096");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(why, whylen, "the queues cannot be read: %s", PQresultErrorMessage(r));
         PQclear(r);
