@@ -108,8 +108,10 @@ brk_conn_read_closures(brk_broker_t *self)
         /* O(sessions) a closed connection: a few thousand at most */
         for (brk_session_t *s = zhashx_first(self->sessions); s;
              s = zhashx_next(self->sessions))
-            if (s->fd >= 0 && (uint32_t)s->fd == fd)
+            if (s->fd >= 0 && (uint32_t)s->fd == fd && !s->closed) {
                 s->closed = true;
+                self->nclosed++;
+            }
     }
 }
 

@@ -56,6 +56,7 @@ struct brk_broker_t {
     zloop_t *loop;
     zsock_t *monitor;         /* the ROUTER's DISCONNECTED events */
     zhashx_t *sessions;       /* key -> brk_session_t, each after HELLO */
+    size_t nclosed;           /* sessions marked closed, not ended yet */
     zhashx_t *joined;         /* agency -> its sessions, a count (uintptr_t) */
     zhashx_t *departed;       /* routing id -> a session whose connection
                                  closed lately (session.c) */

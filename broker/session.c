@@ -110,6 +110,9 @@ void
 brk_sessions_end_closed(brk_broker_t *self)
 {
     brk_conn_read_closures(self);
+    if (self->nclosed == 0)
+        return; /* the usual case, once per map: no walk of the sessions */
+    self->nclosed = 0;
     zlistx_t *keys = zhashx_keys(self->sessions);
     for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
         brk_session_t *s = zhashx_lookup(self->sessions, key);
