@@ -4,6 +4,7 @@
     replaced whole on a reload. The User-Id it gives is "<agency> <key>". Every refusal is
    logged with the key and the peer's address: the key is public, never a secret. */
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,11 +128,17 @@ s_actor(zsock_t *pipe, void *args)
                 zstr_free(&verb);
                 break;
             }
-            if (streq(verb, "KEYS")) {
+            /* the one command besides $TERM (brk_auth_set_keys): any
+               other tag is a programmer error */
+            bool keys = streq(verb, "KEYS");
+            assert(keys);
+            if (keys) {
                 zhashx_destroy(&table);
                 table = ptr;
-                zsock_signal(pipe, 0);
             }
+            else
+                brk_log(BRK_LOG_ERROR, "auth", "unknown command '%.32s' ignored", verb);
+            zsock_signal(pipe, keys ? 0 : 1);
             zstr_free(&verb);
         }
         else if (zpoller_terminated(poller))
