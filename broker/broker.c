@@ -55,7 +55,7 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
     case BRK_STORE_DB_UP:
     case BRK_STORE_DB_DOWN:
         self->db_up = r.kind == BRK_STORE_DB_UP;
-        brk_metrics_set_db(self->db_up);
+        brk_metrics_set_db(self->metrics, self->db_up);
         if (self->db_up) {
             brk_log(BRK_LOG_INFO, "loop", "database available: publishing open");
             brk_queues_reconnected(self->queues);
@@ -158,7 +158,8 @@ s_publish_figures(brk_broker_t *self)
                     clients[i]++;
                     inflight[i] += s->inflight;
                 }
-        brk_metrics_set_agencies(self->cfg->agencies, n, clients, inflight);
+        brk_metrics_set_agencies(self->metrics, self->cfg->agencies, n, clients,
+                                 inflight);
     }
     free(clients);
     free(inflight);
@@ -271,7 +272,7 @@ s_http(brk_broker_t *self)
 {
     const brk_config_t *cfg = self->cfg;
     char err[600];
-    self->http = brk_http_new(cfg->http, cfg->database, err, sizeof(err));
+    self->http = brk_http_new(cfg->http, cfg->database, self->metrics, err, sizeof(err));
     if (!self->http) {
         brk_log(BRK_LOG_ERROR, "config", "%s: %s", cfg->path, err);
         return -1;
@@ -319,12 +320,16 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
         brk_broker_destroy(&self);
         return NULL;
     }
-    brk_metrics_init();
+    self->metrics = brk_metrics_new();
+    if (!self->metrics) {
+        brk_broker_destroy(&self);
+        return NULL;
+    }
     if (cfg->http && *cfg->http && s_http(self) != 0) {
         brk_broker_destroy(&self);
         return NULL;
     }
-    self->store = brk_store_new(cfg->database, sql_dir);
+    self->store = brk_store_new(cfg->database, sql_dir, self->metrics);
     self->loop = self->store ? zloop_new() : NULL;
     if (!self->loop) {
         brk_broker_destroy(&self);
@@ -366,10 +371,10 @@ brk_broker_destroy(brk_broker_t **self_p)
     if (!self)
         return;
     brk_http_destroy(&self->http);
-    brk_metrics_shutdown();
     zloop_destroy(&self->loop);
     /* the store finishes the batch in hand, then stops */
     zactor_destroy(&self->store);
+    brk_metrics_destroy(&self->metrics); /* after both threads that use it */
     brk_queues_destroy(&self->queues);
     zhashx_destroy(&self->granting);
     brk_consents_destroy(&self->consents);

@@ -49,7 +49,7 @@ void
 brk_conn_send_reject(brk_broker_t *self, zframe_t *rid, const char *id, mlg_rc_t code,
                      const char *reason)
 {
-    brk_metrics_rejected(mlg_rc_wire(code));
+    brk_metrics_rejected(self->metrics, mlg_rc_wire(code));
     mlg_msg_t *m = mlg_msg_new(MLG_OP_REJECT);
     if (!m)
         return; /* out of memory: the client retries, or its heartbeat lapses */

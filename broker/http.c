@@ -1,8 +1,9 @@
 /*  http.c: the broker's HTTP listener (broker/http), with libmicrohttpd
     driven by an actor of its own: /metrics, /healthz, /api/status and the
-    dashboard at /. It reads the broker's figures from metrics.c and the
-    queues from the database over a connection of its own, so a slow
-    scrape never holds the event loop.
+    dashboard at /. It reads the broker's figures from the broker's
+    metrics set (metrics.c) and the queues through the store's view
+    (store_view.c, a connection of the view's own), so a slow scrape never
+    holds the event loop nor the store.
 
     Slow clients. libmicrohttpd's timeout is on idleness and starts again
     with every byte, so a client sending its headers a byte a second kept
@@ -41,12 +42,12 @@
 #include <sys/socket.h>
 
 #include <czmq.h>
-#include <libpq-fe.h>
 #include <microhttpd.h>
 
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 
 extern const char brk_dashboard_html[];
 extern const size_t brk_dashboard_html_len;
@@ -70,55 +71,15 @@ typedef struct {
 
 struct brk_http_t {
     struct MHD_Daemon *daemon;
-    zactor_t *actor; /* runs the daemon */
-    char *conninfo;
-    PGconn *conn; /* used by the actor's thread only */
+    zactor_t *actor;          /* runs the daemon */
+    brk_metrics_t *metrics;   /* the broker's; outlives the listener */
+    brk_store_view_t *queues; /* used by the actor's thread only */
     /* one more slot than the limit: libmicrohttpd accepts the connection
        that makes room by ending another. Used by the actor's thread only. */
     s_conn_t conns[S_MAX_CONNECTIONS + 1];
 };
 
 #define S_MAX_ROWS 4096
-
-/* The queues as the database has them; -1 (and the reason) when it
-   cannot be read. */
-static int
-s_read_queues(brk_http_t *self, brk_queue_row_t *rows, size_t *n, char *why,
-              size_t whylen)
-{
-    *n = 0;
-    if (!self->conn || PQstatus(self->conn) != CONNECTION_OK) {
-        if (self->conn)
-            PQfinish(self->conn);
-        self->conn = PQconnectdb(self->conninfo);
-        if (PQstatus(self->conn) != CONNECTION_OK) {
-            snprintf(why, whylen, "the database cannot be reached: %s",
-                     PQerrorMessage(self->conn));
-            return -1;
-        }
-    }
-    PGresult *r = PQexec(self->conn,
-                         /* the database's view (migration 0005), which
-                            maillage status reads too */
-                         "select agency, pending, dead, oldest_pending_seconds"
-                         " from queue_depth where pending > 0 or dead > 0"
-                         " order by agency limit 4096");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(why, whylen, "the queues cannot be read: %s", PQresultErrorMessage(r));
-        PQclear(r);
-        return -1;
-    }
-    int count = PQntuples(r);
-    for (int i = 0; i < count && *n < S_MAX_ROWS; i++) {
-        brk_queue_row_t *q = &rows[(*n)++];
-        snprintf(q->agency, sizeof(q->agency), "%s", PQgetvalue(r, i, 0));
-        q->pending = strtoull(PQgetvalue(r, i, 1), NULL, 10);
-        q->dead = strtoull(PQgetvalue(r, i, 2), NULL, 10);
-        q->oldest_pending_seconds = strtod(PQgetvalue(r, i, 3), NULL);
-    }
-    PQclear(r);
-    return 0;
-}
 
 static enum MHD_Result
 s_respond(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
@@ -190,10 +151,11 @@ s_handler(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     size_t n = 0;
     char why[512] = "";
-    bool read = s_read_queues(self, rows, &n, why, sizeof(why)) == 0;
+    bool read =
+        brk_store_view_queues(self->queues, rows, S_MAX_ROWS, &n, why, sizeof(why)) == 0;
     enum MHD_Result rc;
     if (health) {
-        if (read && brk_metrics_db_up())
+        if (read && brk_metrics_db_up(self->metrics))
             rc = s_text(c, MHD_HTTP_OK, "ok\n");
         else {
             char msg[600];
@@ -203,8 +165,8 @@ s_handler(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         }
     }
     else {
-        char *body = metrics ? brk_metrics_render(read ? rows : NULL, n)
-                             : brk_metrics_status_json(rows, n, read);
+        char *body = metrics ? brk_metrics_render(self->metrics, read ? rows : NULL, n)
+                             : brk_metrics_status_json(self->metrics, rows, n, read);
         rc = body ? s_respond(c, MHD_HTTP_OK,
                               metrics ? "text/plain; version=0.0.4; charset=utf-8"
                                       : "application/json",
@@ -369,7 +331,8 @@ s_actor(zsock_t *pipe, void *args)
 }
 
 brk_http_t *
-brk_http_new(const char *address, const char *conninfo, char *err, size_t errlen)
+brk_http_new(const char *address, const char *database, brk_metrics_t *metrics, char *err,
+             size_t errlen)
 {
     /* HOST:PORT, HOST an IPv4 address */
     const char *colon = strrchr(address, ':');
@@ -391,7 +354,7 @@ brk_http_new(const char *address, const char *conninfo, char *err, size_t errlen
     }
     sa.sin_port = htons((uint16_t)port);
     brk_http_t *self = calloc(1, sizeof(*self));
-    if (!self || !(self->conninfo = strdup(conninfo))) {
+    if (!self || !(self->queues = brk_store_view_new(database))) {
         free(self);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -409,15 +372,16 @@ brk_http_new(const char *address, const char *conninfo, char *err, size_t errlen
         MHD_OPTION_END);
     if (!self->daemon) {
         snprintf(err, errlen, "broker/http: could not listen on %s", address);
-        free(self->conninfo);
+        brk_store_view_destroy(&self->queues);
         free(self);
         return NULL;
     }
+    self->metrics = metrics;
     self->actor = zactor_new(s_actor, self);
     if (!self->actor) {
         snprintf(err, errlen, "broker/http: could not start its thread");
         MHD_stop_daemon(self->daemon);
-        free(self->conninfo);
+        brk_store_view_destroy(&self->queues);
         free(self);
         return NULL;
     }
@@ -432,9 +396,7 @@ brk_http_destroy(brk_http_t **self_p)
         return;
     zactor_destroy(&self->actor); /* joins the thread that runs the daemon */
     MHD_stop_daemon(self->daemon);
-    if (self->conn)
-        PQfinish(self->conn);
-    free(self->conninfo);
+    brk_store_view_destroy(&self->queues);
     free(self);
     *self_p = NULL;
 }

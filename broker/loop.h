@@ -51,7 +51,9 @@ struct brk_broker_t {
     zsock_t *router;
     zactor_t *auth; /* the ZAP handler, under CURVE */
     zactor_t *store;
-    brk_http_t *http; /* broker/http: /metrics, /healthz, the dashboard */
+    brk_metrics_t *metrics; /* the figures; the store and the listener write
+                               and read them too, and go before it */
+    brk_http_t *http;       /* broker/http: /metrics, /healthz, the dashboard */
     unsigned ticks;
     zloop_t *loop;
     zsock_t *monitor;         /* the ROUTER's DISCONNECTED events */

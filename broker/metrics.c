@@ -1,6 +1,6 @@
 /*  metrics.c: see metrics.h. Counters keyed by their label values in
     czmq hash tables, two histograms with fixed buckets, the loop's
-    snapshot of agencies; all behind one mutex. */
+    snapshot of agencies; all behind the set's mutex. */
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,9 +32,8 @@ typedef struct {
     uint64_t inflight;
 } s_agency_t;
 
-static struct {
+struct brk_metrics_t {
     pthread_mutex_t lock;
-    bool ready;
     zhashx_t *received;  /* type -> uint64_t * */
     zhashx_t *rejected;  /* code -> uint64_t * */
     zhashx_t *decisions; /* "allow,consent" -> uint64_t * */
@@ -43,16 +42,16 @@ static struct {
     s_agency_t *agencies;
     size_t nagencies;
     int64_t started;
-} s_m = {.lock = PTHREAD_MUTEX_INITIALIZER};
+};
 
 static void
-s_free_agencies(void)
+s_free_agencies(brk_metrics_t *self)
 {
-    for (size_t i = 0; i < s_m.nagencies; i++)
-        free(s_m.agencies[i].name);
-    free(s_m.agencies);
-    s_m.agencies = NULL;
-    s_m.nagencies = 0;
+    for (size_t i = 0; i < self->nagencies; i++)
+        free(self->agencies[i].name);
+    free(self->agencies);
+    self->agencies = NULL;
+    self->nagencies = 0;
 }
 
 static zhashx_t *
@@ -64,37 +63,35 @@ s_counters(void)
     return h;
 }
 
-int
-brk_metrics_init(void)
+brk_metrics_t *
+brk_metrics_new(void)
 {
-    pthread_mutex_lock(&s_m.lock);
-    zhashx_destroy(&s_m.received);
-    zhashx_destroy(&s_m.rejected);
-    zhashx_destroy(&s_m.decisions);
-    s_free_agencies();
-    s_m.received = s_counters();
-    s_m.rejected = s_counters();
-    s_m.decisions = s_counters();
-    memset(&s_m.confirm, 0, sizeof(s_m.confirm));
-    memset(&s_m.commit, 0, sizeof(s_m.commit));
-    s_m.db_up = false;
-    s_m.started = zclock_time();
-    s_m.ready = s_m.received && s_m.rejected && s_m.decisions;
-    int rc = s_m.ready ? 0 : -1;
-    pthread_mutex_unlock(&s_m.lock);
-    return rc;
+    brk_metrics_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    pthread_mutex_init(&self->lock, NULL);
+    self->received = s_counters();
+    self->rejected = s_counters();
+    self->decisions = s_counters();
+    self->started = zclock_time();
+    if (!self->received || !self->rejected || !self->decisions)
+        brk_metrics_destroy(&self);
+    return self;
 }
 
 void
-brk_metrics_shutdown(void)
+brk_metrics_destroy(brk_metrics_t **self_p)
 {
-    pthread_mutex_lock(&s_m.lock);
-    s_m.ready = false;
-    zhashx_destroy(&s_m.received);
-    zhashx_destroy(&s_m.rejected);
-    zhashx_destroy(&s_m.decisions);
-    s_free_agencies();
-    pthread_mutex_unlock(&s_m.lock);
+    brk_metrics_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy(&self->received);
+    zhashx_destroy(&self->rejected);
+    zhashx_destroy(&self->decisions);
+    s_free_agencies(self);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
 }
 
 static void
@@ -114,32 +111,29 @@ s_bump(zhashx_t *h, const char *key)
 }
 
 void
-brk_metrics_received(const char *type)
+brk_metrics_received(brk_metrics_t *self, const char *type)
 {
-    pthread_mutex_lock(&s_m.lock);
-    if (s_m.ready)
-        s_bump(s_m.received, type);
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    s_bump(self->received, type);
+    pthread_mutex_unlock(&self->lock);
 }
 
 void
-brk_metrics_rejected(const char *code)
+brk_metrics_rejected(brk_metrics_t *self, const char *code)
 {
-    pthread_mutex_lock(&s_m.lock);
-    if (s_m.ready)
-        s_bump(s_m.rejected, code);
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    s_bump(self->rejected, code);
+    pthread_mutex_unlock(&self->lock);
 }
 
 void
-brk_metrics_decision(bool allow, const char *basis)
+brk_metrics_decision(brk_metrics_t *self, bool allow, const char *basis)
 {
     char key[64];
     snprintf(key, sizeof(key), "%s,%s", allow ? "allow" : "deny", basis);
-    pthread_mutex_lock(&s_m.lock);
-    if (s_m.ready)
-        s_bump(s_m.decisions, key);
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    s_bump(self->decisions, key);
+    pthread_mutex_unlock(&self->lock);
 }
 
 static void
@@ -157,41 +151,41 @@ s_observe(s_histogram_t *h, double seconds)
 }
 
 void
-brk_metrics_confirm_seconds(double seconds)
+brk_metrics_confirm_seconds(brk_metrics_t *self, double seconds)
 {
-    pthread_mutex_lock(&s_m.lock);
-    s_observe(&s_m.confirm, seconds);
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    s_observe(&self->confirm, seconds);
+    pthread_mutex_unlock(&self->lock);
 }
 
 void
-brk_metrics_commit_seconds(double seconds)
+brk_metrics_commit_seconds(brk_metrics_t *self, double seconds)
 {
-    pthread_mutex_lock(&s_m.lock);
-    s_observe(&s_m.commit, seconds);
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    s_observe(&self->commit, seconds);
+    pthread_mutex_unlock(&self->lock);
 }
 
 void
-brk_metrics_set_db(bool up)
+brk_metrics_set_db(brk_metrics_t *self, bool up)
 {
-    pthread_mutex_lock(&s_m.lock);
-    s_m.db_up = up;
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    self->db_up = up;
+    pthread_mutex_unlock(&self->lock);
 }
 
 bool
-brk_metrics_db_up(void)
+brk_metrics_db_up(brk_metrics_t *self)
 {
-    pthread_mutex_lock(&s_m.lock);
-    bool up = s_m.db_up;
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    bool up = self->db_up;
+    pthread_mutex_unlock(&self->lock);
     return up;
 }
 
 void
-brk_metrics_set_agencies(const brk_agency_t *agencies, size_t n, const size_t *clients,
-                         const uint64_t *inflight)
+brk_metrics_set_agencies(brk_metrics_t *self, const brk_agency_t *agencies, size_t n,
+                         const size_t *clients, const uint64_t *inflight)
 {
     s_agency_t *copy = calloc(n ? n : 1, sizeof(*copy));
     if (!copy)
@@ -202,11 +196,11 @@ brk_metrics_set_agencies(const brk_agency_t *agencies, size_t n, const size_t *c
         copy[i].clients = clients[i];
         copy[i].inflight = inflight[i];
     }
-    pthread_mutex_lock(&s_m.lock);
-    s_free_agencies();
-    s_m.agencies = copy;
-    s_m.nagencies = n;
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_lock(&self->lock);
+    s_free_agencies(self);
+    self->agencies = copy;
+    self->nagencies = n;
+    pthread_mutex_unlock(&self->lock);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -313,45 +307,43 @@ s_take(zchunk_t **out_p)
 }
 
 char *
-brk_metrics_render(const brk_queue_row_t *rows, size_t nrows)
+brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrows)
 {
     zchunk_t *out = zchunk_new(NULL, 0);
     if (!out)
         return NULL;
-    pthread_mutex_lock(&s_m.lock);
-    if (s_m.ready) {
-        s_counter(out, "maillage_messages_received_total",
-                  "Messages stored (duplicates not counted), by event type.",
-                  s_m.received, "type");
-        s_counter(out, "maillage_messages_rejected_total",
-                  "PUBLISHes answered REJECT, by PROTOCOL.md section 5 code.",
-                  s_m.rejected, "code");
-        s_counter(out, "maillage_consent_decisions_total",
-                  "Decisions stored for recipients, by decision and legal basis.",
-                  s_m.decisions, NULL);
-    }
+    pthread_mutex_lock(&self->lock);
+    s_counter(out, "maillage_messages_received_total",
+              "Messages stored (duplicates not counted), by event type.", self->received,
+              "type");
+    s_counter(out, "maillage_messages_rejected_total",
+              "PUBLISHes answered REJECT, by PROTOCOL.md section 5 code.", self->rejected,
+              "code");
+    s_counter(out, "maillage_consent_decisions_total",
+              "Decisions stored for recipients, by decision and legal basis.",
+              self->decisions, NULL);
     s_family(out, "maillage_queue_depth", "gauge",
              "Deliveries per recipient agency: pending in the database (in flight "
              "included), in flight to a client now, dead-lettered.");
     /* agencies with nothing in the database: zeros, so every registered
        agency has its series */
-    for (size_t k = 0; k < s_m.nagencies; k++) {
+    for (size_t k = 0; k < self->nagencies; k++) {
         bool found = false;
         for (size_t i = 0; i < nrows && !found; i++)
-            found = strcmp(rows[i].agency, s_m.agencies[k].id) == 0;
+            found = strcmp(rows[i].agency, self->agencies[k].id) == 0;
         if (!found && rows)
             for (const char *st = "pending\0inflight\0dead\0"; *st; st += strlen(st) + 1)
                 s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"%s\"} %llu\n",
-                         s_m.agencies[k].id, st,
+                         self->agencies[k].id, st,
                          strcmp(st, "inflight") == 0
-                             ? (unsigned long long)s_m.agencies[k].inflight
+                             ? (unsigned long long)self->agencies[k].inflight
                              : 0ull);
     }
     for (size_t i = 0; i < nrows; i++) {
         uint64_t inflight = 0;
-        for (size_t k = 0; k < s_m.nagencies; k++)
-            if (strcmp(s_m.agencies[k].id, rows[i].agency) == 0)
-                inflight = s_m.agencies[k].inflight;
+        for (size_t k = 0; k < self->nagencies; k++)
+            if (strcmp(self->agencies[k].id, rows[i].agency) == 0)
+                inflight = self->agencies[k].inflight;
         s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"pending\"} %llu\n",
                  rows[i].agency, (unsigned long long)rows[i].pending);
         s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"inflight\"} %llu\n",
@@ -366,17 +358,17 @@ brk_metrics_render(const brk_queue_row_t *rows, size_t nrows)
                  rows[i].agency, rows[i].oldest_pending_seconds);
     s_family(out, "maillage_clients_connected", "gauge",
              "Clients in session, per agency.");
-    for (size_t i = 0; i < s_m.nagencies; i++)
+    for (size_t i = 0; i < self->nagencies; i++)
         s_printf(out, "maillage_clients_connected{agency=\"%s\"} %zu\n",
-                 s_m.agencies[i].id, s_m.agencies[i].clients);
+                 self->agencies[i].id, self->agencies[i].clients);
     s_family(out, "maillage_database_up", "gauge",
              "1 when the broker's store has its database, 0 otherwise.");
-    s_printf(out, "maillage_database_up %d\n", s_m.db_up ? 1 : 0);
+    s_printf(out, "maillage_database_up %d\n", self->db_up ? 1 : 0);
     s_histogram(out, "maillage_publish_confirm_seconds",
-                "Seconds from reading a PUBLISH to sending its CONFIRM.", &s_m.confirm);
+                "Seconds from reading a PUBLISH to sending its CONFIRM.", &self->confirm);
     s_histogram(out, "maillage_store_commit_seconds",
-                "Seconds from BEGIN to COMMIT of one store batch.", &s_m.commit);
-    pthread_mutex_unlock(&s_m.lock);
+                "Seconds from BEGIN to COMMIT of one store batch.", &self->commit);
+    pthread_mutex_unlock(&self->lock);
     return s_take(&out);
 }
 
@@ -390,22 +382,24 @@ s_sum(zhashx_t *h)
 }
 
 char *
-brk_metrics_status_json(const brk_queue_row_t *rows, size_t nrows, bool db_read)
+brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrows,
+                        bool db_read)
 {
     json_t *root = json_object();
     json_t *list = json_array();
-    pthread_mutex_lock(&s_m.lock);
-    json_object_set_new(root, "database_up", json_boolean(s_m.db_up && db_read));
-    json_object_set_new(root, "uptime_seconds",
-                        json_integer((json_int_t)((zclock_time() - s_m.started) / 1000)));
+    pthread_mutex_lock(&self->lock);
+    json_object_set_new(root, "database_up", json_boolean(self->db_up && db_read));
+    json_object_set_new(
+        root, "uptime_seconds",
+        json_integer((json_int_t)((zclock_time() - self->started) / 1000)));
     json_object_set_new(root, "received_total",
-                        json_integer((json_int_t)(s_m.ready ? s_sum(s_m.received) : 0)));
+                        json_integer((json_int_t)s_sum(self->received)));
     json_object_set_new(root, "rejected_total",
-                        json_integer((json_int_t)(s_m.ready ? s_sum(s_m.rejected) : 0)));
+                        json_integer((json_int_t)s_sum(self->rejected)));
     json_object_set_new(root, "confirmed_total",
-                        json_integer((json_int_t)s_m.confirm.count));
-    for (size_t i = 0; i < s_m.nagencies; i++) {
-        const s_agency_t *a = &s_m.agencies[i];
+                        json_integer((json_int_t)self->confirm.count));
+    for (size_t i = 0; i < self->nagencies; i++) {
+        const s_agency_t *a = &self->agencies[i];
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(a->id));
         json_object_set_new(o, "name", json_string(a->name ? a->name : ""));
@@ -424,7 +418,7 @@ brk_metrics_status_json(const brk_queue_row_t *rows, size_t nrows, bool db_read)
         }
         json_array_append_new(list, o);
     }
-    pthread_mutex_unlock(&s_m.lock);
+    pthread_mutex_unlock(&self->lock);
     json_object_set_new(root, "agencies", list);
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);

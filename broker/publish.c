@@ -206,8 +206,8 @@ s_consent_done(brk_broker_t *self, brk_job_t *job)
 static void
 s_confirm(brk_broker_t *self, const brk_job_t *job, bool send)
 {
-    brk_metrics_confirm_seconds((double)(mlg_time_us(mlg_time_now()) - job->received_us)
-                                / 1e6);
+    brk_metrics_confirm_seconds(
+        self->metrics, (double)(mlg_time_us(mlg_time_now()) - job->received_us) / 1e6);
     mlg_msg_t *c = mlg_msg_new(MLG_OP_CONFIRM);
     if (!c)
         return; /* out of memory: stored; the client's retry is a duplicate */
@@ -242,9 +242,9 @@ brk_publish_on_done(brk_broker_t *self, brk_job_t *job)
         owner->outstanding--;
     s_consent_done(self, job);
     if (job->rc == MLG_OK && !job->duplicate) {
-        brk_metrics_received(job->msg->type);
+        brk_metrics_received(self->metrics, job->msg->type);
         for (size_t i = 0; i < job->ndecisions; i++)
-            brk_metrics_decision(job->decisions[i].allow,
+            brk_metrics_decision(self->metrics, job->decisions[i].allow,
                                  mlg_basis_name(job->decisions[i].basis));
     }
     if (job->rc == MLG_OK)

@@ -377,7 +377,7 @@ s_transact(brk_store_t *self, zsock_t *pipe, brk_store_cmd_t *cmds, size_t n)
         s_failed(self, pipe, begun, nupdates);
         return false;
     }
-    brk_metrics_commit_seconds((double)(zclock_usecs() - began) / 1e6);
+    brk_metrics_commit_seconds(self->metrics, (double)(zclock_usecs() - began) / 1e6);
     if (nupdates)
         self->mark++;
     return true;
@@ -528,7 +528,7 @@ s_actor(zsock_t *pipe, void *args)
 }
 
 zactor_t *
-brk_store_new(const char *database, const char *sql_dir)
+brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics)
 {
     if (brk_chain_init() != 0) {
         brk_log(BRK_LOG_ERROR, "store", "libsodium could not start");
@@ -537,6 +537,7 @@ brk_store_new(const char *database, const char *sql_dir)
     brk_store_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
+    self->metrics = metrics;
     self->database = strdup(database);
     self->sql_dir = strdup(sql_dir);
     self->backoff_ms = BRK_STORE_BACKOFF_MIN_MS;

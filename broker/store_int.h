@@ -55,6 +55,7 @@ typedef enum {
 typedef struct {
     char *database;
     char *sql_dir;
+    brk_metrics_t *metrics; /* the broker's; outlives the thread */
     PGconn *conn;
     int backoff_ms;
     int64_t next_try_ms;
