@@ -44,7 +44,7 @@ s_chain_take(brk_store_t *self, const uint8_t link[BRK_LINK_BYTES])
    writes them; the buffers hold the numbers. */
 typedef struct {
     char chain_seq[24], version[24], occurred[24], received[24];
-    const char *f[10];
+    brk_chain_message_t row;
 } s_msg_fields_t;
 
 static void
@@ -57,17 +57,18 @@ s_msg_fields(const brk_store_t *self, const brk_job_t *job, s_msg_fields_t *out)
     snprintf(out->occurred, sizeof(out->occurred), "%lld",
              (long long)mlg_time_us(m->occurred_at));
     snprintf(out->received, sizeof(out->received), "%lld", (long long)job->received_us);
-    const char *f[10] = {out->chain_seq,
-                         m->id,
-                         m->type,
-                         out->version,
-                         job->sender,
-                         m->subject[0] ? m->subject : NULL,
-                         m->purpose[0] ? m->purpose : NULL,
-                         m->correlation[0] ? m->correlation : NULL,
-                         m->has_occurred_at ? out->occurred : NULL,
-                         out->received};
-    memcpy(out->f, f, sizeof(f));
+    out->row = (brk_chain_message_t){
+        .chain_seq = out->chain_seq,
+        .id = m->id,
+        .type = m->type,
+        .version = out->version,
+        .sender = job->sender,
+        .subject = m->subject[0] ? m->subject : NULL,
+        .purpose = m->purpose[0] ? m->purpose : NULL,
+        .correlation = m->correlation[0] ? m->correlation : NULL,
+        .occurred_at = m->has_occurred_at ? out->occurred : NULL,
+        .received_at = out->received,
+    };
 }
 
 /* The link a decision of `job` takes at the next position of the chain
@@ -77,16 +78,25 @@ s_decision_link(const brk_store_t *self, const brk_job_t *job, const brk_decisio
                 char dseq[24], const char *received, uint8_t link[BRK_LINK_BYTES])
 {
     snprintf(dseq, 24, "%llu", (unsigned long long)self->chain_seq + 1);
-    const char *df[9] = {dseq,
-                         job->msg->id,
-                         d->recipient,
-                         d->allow ? "allow" : "deny",
-                         mlg_basis_name(d->basis),
-                         d->consent_id[0] ? d->consent_id : NULL,
-                         d->reason[0] ? d->reason : NULL,
-                         d->detail[0] ? d->detail : NULL,
-                         received};
-    brk_chain_decision(self->link, df, link);
+    brk_chain_decision_t row = {
+        .chain_seq = dseq,
+        .message_id = job->msg->id,
+        .recipient = d->recipient,
+        .decision = d->allow ? "allow" : "deny",
+        .basis = mlg_basis_name(d->basis),
+        .consent_id = d->consent_id[0] ? d->consent_id : NULL,
+        .reason = d->reason[0] ? d->reason : NULL,
+        .detail = d->detail[0] ? d->detail : NULL,
+        .decided_at = received,
+    };
+    brk_chain_decision(self->link, &row, link);
+}
+
+/* A column's text, NULL for a NULL. */
+static const char *
+s_value(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
 /* Links decision rows that SQL inserted (the settling of a revocation):
@@ -98,11 +108,19 @@ s_chain_decisions(brk_store_t *self, PGresult *res)
     for (int i = 0; i < PQntuples(res); i++) {
         char seq[24], hex[2 * BRK_LINK_BYTES + 3];
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)self->chain_seq + 1);
-        const char *f[9] = {seq};
-        for (int c = 1; c < 9; c++)
-            f[c] = PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
+        brk_chain_decision_t row = {
+            .chain_seq = seq,
+            .message_id = s_value(res, i, 1),
+            .recipient = s_value(res, i, 2),
+            .decision = s_value(res, i, 3),
+            .basis = s_value(res, i, 4),
+            .consent_id = s_value(res, i, 5),
+            .reason = s_value(res, i, 6),
+            .detail = s_value(res, i, 7),
+            .decided_at = s_value(res, i, 8),
+        };
         uint8_t link[BRK_LINK_BYTES];
-        brk_chain_decision(self->link, f, link);
+        brk_chain_decision(self->link, &row, link);
         brk_chain_hex(link, BRK_LINK_BYTES, hex);
         const char *v[3] = {seq, hex, PQgetvalue(res, i, 0)};
         if (!brk_store_exec(self, BRK_SQL_CHAIN_DECISION, 3, v))
@@ -308,16 +326,17 @@ s_run_message(brk_store_t *self, s_run_t *run, brk_job_t *job)
     s_msg_fields(self, job, &mf);
     uint8_t body_hash[BRK_LINK_BYTES], link[BRK_LINK_BYTES];
     brk_chain_body_hash(m->body, m->body_len, body_hash);
-    brk_chain_message(self->link, mf.f, body_hash, link);
+    mf.row.body_hash = body_hash;
+    brk_chain_message(self->link, &mf.row, link);
     brk_pgbin_t *cols = run->cols;
     brk_pgbin_int(&cols[S_M_SEQ], job->seq, 8);
     brk_pgbin_uuid(&cols[S_M_ID], m->id);
     brk_pgbin_text(&cols[S_M_TYPE], m->type);
     brk_pgbin_int(&cols[S_M_VERSION], (uint32_t)m->version, 4);
     brk_pgbin_text(&cols[S_M_SENDER], job->sender);
-    brk_pgbin_text(&cols[S_M_SUBJECT], mf.f[5]);
-    brk_pgbin_text(&cols[S_M_PURPOSE], mf.f[6]);
-    brk_pgbin_text(&cols[S_M_CORRELATION], mf.f[7]);
+    brk_pgbin_text(&cols[S_M_SUBJECT], mf.row.subject);
+    brk_pgbin_text(&cols[S_M_PURPOSE], mf.row.purpose);
+    brk_pgbin_text(&cols[S_M_CORRELATION], mf.row.correlation);
     if (m->has_occurred_at)
         brk_pgbin_time(&cols[S_M_OCCURRED], mlg_time_us(m->occurred_at));
     else

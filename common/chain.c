@@ -65,21 +65,32 @@ s_link(const uint8_t prev[BRK_LINK_BYTES], char tag, const char *const *fields, 
 }
 
 void
-brk_chain_message(const uint8_t prev[BRK_LINK_BYTES], const char *const fields[10],
-                  const uint8_t body_hash[BRK_LINK_BYTES], uint8_t out[BRK_LINK_BYTES])
+brk_chain_message(const uint8_t prev[BRK_LINK_BYTES], const brk_chain_message_t *row,
+                  uint8_t out[BRK_LINK_BYTES])
 {
-    /* chain_seq id type version sender subject purpose correlation occurred received */
-    static const uint8_t uuid[10] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
-    s_link(prev, 'm', fields, 10, uuid, body_hash, out);
+    /* the order of chain.h; id is a uuid */
+    const char *const fields[] = {row->chain_seq,  row->id,          row->type,
+                                  row->version,    row->sender,      row->subject,
+                                  row->purpose,    row->correlation, row->occurred_at,
+                                  row->received_at};
+    static const uint8_t uuid[] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    _Static_assert(sizeof(fields) / sizeof(fields[0]) == sizeof(uuid),
+                   "one flag a field");
+    s_link(prev, 'm', fields, sizeof(uuid), uuid, row->body_hash, out);
 }
 
 void
-brk_chain_decision(const uint8_t prev[BRK_LINK_BYTES], const char *const fields[9],
+brk_chain_decision(const uint8_t prev[BRK_LINK_BYTES], const brk_chain_decision_t *row,
                    uint8_t out[BRK_LINK_BYTES])
 {
-    /* chain_seq message_id recipient decision basis consent_id reason detail decided */
-    static const uint8_t uuid[9] = {0, 1, 0, 0, 0, 1, 0, 0, 0};
-    s_link(prev, 'd', fields, 9, uuid, NULL, out);
+    /* the order of chain.h; message_id and consent_id are uuids */
+    const char *const fields[] = {row->chain_seq, row->message_id, row->recipient,
+                                  row->decision,  row->basis,      row->consent_id,
+                                  row->reason,    row->detail,     row->decided_at};
+    static const uint8_t uuid[] = {0, 1, 0, 0, 0, 1, 0, 0, 0};
+    _Static_assert(sizeof(fields) / sizeof(fields[0]) == sizeof(uuid),
+                   "one flag a field");
+    s_link(prev, 'd', fields, sizeof(uuid), uuid, NULL, out);
 }
 
 void

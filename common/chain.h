@@ -28,12 +28,26 @@ int brk_chain_init(void);
 
 void brk_chain_body_hash(const uint8_t *body, size_t len, uint8_t out[BRK_LINK_BYTES]);
 
-/* A field list: `n` values, NULL for a NULL field. */
-void brk_chain_message(const uint8_t prev[BRK_LINK_BYTES], const char *const fields[10],
-                       const uint8_t body_hash[BRK_LINK_BYTES],
+/* A message row as the chain covers it: each field's text as above,
+   NULL for a NULL field. The store fills it from what it writes, `maillage
+   verify` from what it reads; only chain.c knows the fields' order. */
+typedef struct {
+    const char *chain_seq, *id, *type, *version, *sender, *subject, *purpose,
+        *correlation, *occurred_at, *received_at;
+    const uint8_t *body_hash; /* BRK_LINK_BYTES */
+} brk_chain_message_t;
+
+/* A consent decision row, the same way. */
+typedef struct {
+    const char *chain_seq, *message_id, *recipient, *decision, *basis, *consent_id,
+        *reason, *detail, *decided_at;
+} brk_chain_decision_t;
+
+/* The link of a row whose previous row's link is `prev`. */
+void brk_chain_message(const uint8_t prev[BRK_LINK_BYTES], const brk_chain_message_t *row,
                        uint8_t out[BRK_LINK_BYTES]);
-void brk_chain_decision(const uint8_t prev[BRK_LINK_BYTES], const char *const fields[9],
-                        uint8_t out[BRK_LINK_BYTES]);
+void brk_chain_decision(const uint8_t prev[BRK_LINK_BYTES],
+                        const brk_chain_decision_t *row, uint8_t out[BRK_LINK_BYTES]);
 
 /* `len` bytes as "\x..." hex, the text form of bytea; `out` holds
    2 * len + 3 bytes. */

@@ -232,7 +232,7 @@ s_check_link(s_verdict_t *v, PGresult *r, int i, const uint8_t prev[BRK_LINK_BYT
              const uint8_t stored[BRK_LINK_BYTES], const char *desc)
 {
     uint64_t seq = strtoull(PQgetvalue(r, i, 1), NULL, 10);
-    const char *f[10];
+    const char *f[10]; /* the cursor's columns 1 to 10 */
     for (int c = 0; c < 10; c++)
         f[c] = PQgetisnull(r, i, 1 + c) ? NULL : PQgetvalue(r, i, 1 + c);
     uint8_t link[BRK_LINK_BYTES];
@@ -240,10 +240,35 @@ s_check_link(s_verdict_t *v, PGresult *r, int i, const uint8_t prev[BRK_LINK_BYT
         uint8_t body_hash[BRK_LINK_BYTES];
         if (brk_chain_unhex(PQgetvalue(r, i, 11), body_hash) != 0)
             memset(body_hash, 0, sizeof(body_hash));
-        brk_chain_message(prev, f, body_hash, link);
+        brk_chain_message_t row = {
+            .chain_seq = f[0],
+            .id = f[1],
+            .type = f[2],
+            .version = f[3],
+            .sender = f[4],
+            .subject = f[5],
+            .purpose = f[6],
+            .correlation = f[7],
+            .occurred_at = f[8],
+            .received_at = f[9],
+            .body_hash = body_hash,
+        };
+        brk_chain_message(prev, &row, link);
     }
-    else
-        brk_chain_decision(prev, f, link);
+    else {
+        brk_chain_decision_t row = {
+            .chain_seq = f[0],
+            .message_id = f[1],
+            .recipient = f[2],
+            .decision = f[3],
+            .basis = f[4],
+            .consent_id = f[5],
+            .reason = f[6],
+            .detail = f[7],
+            .decided_at = f[8],
+        };
+        brk_chain_decision(prev, &row, link);
+    }
     if (memcmp(link, stored, BRK_LINK_BYTES) != 0)
         s_problem(v, "changed", seq, desc,
                   "the row's content does not match its link: a column was "
