@@ -298,7 +298,11 @@ s_tables(brk_broker_t *self)
         return -1;
     zhashx_set_destructor(self->sessions, brk_session_destroy);
     zhashx_set_destructor(self->departed, s_free_item);
-    return 0;
+    /* every PING has the same answer */
+    mlg_msg_t *pong = mlg_msg_new(MLG_OP_PONG);
+    int rc = pong ? (int)mlg_msg_encode(pong, &self->pong, &self->pong_size) : -1;
+    mlg_msg_destroy(&pong);
+    return rc == MLG_OK ? 0 : -1;
 }
 
 brk_broker_t *
@@ -381,6 +385,7 @@ brk_broker_destroy(brk_broker_t **self_p)
     zhashx_destroy(&self->sessions);
     zhashx_destroy(&self->joined);
     zhashx_destroy(&self->departed);
+    free(self->pong);
     if (self->router && self->monitor) /* libzmq's side of the monitor first */
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
     zsock_destroy(&self->monitor);

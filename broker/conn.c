@@ -17,6 +17,16 @@
 #include "loop.h"
 #include "metrics.h"
 
+/* One encoded map to the connection `routing_id`. */
+static void
+s_send(brk_broker_t *self, zframe_t *routing_id, const uint8_t *data, size_t size)
+{
+    zmsg_t *msg = zmsg_new();
+    zmsg_append(msg, &(zframe_t *){zframe_dup(routing_id)});
+    zmsg_append(msg, &(zframe_t *){zframe_new(data, size)});
+    zmsg_send(&msg, self->router);
+}
+
 void
 brk_conn_send(brk_broker_t *self, zframe_t *routing_id, const mlg_msg_t *m)
 {
@@ -26,11 +36,23 @@ brk_conn_send(brk_broker_t *self, zframe_t *routing_id, const mlg_msg_t *m)
         brk_log(BRK_LOG_ERROR, "loop", "could not encode a %s", mlg_op_name(m->op));
         return;
     }
-    zmsg_t *msg = zmsg_new();
-    zmsg_append(msg, &(zframe_t *){zframe_dup(routing_id)});
-    zmsg_append(msg, &(zframe_t *){zframe_new(data, size)});
+    s_send(self, routing_id, data, size);
     free(data);
-    zmsg_send(&msg, self->router);
+}
+
+void
+brk_conn_send_deliver(brk_broker_t *self, zframe_t *routing_id, const brk_delivery_t *row)
+{
+    uint8_t *data;
+    size_t size;
+    if (mlg_packed_deliver_encode(row->deliver, row->delivery, row->attempts, &data,
+                                  &size)
+        != MLG_OK) {
+        brk_log(BRK_LOG_ERROR, "loop", "could not encode a DELIVER");
+        return;
+    }
+    s_send(self, routing_id, data, size);
+    free(data);
 }
 
 void
@@ -219,13 +241,7 @@ s_dispatch(brk_broker_t *self, brk_session_t *s, bool fresh, zframe_t *rid,
     case MLG_OP_PUBLISH: brk_publish_receive(self, s, m_p, zframe_size(frame)); break;
     case MLG_OP_ACK:
     case MLG_OP_NACK: brk_deliveries_on_ack(self, s, m); break;
-    case MLG_OP_PING: {
-        mlg_msg_t *pong = mlg_msg_new(MLG_OP_PONG);
-        if (pong)
-            brk_conn_send(self, rid, pong);
-        mlg_msg_destroy(&pong);
-        break;
-    }
+    case MLG_OP_PING: s_send(self, rid, self->pong, self->pong_size); break;
     case MLG_OP_BYE: brk_session_end(self, s, "BYE"); break;
     default: {
         char reason[128];

@@ -152,7 +152,7 @@ brk_deliveries_pump(brk_broker_t *self, brk_queue_t *q)
         if (brk_queues_fly(self->queues, row, s) != 0)
             return; /* out of memory: first in its queue again, for the next pump */
         s->inflight++;
-        brk_conn_send(self, s->routing_id, row->deliver);
+        brk_conn_send_deliver(self, s->routing_id, row);
         s_update(self, BRK_UPDATE_SENT, row->delivery, row->attempts, NULL, s->name);
     }
     if (brk_queue_wants_read(q) && self->db_up && brk_session_with_credit(self, agency)) {
@@ -220,11 +220,13 @@ s_row_from_job(const brk_job_t *job, size_t i)
     const brk_decision_t *d = &job->decisions[i];
     brk_delivery_t *row = calloc(1, sizeof(*row));
     mlg_msg_t *out = mlg_msg_new(MLG_OP_DELIVER);
-    if (!row || !out || mlg_msg_set_body(out, m->body, m->body_len) != MLG_OK) {
+    if (!row || !out) {
         free(row);
         mlg_msg_destroy(&out);
         return NULL;
     }
+    out->body = m->body; /* packed below, while the job holds it */
+    out->body_len = m->body_len;
     row->delivery = job->delivery_ids[i];
     snprintf(row->recipient, sizeof(row->recipient), "%s", d->recipient);
     if (d->basis == MLG_BASIS_CONSENT)
@@ -242,7 +244,12 @@ s_row_from_job(const brk_job_t *job, size_t i)
     snprintf(out->from, sizeof(out->from), "%s", job->sender);
     out->received_at.sec = job->received_us / 1000000;
     out->received_at.nsec = (uint32_t)(job->received_us % 1000000) * 1000;
-    row->deliver = out;
+    row->deliver = mlg_packed_deliver_new(out);
+    mlg_msg_destroy(&out);
+    if (!row->deliver) {
+        free(row);
+        return NULL;
+    }
     return row;
 }
 

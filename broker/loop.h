@@ -51,6 +51,8 @@ struct brk_broker_t {
     zsock_t *router;
     zactor_t *auth; /* the ZAP handler, under CURVE */
     zactor_t *store;
+    uint8_t *pong; /* the PONG map, encoded once */
+    size_t pong_size;
     brk_metrics_t *metrics; /* the figures; the store and the listener write
                                and read them too, and go before it */
     brk_http_t *http;       /* broker/http: /metrics, /healthz, the dashboard */
@@ -80,6 +82,9 @@ struct brk_broker_t {
 /* Sends one map to a routing id; logged, not sent, when it cannot be
    encoded. */
 void brk_conn_send(brk_broker_t *self, zframe_t *routing_id, const mlg_msg_t *m);
+/* A delivery's DELIVER, at its current attempt. */
+void brk_conn_send_deliver(brk_broker_t *self, zframe_t *routing_id,
+                           const brk_delivery_t *row);
 void brk_conn_send_error(brk_broker_t *self, zframe_t *rid, mlg_rc_t code,
                          const char *reason);
 void brk_conn_send_reject(brk_broker_t *self, zframe_t *rid, const char *id,

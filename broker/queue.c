@@ -200,8 +200,6 @@ brk_queues_fly(brk_queues_t *self, brk_delivery_t *row, void *holder)
         return -1;
     }
     row->attempts++;
-    row->deliver->delivery = row->delivery;
-    row->deliver->attempt = row->attempts;
     f->row = row;
     f->holder = holder;
     char key[24];

@@ -50,7 +50,7 @@ brk_delivery_destroy(brk_delivery_t **row_p)
     brk_delivery_t *row = *row_p;
     if (!row)
         return;
-    mlg_msg_destroy(&row->deliver);
+    mlg_packed_deliver_destroy(&row->deliver);
     free(row);
     *row_p = NULL;
 }

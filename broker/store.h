@@ -66,8 +66,9 @@ typedef struct {
 /* A row of a recipient's queue, ready to be sent. */
 typedef struct {
     uint64_t delivery;
-    uint64_t attempts;  /* attempts made so far */
-    mlg_msg_t *deliver; /* op DELIVER, all but `delivery` and `attempt`; owned */
+    uint64_t attempts;                 /* attempts made so far */
+    mlg_packed_deliver_t *deliver;     /* the DELIVER but for `delivery` and
+                                          `attempt`, encoded; owned */
     char consent_id[MLG_UUID_LEN + 1]; /* the consent it relies on, or "" */
     char recipient[MLG_AGENCY_ID_MAX + 1];
 } brk_delivery_t;

@@ -114,14 +114,13 @@ brk_store_read_queue(brk_store_t *self, brk_fetch_t *f)
         PQclear(res);
         return false;
     }
-    for (int i = 0; i < n; i++) {
+    /* one message for every row, packed as each is read: a row holds
+       its encoding, not a whole message */
+    mlg_msg_t *d = mlg_msg_new(MLG_OP_DELIVER);
+    for (int i = 0; d && i < n; i++) {
         brk_delivery_t *row = calloc(1, sizeof(*row));
-        mlg_msg_t *d = mlg_msg_new(MLG_OP_DELIVER);
-        if (!row || !d) {
-            free(row);
-            mlg_msg_destroy(&d);
+        if (!row)
             break;
-        }
         row->delivery = strtoull(PQgetvalue(res, i, 0), NULL, 10);
         row->attempts = strtoull(PQgetvalue(res, i, 1), NULL, 10);
         snprintf(row->recipient, sizeof(row->recipient), "%s", f->agency);
@@ -132,25 +131,26 @@ brk_store_read_queue(brk_store_t *self, brk_fetch_t *f)
         snprintf(d->subject, sizeof(d->subject), "%s", PQgetvalue(res, i, 5));
         snprintf(d->purpose, sizeof(d->purpose), "%s", PQgetvalue(res, i, 6));
         snprintf(d->correlation, sizeof(d->correlation), "%s", PQgetvalue(res, i, 7));
-        if (!PQgetisnull(res, i, 8)) {
-            d->has_occurred_at = true;
+        d->has_occurred_at = !PQgetisnull(res, i, 8);
+        if (d->has_occurred_at)
             d->occurred_at = s_us_time(strtoll(PQgetvalue(res, i, 8), NULL, 10));
-        }
         snprintf(d->from, sizeof(d->from), "%s", PQgetvalue(res, i, 9));
         d->received_at = s_us_time(strtoll(PQgetvalue(res, i, 10), NULL, 10));
         size_t blen = 0;
         unsigned char *body =
             PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 11), &blen);
-        if (!body || mlg_msg_set_body(d, body, blen) != MLG_OK) {
-            PQfreemem(body);
-            mlg_msg_destroy(&d);
+        d->body = body;
+        d->body_len = blen;
+        row->deliver = body ? mlg_packed_deliver_new(d) : NULL;
+        PQfreemem(body);
+        d->body = NULL;
+        if (!row->deliver) {
             free(row);
             break;
         }
-        PQfreemem(body);
-        row->deliver = d;
         f->rows[f->nrows++] = row;
     }
+    mlg_msg_destroy(&d);
     PQclear(res);
     return true;
 }

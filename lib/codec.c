@@ -866,6 +866,91 @@ s_present(const s_key_t *k, const mlg_msg_t *msg)
     return true;
 }
 
+/* One key's value, as the struct holds it. */
+static void
+s_pack_value(msgpack_packer *pk, s_buf_t *buf, const s_key_t *key, const mlg_msg_t *msg)
+{
+    const char *base = (const char *)msg;
+    switch (key->kind) {
+    case K_VERSION:
+    case K_UINT:
+    case K_UINT_POS:
+        msgpack_pack_uint64(pk, *(const uint64_t *)(base + key->offset));
+        break;
+    case K_BOOL:
+        if (*(const bool *)(base + key->offset))
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        break;
+    case K_TEXT: s_pack_text(pk, base + key->offset, key->max); break;
+    case K_TIME: s_pack_time(pk, *(const mlg_time_t *)(base + key->offset)); break;
+    case K_AGENCIES:
+        if (key->offset == O(to))
+            s_pack_agencies(pk, msg->to, msg->to_count);
+        else
+            s_pack_agencies(pk, msg->routed, msg->routed_count);
+        break;
+    case K_DENIALS:
+        msgpack_pack_array(pk, msg->denied_count);
+        for (size_t i = 0; i < msg->denied_count; i++) {
+            msgpack_pack_map(pk, 2);
+            s_pack_key(pk, "recipient");
+            s_pack_cstr(pk, msg->denied[i].recipient);
+            s_pack_key(pk, "reason");
+            s_pack_cstr(pk, msg->denied[i].reason);
+        }
+        break;
+    case K_BODY:
+        /* The body goes out as the exact bytes held; the packer writes
+           straight to the buffer, so appending is in order. */
+        if (msg->body_len)
+            s_write(buf, (const char *)msg->body, msg->body_len);
+        else
+            msgpack_pack_map(pk, 0);
+        break;
+    }
+}
+
+/* The keys of table[from..to) that the message holds, each with its
+   value; how many. */
+static size_t
+s_pack_keys(msgpack_packer *pk, s_buf_t *buf, const s_key_t *table, int from, int to,
+            const mlg_msg_t *msg)
+{
+    size_t n = 0;
+    for (int k = from; k < to; k++) {
+        if (!s_present(&table[k], msg))
+            continue;
+        s_pack_key(pk, table[k].key);
+        s_pack_value(pk, buf, &table[k], msg);
+        n++;
+    }
+    return n;
+}
+
+/* The buffer's bytes handed out, unless a write failed. */
+static mlg_rc_t
+s_release(s_buf_t *buf, uint8_t **data_p, size_t *size_p)
+{
+    if (buf->failed || !buf->sb.data) {
+        msgpack_sbuffer_destroy(&buf->sb);
+        return MLG_ERR_NOMEM;
+    }
+    *size_p = buf->sb.size;
+    *data_p = (uint8_t *)msgpack_sbuffer_release(&buf->sb);
+    return MLG_OK;
+}
+
+static int
+s_table_len(const s_key_t *table)
+{
+    int n = 0;
+    while (table[n].key)
+        n++;
+    return n;
+}
+
 mlg_rc_t
 mlg_msg_encode(const mlg_msg_t *msg, uint8_t **data_p, size_t *size_p)
 {
@@ -878,64 +963,83 @@ mlg_msg_encode(const mlg_msg_t *msg, uint8_t **data_p, size_t *size_p)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &buf, s_write);
 
+    int len = s_table_len(table);
     size_t n = 1;
-    for (int k = 0; table[k].key; k++)
+    for (int k = 0; k < len; k++)
         n += s_present(&table[k], msg);
     msgpack_pack_map(&pk, n);
     s_pack_key(&pk, "op");
     s_pack_cstr(&pk, s_op_names[msg->op]);
+    s_pack_keys(&pk, &buf, table, 0, len, msg);
+    return s_release(&buf, data_p, size_p);
+}
 
-    const char *base = (const char *)msg;
-    for (int k = 0; table[k].key; k++) {
-        const s_key_t *key = &table[k];
-        if (!s_present(key, msg))
-            continue;
-        s_pack_key(&pk, key->key);
-        switch (key->kind) {
-        case K_VERSION:
-        case K_UINT:
-        case K_UINT_POS:
-            msgpack_pack_uint64(&pk, *(const uint64_t *)(base + key->offset));
-            break;
-        case K_BOOL:
-            if (*(const bool *)(base + key->offset))
-                msgpack_pack_true(&pk);
-            else
-                msgpack_pack_false(&pk);
-            break;
-        case K_TEXT: s_pack_text(&pk, base + key->offset, key->max); break;
-        case K_TIME: s_pack_time(&pk, *(const mlg_time_t *)(base + key->offset)); break;
-        case K_AGENCIES:
-            if (key->offset == O(to))
-                s_pack_agencies(&pk, msg->to, msg->to_count);
-            else
-                s_pack_agencies(&pk, msg->routed, msg->routed_count);
-            break;
-        case K_DENIALS:
-            msgpack_pack_array(&pk, msg->denied_count);
-            for (size_t i = 0; i < msg->denied_count; i++) {
-                msgpack_pack_map(&pk, 2);
-                s_pack_key(&pk, "recipient");
-                s_pack_cstr(&pk, msg->denied[i].recipient);
-                s_pack_key(&pk, "reason");
-                s_pack_cstr(&pk, msg->denied[i].reason);
-            }
-            break;
-        case K_BODY:
-            /* The body goes out as the exact bytes held; the packer
-               writes straight to the buffer, so appending is in order. */
-            if (msg->body_len)
-                s_write(&buf, (const char *)msg->body, msg->body_len);
-            else
-                msgpack_pack_map(&pk, 0);
-            break;
-        }
+/* ---- a DELIVER packed once, sent many times ------------------------- */
+
+struct mlg_packed_deliver_t {
+    uint8_t *middle; /* the pairs between "delivery" and "attempt" */
+    size_t len;
+    size_t pairs;
+};
+
+mlg_packed_deliver_t *
+mlg_packed_deliver_new(const mlg_msg_t *deliver)
+{
+    assert(deliver && deliver->op == MLG_OP_DELIVER);
+    int len = s_table_len(s_deliver);
+    /* the two keys that change between attempts are the table's ends */
+    assert(strcmp(s_deliver[0].key, "delivery") == 0);
+    assert(strcmp(s_deliver[len - 1].key, "attempt") == 0);
+    mlg_packed_deliver_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    s_buf_t buf = {.failed = false};
+    msgpack_sbuffer_init(&buf.sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, s_write);
+    self->pairs = s_pack_keys(&pk, &buf, s_deliver, 1, len - 1, deliver);
+    if (s_release(&buf, &self->middle, &self->len) != MLG_OK) {
+        free(self);
+        return NULL;
     }
-    if (buf.failed || !buf.sb.data) {
-        msgpack_sbuffer_destroy(&buf.sb);
-        return MLG_ERR_NOMEM;
-    }
-    *size_p = buf.sb.size;
-    *data_p = (uint8_t *)msgpack_sbuffer_release(&buf.sb);
-    return MLG_OK;
+    return self;
+}
+
+void
+mlg_packed_deliver_destroy(mlg_packed_deliver_t **self_p)
+{
+    assert(self_p);
+    mlg_packed_deliver_t *self = *self_p;
+    if (!self)
+        return;
+    free(self->middle);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t
+mlg_packed_deliver_size(const mlg_packed_deliver_t *self)
+{
+    return self->len;
+}
+
+mlg_rc_t
+mlg_packed_deliver_encode(const mlg_packed_deliver_t *self, uint64_t delivery,
+                          uint64_t attempt, uint8_t **data_p, size_t *size_p)
+{
+    assert(self && data_p && size_p);
+    s_buf_t buf = {.failed = false};
+    msgpack_sbuffer_init(&buf.sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, s_write);
+    /* mlg_msg_encode's order: op, delivery, the middle, attempt */
+    msgpack_pack_map(&pk, self->pairs + 3);
+    s_pack_key(&pk, "op");
+    s_pack_cstr(&pk, s_op_names[MLG_OP_DELIVER]);
+    s_pack_key(&pk, "delivery");
+    msgpack_pack_uint64(&pk, delivery);
+    s_write(&buf, (const char *)self->middle, self->len);
+    s_pack_key(&pk, "attempt");
+    msgpack_pack_uint64(&pk, attempt);
+    return s_release(&buf, data_p, size_p);
 }

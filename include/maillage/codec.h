@@ -160,6 +160,22 @@ MLG_EXPORT mlg_rc_t mlg_msg_add_denied(mlg_msg_t *self, const char *recipient,
 MLG_EXPORT mlg_rc_t mlg_msg_encode(const mlg_msg_t *self, uint8_t **data_p,
                                    size_t *size_p);
 
+/* A DELIVER encoded once and sent at each attempt: every key but
+   `delivery` and `attempt`, which each encoding adds. Its encodings are
+   mlg_msg_encode's byte for byte. A broker's read-ahead holds these
+   rather than whole messages. */
+typedef struct mlg_packed_deliver_t mlg_packed_deliver_t;
+
+/* `deliver` (op MLG_OP_DELIVER) packed; NULL when out of memory. */
+MLG_EXPORT mlg_packed_deliver_t *mlg_packed_deliver_new(const mlg_msg_t *deliver);
+MLG_EXPORT void mlg_packed_deliver_destroy(mlg_packed_deliver_t **self_p);
+/* The bytes it holds. */
+MLG_EXPORT size_t mlg_packed_deliver_size(const mlg_packed_deliver_t *self);
+/* The DELIVER with `delivery` and `attempt`, as mlg_msg_encode gives. */
+MLG_EXPORT mlg_rc_t mlg_packed_deliver_encode(const mlg_packed_deliver_t *self,
+                                              uint64_t delivery, uint64_t attempt,
+                                              uint8_t **data_p, size_t *size_p);
+
 /* Decodes one frame. On success *msg_p is a new message (the caller
    owns it) and MLG_OK is returned; otherwise *msg_p is NULL, `err` says
    why and its rc is returned. `err` may be NULL. */

@@ -336,6 +336,59 @@ test_roundtrip_deliver(void **state)
     mlg_msg_destroy(&out);
 }
 
+/* A DELIVER packed once (the broker's read-ahead) encodes, at each
+   delivery and attempt, to mlg_msg_encode's bytes exactly; with and
+   without the optional keys, and with numbers of every msgpack width. */
+static void
+test_packed_deliver_is_the_encoding(void **state)
+{
+    (void)state;
+    static const uint64_t numbers[] = {1,     127,           128,       65535,
+                                       65536, 4294967296ull, UINT64_MAX};
+    for (int optional = 0; optional < 2; optional++) {
+        mlg_msg_t *in = mlg_msg_new(MLG_OP_DELIVER);
+        strcpy(in->id, ID1);
+        strcpy(in->type, "referral.accepted");
+        in->version = 3;
+        strcpy(in->from, "ccas-paris-13");
+        in->received_at.sec = 1767225600;
+        in->received_at.nsec = 123456000;
+        if (optional) {
+            strcpy(in->subject, "pseudo-7f3a");
+            strcpy(in->purpose, "orientation");
+            strcpy(in->correlation, "r-1");
+            in->has_occurred_at = true;
+            in->occurred_at.sec = 1767225000;
+        }
+        assert_int_equal(mlg_msg_set_body(in, BODY, sizeof(BODY)), MLG_OK);
+        mlg_packed_deliver_t *packed = mlg_packed_deliver_new(in);
+        assert_non_null(packed);
+        assert_true(mlg_packed_deliver_size(packed) > sizeof(BODY));
+        for (size_t d = 0; d < sizeof(numbers) / sizeof(numbers[0]); d++) {
+            in->delivery = numbers[d];
+            in->attempt = numbers[(d + 3) % (sizeof(numbers) / sizeof(numbers[0]))];
+            uint8_t *want, *got;
+            size_t want_len, got_len;
+            assert_int_equal(mlg_msg_encode(in, &want, &want_len), MLG_OK);
+            assert_int_equal(mlg_packed_deliver_encode(packed, in->delivery, in->attempt,
+                                                       &got, &got_len),
+                             MLG_OK);
+            assert_int_equal(got_len, want_len);
+            assert_memory_equal(got, want, want_len);
+            mlg_msg_t *out = expect_ok(got, got_len);
+            assert_int_equal(out->delivery, in->delivery);
+            assert_int_equal(out->attempt, in->attempt);
+            assert_int_equal(out->has_occurred_at, optional);
+            mlg_msg_destroy(&out);
+            free(want);
+            free(got);
+        }
+        mlg_packed_deliver_destroy(&packed);
+        assert_null(packed);
+        mlg_msg_destroy(&in);
+    }
+}
+
 /* Empty strings reach the codec with a NULL pointer from msgpack-c:
    an empty optional string is "absent", an empty key is just unknown. */
 static void
@@ -1266,6 +1319,7 @@ main(void)
         cmocka_unit_test(test_roundtrip_confirm),
         cmocka_unit_test(test_roundtrip_reject_error),
         cmocka_unit_test(test_roundtrip_deliver),
+        cmocka_unit_test(test_packed_deliver_is_the_encoding),
         cmocka_unit_test(test_empty_strings),
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_every_string_form_read_alike),
