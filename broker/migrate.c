@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "file.h"
 #include "migrate.h"
 
 /* "mlg_migr" as an integer: the advisory lock of migrations. */
@@ -51,27 +52,6 @@ static int
 s_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *
-s_read(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        s_fail(err, errlen, "%s: could not open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(S_MAX_FILE_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, S_MAX_FILE_BYTES + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > S_MAX_FILE_BYTES) {
-        free(buf);
-        s_fail(err, errlen, "%s: could not read (or larger than %u bytes)", path,
-               S_MAX_FILE_BYTES);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
 }
 
 static bool
@@ -121,7 +101,8 @@ s_apply(PGconn *conn, const char *dir, const char *name, bool *done, char *err,
     bool recorded = PQntuples(res) == 1;
     PQclear(res);
     if (!recorded) {
-        char *sql = s_read(path, err, errlen);
+        size_t len;
+        char *sql = brk_read_file(path, S_MAX_FILE_BYTES, &len, err, errlen);
         if (!sql)
             goto rollback;
         bool ok = s_exec(conn, sql, path, err, errlen);

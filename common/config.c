@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "file.h"
 #include "maillage/forms.h"
 
 static int
@@ -407,24 +408,11 @@ brk_config_t *
 brk_config_load(const char *path, char *err, size_t errlen)
 {
     err[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        s_fail(err, errlen, "%s: could not open: %s", path, strerror(errno));
-        return NULL;
-    }
     /* a configuration is a few kilobytes; 16 MiB is past any real one */
-    size_t max = 16u << 20, len = 0;
-    char *text = malloc(max + 1);
-    if (text)
-        len = fread(text, 1, max + 1, f);
-    bool bad = !text || ferror(f) || len > max;
-    fclose(f);
-    if (bad) {
-        s_fail(err, errlen, "%s: could not read it (or it is over 16 MiB)", path);
-        free(text);
+    size_t len = 0;
+    char *text = brk_read_file(path, 16u << 20, &len, err, errlen);
+    if (!text)
         return NULL;
-    }
-    text[len] = '\0';
     if (memchr(text, '\0', len)) {
         s_fail(err, errlen, "%s: holds a NUL byte: not a text file", path);
         free(text);

@@ -45,6 +45,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "file.h"
 #include "maillage/client.h"
 #include "maillage/forms.h"
 #include "maillage/json.h"
@@ -1006,9 +1007,10 @@ s_publish_body(const s_publish_opts_t *o, mlg_msg_t *m)
     size_t len = 0;
     char *file_text = NULL;
     if (o->body_file) {
-        file_text = tool_read_file(o->body_file, 1 << 20, &len);
+        char why[512];
+        file_text = brk_read_file(o->body_file, 1 << 20, &len, why, sizeof(why));
         if (!file_text)
-            return s_error(EXIT_USAGE, "could not read %s", o->body_file);
+            return s_error(EXIT_USAGE, "%s", why);
     }
     const char *text = file_text ? file_text : o->body;
     uint8_t *mp = NULL;

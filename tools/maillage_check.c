@@ -16,6 +16,7 @@
 
 #include "maillage/codec.h"
 #include "maillage/json.h"
+#include "file.h"
 #include "toolutil.h"
 #include "maillage/schema.h"
 
@@ -34,10 +35,11 @@ static int
 s_check(const mlg_registry_t *reg, const char *path, const char *from)
 {
     size_t len;
-    char *text = tool_read_file(path, MLG_MAX_MESSAGE_BYTES_DEFAULT, &len);
+    char why[512];
+    char *text =
+        brk_read_file(path, MLG_MAX_MESSAGE_BYTES_DEFAULT, &len, why, sizeof(why));
     if (!text) {
-        printf("%s: could not read the file (or it is over %u bytes)\n", path,
-               MLG_MAX_MESSAGE_BYTES_DEFAULT);
+        printf("%s\n", why);
         return 1;
     }
     mlg_msg_t *msg = NULL;

@@ -18,6 +18,7 @@
 
 #include "maillage/client.h"
 #include "maillage/json.h"
+#include "file.h"
 #include "toolutil.h"
 
 static void
@@ -58,10 +59,12 @@ s_send_file(mlg_client_t *c, const char *file, s_early_t *early)
 {
     size_t len;
     mlg_error_t err;
-    char *text = tool_read_file(file, MLG_MAX_MESSAGE_BYTES_DEFAULT, &len);
+    char why[512];
+    char *text =
+        brk_read_file(file, MLG_MAX_MESSAGE_BYTES_DEFAULT, &len, why, sizeof(why));
     mlg_msg_t *m = NULL;
     if (!text || mlg_publish_from_json(text, len, &m, &err) != MLG_OK) {
-        printf("%s: not sent: %s\n", file, text ? err.reason : "could not read it");
+        printf("%s: not sent: %s\n", file, text ? err.reason : why);
         free(text);
         return 1;
     }

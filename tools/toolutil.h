@@ -5,10 +5,6 @@
 
 #include <stddef.h>
 
-/* The whole file, if it holds at most `max` bytes; malloc'd, the caller
-   frees it. NULL when it cannot be read or is larger. */
-char *tool_read_file(const char *path, size_t max, size_t *len);
-
 /* GET http://HOSTPORT/PATH (HOSTPORT an IPv4 address and port, the form
    of broker/http) with HTTP/1.0, within timeout_ms. 0 with the status
    code and the body (malloc'd, NUL-terminated, at most 4 MiB) on an
