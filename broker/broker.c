@@ -52,6 +52,11 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
         brk_consents_destroy(&self->consents);
         self->consents = r.consents;
         break;
+    case BRK_STORE_REFERRALS:
+        /* the same for the legs, keeping what is in flight */
+        brk_referrals_replace(self->referrals, &r.referrals);
+        brk_notices_tick(self);
+        break;
     case BRK_STORE_DB_UP:
     case BRK_STORE_DB_DOWN:
         self->db_up = r.kind == BRK_STORE_DB_UP;
@@ -181,6 +186,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
     brk_conn_end_closed(self); /* and closed ones, once their maps are read */
     /* queues whose read-ahead failed try again */
     brk_deliveries_pump_all(self);
+    brk_notices_tick(self); /* legs fallen due */
     if (self->http && self->ticks++ % 10 == 0)
         s_publish_figures(self);
     return 0;
@@ -293,8 +299,9 @@ s_tables(brk_broker_t *self)
     self->queues = brk_queues_new(S_FETCH_LIMIT);
     self->consents = brk_consents_new();
     self->granting = zhashx_new(); /* a set: no destructor */
+    self->referrals = brk_referrals_new();
     if (!self->sessions || !self->joined || !self->departed || !self->queues
-        || !self->consents || !self->granting)
+        || !self->consents || !self->granting || !self->referrals)
         return -1;
     zhashx_set_destructor(self->sessions, brk_session_destroy);
     zhashx_set_destructor(self->departed, s_free_item);
@@ -333,7 +340,8 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
         brk_broker_destroy(&self);
         return NULL;
     }
-    self->store = brk_store_new(cfg->database, sql_dir, self->metrics);
+    self->store = brk_store_new(cfg->database, sql_dir, self->metrics, cfg->deadlines,
+                                cfg->ndeadlines);
     self->loop = self->store ? zloop_new() : NULL;
     if (!self->loop) {
         brk_broker_destroy(&self);
@@ -382,6 +390,7 @@ brk_broker_destroy(brk_broker_t **self_p)
     brk_queues_destroy(&self->queues);
     zhashx_destroy(&self->granting);
     brk_consents_destroy(&self->consents);
+    brk_referrals_destroy(&self->referrals);
     zhashx_destroy(&self->sessions);
     zhashx_destroy(&self->joined);
     zhashx_destroy(&self->departed);

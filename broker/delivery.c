@@ -244,6 +244,7 @@ s_row_from_job(const brk_job_t *job, size_t i)
     snprintf(out->from, sizeof(out->from), "%s", job->sender);
     out->received_at.sec = job->received_us / 1000000;
     out->received_at.nsec = (uint32_t)(job->received_us % 1000000) * 1000;
+    brk_referral_deliver_notices(&job->referral, d->recipient, out);
     row->deliver = mlg_packed_deliver_new(out);
     mlg_msg_destroy(&out);
     if (!row->deliver) {

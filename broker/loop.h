@@ -58,15 +58,16 @@ struct brk_broker_t {
     brk_http_t *http;       /* broker/http: /metrics, /healthz, the dashboard */
     unsigned ticks;
     zloop_t *loop;
-    zsock_t *monitor;         /* the ROUTER's DISCONNECTED events */
-    zhashx_t *sessions;       /* key -> brk_session_t, each after HELLO */
-    size_t nclosed;           /* sessions marked closed, not ended yet */
-    zhashx_t *joined;         /* agency -> its sessions, a count (uintptr_t) */
-    zhashx_t *departed;       /* routing id -> a session whose connection
-                                 closed lately (session.c) */
-    brk_queues_t *queues;     /* the queues and the deliveries in flight */
-    brk_consents_t *consents; /* the consent index, from the store */
-    zhashx_t *granting;       /* consent ids being granted: at the store */
+    zsock_t *monitor;           /* the ROUTER's DISCONNECTED events */
+    zhashx_t *sessions;         /* key -> brk_session_t, each after HELLO */
+    size_t nclosed;             /* sessions marked closed, not ended yet */
+    zhashx_t *joined;           /* agency -> its sessions, a count (uintptr_t) */
+    zhashx_t *departed;         /* routing id -> a session whose connection
+                                   closed lately (session.c) */
+    brk_queues_t *queues;       /* the queues and the deliveries in flight */
+    brk_consents_t *consents;   /* the consent index, from the store */
+    zhashx_t *granting;         /* consent ids being granted: at the store */
+    brk_referrals_t *referrals; /* the referral legs, from the store */
     size_t outstanding;
     size_t clients; /* sessions after HELLO */
     bool db_up;
@@ -154,6 +155,13 @@ void brk_deliveries_on_replay(brk_broker_t *self, const char *agency);
 
 /* A publish committed: its deliveries join their queues, which pump. */
 void brk_deliveries_take_new(brk_broker_t *self, const brk_job_t *job);
+
+/* ---- notice.c: the broker's own notices (§9) ------------------------- */
+
+/* The overdue and superseded notices due now, handed to the store. */
+void brk_notices_tick(brk_broker_t *self);
+/* The store's answer to one of them (the job's plan is settled already). */
+void brk_notice_done(brk_broker_t *self, const brk_job_t *job);
 
 /* ---- publish.c: publishes -------------------------------------------- */
 

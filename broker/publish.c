@@ -15,6 +15,7 @@
 
 #include "consent_event.h"
 #include "log.h"
+#include "maillage/body.h"
 #include "loop.h"
 #include "metrics.h"
 #include "router.h"
@@ -25,7 +26,11 @@ typedef struct {
     int64_t received_us;
     brk_decision_t *decisions; /* owned until the job takes them */
     size_t ndecisions;
-    brk_consent_plan_t consent; /* a consent event's plan */
+    brk_consent_plan_t consent;   /* a consent event's plan */
+    brk_referral_plan_t referral; /* a referral event's plan */
+    mlg_rc_t refused;             /* the referral step's refusal (§9), which
+                                     the store answers unless the id is
+                                     stored already (a retry) */
     char reason[768];
 } s_publish_t;
 
@@ -42,6 +47,12 @@ s_publish_check(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *m,
         return MLG_TOO_LARGE;
     }
     const brk_agency_t *agency = brk_config_agency(self->cfg, s->agency);
+    const mlg_schema_t *known = mlg_registry_find(self->reg, m->type, m->version);
+    if (known && mlg_schema_basis(known) == MLG_BASIS_SERVICE_NOTICE) {
+        snprintf(p->reason, sizeof(p->reason),
+                 "%s is published by the broker only (PROTOCOL.md §9)", m->type);
+        return MLG_FORBIDDEN;
+    }
     if (!agency || !brk_agency_may_publish(agency, m->type)) {
         snprintf(p->reason, sizeof(p->reason), "agency '%s' may not publish %s",
                  s->agency, m->type);
@@ -79,6 +90,48 @@ s_publish_plan(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *m,
     p->ndecisions = p->consent.nnotices;
     p->consent.notices = NULL;
     return MLG_OK;
+}
+
+/* The referral step (§9): what a referral event does to the legs, from
+   memory. A refusal is kept in p->refused, not answered here: the store
+   answers it unless the id is stored already (then the publish is a
+   retry, answered as a duplicate). */
+static void
+s_publish_referral(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *m,
+                   s_publish_t *p)
+{
+    if (strncmp(m->type, "referral.", 9) != 0)
+        return;
+    char referral_id[MLG_UUID_LEN + 1] = "", service[BRK_REFERRAL_WORD_MAX + 1] = "",
+                                    priority[BRK_REFERRAL_WORD_MAX + 1] = "";
+    if (!mlg_body_text(m, "/referral_id", referral_id, sizeof(referral_id)))
+        return; /* a referral.* type of the schemas' without one: no leg */
+    mlg_body_text(m, "/service", service, sizeof(service));
+    mlg_body_text(m, "/priority", priority, sizeof(priority));
+    for (char *c = referral_id; *c; c++) /* one referral, whatever the case */
+        *c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+    const brk_config_t *cfg = self->cfg;
+    brk_referral_event_t ev = {.type = m->type,
+                               .message_id = m->id,
+                               .publisher = s->agency,
+                               .referral_id = referral_id,
+                               .subject = m->subject,
+                               .service = service,
+                               .priority = priority,
+                               .deadline_us = brk_deadline_us(
+                                   cfg->deadlines, cfg->ndeadlines, service, priority),
+                               .to = m->to,
+                               .nto = m->to_count,
+                               .decisions = p->decisions,
+                               .ndecisions = p->ndecisions,
+                               .now = p->received_us};
+    p->refused = brk_referral_plan(self->referrals, self->consents, &ev, &p->referral,
+                                   p->reason, sizeof(p->reason));
+    if (p->refused != MLG_OK) { /* nothing is routed */
+        free(p->decisions);
+        p->decisions = NULL;
+        p->ndecisions = 0;
+    }
 }
 
 /* Admit: the store has room for one more publish, and this client has
@@ -145,6 +198,10 @@ s_publish_hand(brk_broker_t *self, brk_session_t *s, mlg_msg_t **m_p, s_publish_
     p->decisions = NULL;
     job->routing_id = zframe_dup(s->routing_id);
     job->conn = s->conn;
+    job->referral = p->referral;
+    memset(&p->referral, 0, sizeof(p->referral)); /* the job's now */
+    job->refused = p->refused;
+    job->refusal = p->refused != MLG_OK ? strdup(p->reason) : NULL;
     self->outstanding++;
     s->outstanding++;
     brk_store_publish(self->store, &job);
@@ -163,6 +220,8 @@ brk_publish_receive(brk_broker_t *self, brk_session_t *s, mlg_msg_t **m_p,
     if (rc == MLG_OK)
         rc = s_publish_plan(self, s, *m_p, &p);
     if (rc == MLG_OK)
+        s_publish_referral(self, s, *m_p, &p);
+    if (rc == MLG_OK)
         rc = s_publish_admit(self, s, &p);
     if (rc == MLG_OK)
         rc = s_publish_hand(self, s, m_p, &p);
@@ -171,6 +230,9 @@ brk_publish_receive(brk_broker_t *self, brk_session_t *s, mlg_msg_t **m_p,
                              rc == MLG_ERR_NOMEM ? MLG_UNAVAILABLE : rc, p.reason);
     free(p.decisions);
     brk_consent_plan_clear(&p.consent);
+    if (p.referral.step != BRK_REFERRAL_NONE) /* not handed: nothing is stored */
+        brk_referrals_abandon(self->referrals, &p.referral);
+    brk_referral_plan_clear(&p.referral);
 }
 
 /* A consent event's outcome reaches the index: a grant is in force for
@@ -221,41 +283,82 @@ s_confirm(brk_broker_t *self, const brk_job_t *job, bool send)
         else
             mlg_msg_add_denied(c, d->recipient, d->reason);
     }
+    if (!job->duplicate)
+        brk_referral_confirm_notices(&job->referral, c);
     if (send)
         brk_conn_send(self, job->routing_id, c);
     mlg_msg_destroy(&c);
+}
+
+/* A referral plan's outcome reaches the index: stored, its moves are
+   the index's (and a leg that started supersedes the others at once);
+   otherwise nothing moved. */
+static void
+s_referral_done(brk_broker_t *self, const brk_job_t *job)
+{
+    if (job->referral.step == BRK_REFERRAL_NONE)
+        return;
+    if (job->rc == MLG_OK && !job->duplicate) {
+        brk_referrals_commit(self->referrals, &job->referral);
+        brk_notices_tick(self);
+    }
+    else
+        brk_referrals_abandon(self->referrals, &job->referral);
+}
+
+/* The connection to answer: the one that sent the publish only (when it
+   has closed, its routing id may be another connection's now, whose
+   client retries with the same id); NULL for none. */
+static brk_session_t *
+s_owner(brk_broker_t *self, const brk_job_t *job)
+{
+    if (!job->routing_id) /* the broker's own notice */
+        return NULL;
+    char *key = zframe_strhex(job->routing_id);
+    brk_session_t *owner = key ? zhashx_lookup(self->sessions, key) : NULL;
+    free(key);
+    if (owner && owner->conn != job->conn)
+        owner = NULL;
+    if (owner && owner->outstanding)
+        owner->outstanding--;
+    return owner;
+}
+
+/* The REJECT of a publish the store did not take. */
+static void
+s_reject(brk_broker_t *self, const brk_job_t *job)
+{
+    if (job->refused != MLG_OK && job->rc == job->refused)
+        brk_conn_send_reject(self, job->routing_id, job->msg->id, job->rc,
+                             job->refusal ? job->refusal : "refused");
+    else if (job->rc == MLG_INVALID)
+        brk_conn_send_reject(self, job->routing_id, job->msg->id, MLG_INVALID,
+                             "/id: id already used: choose a new id for a new message");
+    else
+        brk_conn_send_reject(self, job->routing_id, job->msg->id, MLG_UNAVAILABLE,
+                             "the database could not store it: nothing was stored, "
+                             "retry later with the same id");
 }
 
 void
 brk_publish_on_done(brk_broker_t *self, brk_job_t *job)
 {
     self->outstanding--;
-    char *key = zframe_strhex(job->routing_id);
-    brk_session_t *owner = key ? zhashx_lookup(self->sessions, key) : NULL;
-    free(key);
-    /* the answer goes to the connection that sent the publish only: when
-       it has closed, its routing id may be another connection's now (its
-       client retries with the same id) */
-    if (owner && owner->conn != job->conn)
-        owner = NULL;
-    if (owner && owner->outstanding)
-        owner->outstanding--;
+    brk_session_t *owner = s_owner(self, job);
     s_consent_done(self, job);
+    s_referral_done(self, job);
     if (job->rc == MLG_OK && !job->duplicate) {
         brk_metrics_received(self->metrics, job->msg->type);
         for (size_t i = 0; i < job->ndecisions; i++)
             brk_metrics_decision(self->metrics, job->decisions[i].allow,
                                  mlg_basis_name(job->decisions[i].basis));
     }
-    if (job->rc == MLG_OK)
+    if (!job->routing_id)
+        brk_notice_done(self, job);
+    else if (job->rc == MLG_OK)
         s_confirm(self, job, owner != NULL);
-    else if (owner && job->rc == MLG_INVALID)
-        brk_conn_send_reject(self, job->routing_id, job->msg->id, MLG_INVALID,
-                             "/id: id already used: choose a new id for a new message");
     else if (owner)
-        brk_conn_send_reject(self, job->routing_id, job->msg->id, MLG_UNAVAILABLE,
-                             "the database could not store it: nothing was stored, "
-                             "retry later with the same id");
+        s_reject(self, job);
     brk_deliveries_take_new(self, job);
     brk_job_destroy(&job);
 }

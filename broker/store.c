@@ -40,6 +40,8 @@ brk_job_destroy(brk_job_t **job_p)
     free(job->decisions);
     free(job->delivery_ids);
     zframe_destroy(&job->routing_id);
+    brk_referral_plan_clear(&job->referral);
+    free(job->refusal);
     free(job);
     *job_p = NULL;
 }
@@ -186,6 +188,7 @@ s_report_known(brk_store_report_kind_t kind)
     case BRK_STORE_FETCHED:
     case BRK_STORE_REPLAY:
     case BRK_STORE_CONSENTS:
+    case BRK_STORE_REFERRALS:
     case BRK_STORE_DB_UP:
     case BRK_STORE_DB_DOWN: return true;
     }
@@ -523,12 +526,14 @@ s_actor(zsock_t *pipe, void *args)
         PQfinish(self->conn);
     free(self->database);
     free(self->sql_dir);
+    free(self->deadlines);
     free(self->agencies);
     free(self);
 }
 
 zactor_t *
-brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics)
+brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics,
+              const brk_deadline_t *deadlines, size_t ndeadlines)
 {
     if (brk_chain_init() != 0) {
         brk_log(BRK_LOG_ERROR, "store", "libsodium could not start");
@@ -541,9 +546,14 @@ brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics)
     self->database = strdup(database);
     self->sql_dir = strdup(sql_dir);
     self->backoff_ms = BRK_STORE_BACKOFF_MIN_MS;
-    if (!self->database || !self->sql_dir) {
+    self->deadlines = malloc((ndeadlines ? ndeadlines : 1) * sizeof(brk_deadline_t));
+    if (self->deadlines && ndeadlines)
+        memcpy(self->deadlines, deadlines, ndeadlines * sizeof(brk_deadline_t));
+    self->ndeadlines = ndeadlines;
+    if (!self->database || !self->sql_dir || !self->deadlines) {
         free(self->database);
         free(self->sql_dir);
+        free(self->deadlines);
         free(self);
         return NULL;
     }

@@ -26,8 +26,10 @@
 
 #include <czmq.h>
 
+#include "config.h"
 #include "consent.h"
 #include "decision.h"
+#include "referral.h"
 #include "maillage/codec.h"
 
 typedef enum {
@@ -50,8 +52,15 @@ typedef struct {
     int64_t received_us;       /* µs since the epoch */
     brk_decision_t *decisions; /* owned */
     size_t ndecisions;
-    zframe_t *routing_id; /* the connection to answer; owned */
-    uint64_t conn;        /* the loop's number for that connection */
+    zframe_t *routing_id;         /* the connection to answer, owned; NULL for the
+                                     broker's own notices */
+    uint64_t conn;                /* the loop's number for that connection */
+    brk_referral_plan_t referral; /* what it does to referral legs, written
+                                     with it; owned (step NONE: nothing) */
+    mlg_rc_t refused;             /* not MLG_OK: the loop refused it (`refusal` says
+                                     why) unless its id is stored already, which the
+                                     store answers as a duplicate; nothing is written */
+    char *refusal;                /* owned */
     /* out (the store's) */
     mlg_rc_t rc; /* MLG_OK, MLG_UNAVAILABLE, or MLG_INVALID (id used by another) */
     bool duplicate;
@@ -109,10 +118,12 @@ typedef struct brk_metrics_t brk_metrics_t;
 
 /* Starts the store thread on `database` (a libpq URL). It connects in
    the background and keeps reconnecting; migrations run on each new
-   connection, from `sql_dir`. It records its commits in `metrics`, which
-   must outlive it. NULL on failure to start the thread. */
-zactor_t *brk_store_new(const char *database, const char *sql_dir,
-                        brk_metrics_t *metrics);
+   connection, from `sql_dir`; the legs of referrals stored before the
+   referral tables are rebuilt with `deadlines` (copied). It records its
+   commits in `metrics`, which must outlive it. NULL on failure to start
+   the thread. */
+zactor_t *brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics,
+                        const brk_deadline_t *deadlines, size_t ndeadlines);
 
 /* ---- commands, from the loop to the store -------------------------------
 
@@ -133,14 +144,16 @@ int brk_store_agencies(zactor_t *store, char **json_p);
 /* ---- reports, from the store to the loop ------------------------------ */
 
 typedef enum {
-    BRK_STORE_DONE,     /* job: a PUBLISH answered; the loop owns it again */
-    BRK_STORE_FETCHED,  /* fetch: a FETCH answered (ok false: not read) */
-    BRK_STORE_REPLAY,   /* agency: an operator replayed its dead letters;
-                           owned (free()) */
-    BRK_STORE_CONSENTS, /* consents: the index as the database has it, on
-                           each new connection; owned */
-    BRK_STORE_DB_UP,    /* the database is there: publishing open */
-    BRK_STORE_DB_DOWN,  /* it is not: publishes are refused */
+    BRK_STORE_DONE,      /* job: a PUBLISH answered; the loop owns it again */
+    BRK_STORE_FETCHED,   /* fetch: a FETCH answered (ok false: not read) */
+    BRK_STORE_REPLAY,    /* agency: an operator replayed its dead letters;
+                            owned (free()) */
+    BRK_STORE_CONSENTS,  /* consents: the index as the database has it, on
+                            each new connection; owned */
+    BRK_STORE_REFERRALS, /* referrals: the same for the referral legs, just
+                            after; owned */
+    BRK_STORE_DB_UP,     /* the database is there: publishing open */
+    BRK_STORE_DB_DOWN,   /* it is not: publishes are refused */
 } brk_store_report_kind_t;
 
 typedef struct {
@@ -150,6 +163,7 @@ typedef struct {
         brk_fetch_t *fetch;
         char *agency;
         brk_consents_t *consents;
+        brk_referrals_t *referrals;
     };
 } brk_store_report_t;
 

@@ -62,7 +62,8 @@ brk_store_disconnect(brk_store_t *self, zsock_t *pipe)
 /* A new connection made ready to write; false (logged) when it cannot
    be. `consents` receives the index as the database has it. */
 static bool
-s_ready(brk_store_t *self, PGconn *conn, brk_consents_t **consents)
+s_ready(brk_store_t *self, PGconn *conn, brk_consents_t **consents,
+        brk_referrals_t **referrals)
 {
     int applied = 0;
     char err[1024];
@@ -81,8 +82,11 @@ s_ready(brk_store_t *self, PGconn *conn, brk_consents_t **consents)
     /* before anything is written: did the last transaction in doubt commit? */
     if (!brk_store_read_mark(self, conn))
         return false;
+    if (!brk_store_rebuild_referrals(self, conn))
+        return false;
     *consents = brk_store_read_consents(conn);
-    if (!*consents || !brk_sql_prepare(conn))
+    *referrals = *consents ? brk_store_read_referrals(conn) : NULL;
+    if (!*consents || !*referrals || !brk_sql_prepare(conn))
         return false;
     PQclear(PQexec(conn, brk_sql_text(BRK_SQL_LISTEN)));
     return true;
@@ -97,25 +101,30 @@ brk_store_connect(brk_store_t *self, zsock_t *pipe)
         return false;
     PGconn *conn = PQconnectdb(self->database);
     brk_consents_t *consents = NULL;
+    brk_referrals_t *referrals = NULL;
     if (PQstatus(conn) != CONNECTION_OK) {
         char *msg = PQerrorMessage(conn);
         brk_log(BRK_LOG_WARNING, "store", "could not connect to the database: %.*s",
                 (int)strcspn(msg, "\n"), msg);
     }
-    else if (s_ready(self, conn, &consents)) {
+    else if (s_ready(self, conn, &consents, &referrals)) {
         self->conn = conn;
         self->backoff_ms = BRK_STORE_BACKOFF_MIN_MS;
-        brk_log(BRK_LOG_INFO, "store", "database connected, %zu consent(s) loaded",
-                brk_consents_size(consents));
+        brk_log(BRK_LOG_INFO, "store",
+                "database connected, %zu consent(s) and %zu referral leg(s) loaded",
+                brk_consents_size(consents), brk_referrals_legs(referrals));
         self->told_once = false; /* each new connection sends the index again */
         self->agencies_dirty = true;
         brk_store_write_agencies(self);
         brk_store_report(
             pipe, (brk_store_report_t){.kind = BRK_STORE_CONSENTS, .consents = consents});
+        brk_store_report(pipe, (brk_store_report_t){.kind = BRK_STORE_REFERRALS,
+                                                    .referrals = referrals});
         s_tell(self, pipe, true);
         return true;
     }
     brk_consents_destroy(&consents);
+    brk_referrals_destroy(&referrals);
     PQfinish(conn);
     brk_store_disconnect(self, pipe);
     return false;

@@ -8,6 +8,8 @@
     store_write.c  what a transaction writes: publishes, consents, the
                    delivery updates, the audit chain's head
     store_read.c   what the store reads: queues, consents, the chain's head
+    store_referral.c  the referral tables: a plan's rows, the index, the
+                   legs' one-time rebuild
     store_sql.c    the text of every statement the store sends
 
     All run on the store thread; none of it is thread-safe. */
@@ -18,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "chain.h"
+#include "config.h"
 #include "store.h"
 
 #define BRK_STORE_MAX_BATCH 1000 /* commands in one transaction */
@@ -55,6 +58,8 @@ typedef enum {
 typedef struct {
     char *database;
     char *sql_dir;
+    brk_deadline_t *deadlines; /* the configuration's, for the legs' rebuild */
+    size_t ndeadlines;
     brk_metrics_t *metrics; /* the broker's; outlives the thread */
     PGconn *conn;
     int backoff_ms;
@@ -109,6 +114,10 @@ typedef enum {
     BRK_SQL_DELIVERY_EVENT,
     BRK_SQL_DEAD,
     BRK_SQL_LAST_ERROR,
+    BRK_SQL_WRITE_REFERRAL,
+    BRK_SQL_READ_REFERRALS,
+    BRK_SQL_READ_LEGS,
+    BRK_SQL_REBUILD_MESSAGES,
     BRK_SQL_NSTATEMENTS
 } brk_sql_t;
 
@@ -166,6 +175,16 @@ bool brk_store_move_head(brk_store_t *self);
 bool brk_store_move_mark(brk_store_t *self);
 /* The agencies table, when the registry changed or the connection is new. */
 void brk_store_write_agencies(brk_store_t *self);
+
+/* ---- store_referral.c -------------------------------------------------- */
+
+/* A publish's referral plan, sent ahead in the transaction in hand. */
+bool brk_store_write_referral(brk_store_t *self, const brk_job_t *job);
+/* The referral tables as an index; NULL (logged) on failure. */
+brk_referrals_t *brk_store_read_referrals(PGconn *conn);
+/* The legs of referrals stored before migration 0006, rebuilt once from
+   the stored messages; true when done now or before. */
+bool brk_store_rebuild_referrals(brk_store_t *self, PGconn *conn);
 
 /* ---- store_read.c ------------------------------------------------------ */
 

@@ -98,6 +98,23 @@ brk_store_read_head(brk_store_t *self, PGconn *conn)
     return ok;
 }
 
+/* A referral's duplicates told to the recipient, "referral_id µs,...",
+   as the DELIVER's notices (PROTOCOL.md §9). */
+static void
+s_notices(const char *text, mlg_msg_t *d)
+{
+    for (const char *c = text; *c;) {
+        size_t len = strcspn(c, ",");
+        mlg_notice_t n = {.code = "DUPLICATE_REFERRAL", .has_since = true};
+        if (len > MLG_UUID_LEN && c[MLG_UUID_LEN] == ' ') {
+            memcpy(n.referral_id, c, MLG_UUID_LEN);
+            n.since = s_us_time(strtoll(c + MLG_UUID_LEN + 1, NULL, 10));
+            mlg_msg_add_notice(d, &n);
+        }
+        c += len + (c[len] == ',');
+    }
+}
+
 bool
 brk_store_read_queue(brk_store_t *self, brk_fetch_t *f)
 {
@@ -141,9 +158,11 @@ brk_store_read_queue(brk_store_t *self, brk_fetch_t *f)
             PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 11), &blen);
         d->body = body;
         d->body_len = blen;
+        s_notices(PQgetvalue(res, i, 13), d);
         row->deliver = body ? mlg_packed_deliver_new(d) : NULL;
         PQfreemem(body);
         d->body = NULL;
+        d->notices_count = 0; /* the message is reused for the next row */
         if (!row->deliver) {
             free(row);
             break;

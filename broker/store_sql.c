@@ -31,6 +31,55 @@
     " insert into deliveries (id, message_id, recipient)"                                \
     " select * from unnest($25::bigint[], $26::uuid[], $27::text[])"
 
+/* A referral plan's rows (store_referral.c), all text parameters: $1
+   the referral, $2 the message, $3..$6 its referrer, subject, service,
+   priority, $7 when (µs), $8 whether it opens (a row of referrals); the
+   legs as they are after it, one array each: $9 recipients, $10 states,
+   $11 opened, $12 decided, $13 closed, $14 due, $15 overdue (µs, 0 for
+   none), $16 the state before ('' for a leg it opens); the duplicates:
+   $17 other referral, $18 its leg's recipient, $19 its referrer, $20
+   its state, $21 since (µs), $22 told the publisher, $23 told the
+   recipient. A leg's upsert keeps a first decision, closing and overdue
+   notice already written. */
+/* clang-format off */
+#define S_WRITE_REFERRAL \
+    "with r as (insert into referrals (referral_id, message_id, referrer, subject," \
+    "  service, priority, created_at) select $1::uuid, $2::uuid, $3, $4, $5, $6," \
+    "  'epoch'::timestamptz + $7::bigint * interval '1 microsecond' where $8::boolean)," \
+    " l as (insert into referral_legs as g (referral_id, recipient, referrer, subject," \
+    "  service, priority, state, opened_at, decided_at, closed_at, due_at," \
+    "  overdue_notified_at, overdue_message_id)" \
+    "  select $1::uuid, x.recipient, $3, $4, $5, $6, x.state," \
+    "  'epoch'::timestamptz + x.opened * interval '1 microsecond'," \
+    "  'epoch'::timestamptz + nullif(x.decided, 0) * interval '1 microsecond'," \
+    "  'epoch'::timestamptz + nullif(x.closed, 0) * interval '1 microsecond'," \
+    "  'epoch'::timestamptz + x.due * interval '1 microsecond'," \
+    "  'epoch'::timestamptz + nullif(x.overdue, 0) * interval '1 microsecond'," \
+    "  case when x.overdue <> 0 then $2::uuid end" \
+    "  from unnest($9::text[], $10::text[], $11::bigint[], $12::bigint[]," \
+    "  $13::bigint[], $14::bigint[], $15::bigint[])" \
+    "  as x(recipient, state, opened, decided, closed, due, overdue)" \
+    "  on conflict (referral_id, recipient) do update set state = excluded.state," \
+    "  decided_at = coalesce(g.decided_at, excluded.decided_at)," \
+    "  closed_at = coalesce(g.closed_at, excluded.closed_at)," \
+    "  overdue_notified_at = coalesce(g.overdue_notified_at," \
+    "  excluded.overdue_notified_at), overdue_message_id = coalesce(" \
+    "  g.overdue_message_id, excluded.overdue_message_id))," \
+    " m as (insert into referral_moves (referral_id, recipient, from_state, to_state," \
+    "  message_id, moved_at) select $1::uuid, x.recipient, nullif(x.before, '')," \
+    "  x.state, $2::uuid, 'epoch'::timestamptz + $7::bigint * interval '1 microsecond'" \
+    "  from unnest($9::text[], $10::text[], $16::text[]) as x(recipient, state, before)" \
+    "  where x.before <> x.state)" \
+    " insert into referral_duplicates (referral_id, message_id, duplicate_of," \
+    "  duplicate_recipient, duplicate_referrer, duplicate_state, since, told_publisher," \
+    "  told_recipient, found_at) select $1::uuid, $2::uuid, y.other, y.recipient," \
+    "  y.referrer, y.state, 'epoch'::timestamptz + y.since * interval '1 microsecond', y.told_publisher," \
+    "  y.told_recipient, 'epoch'::timestamptz + $7::bigint * interval '1 microsecond'" \
+    "  from unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::bigint[]," \
+    "  $22::boolean[], $23::boolean[]) as y(other, recipient, referrer, state, since," \
+    "  told_publisher, told_recipient)"
+/* clang-format on */
+
 /* The settling of revoked deliveries: $1 the consent, $2 the decision's
    reason (REVOKED or EXPIRED), $3 the delivery event's reason, $4 the
    decision's detail, $5 the actor, $6 the deliveries left alone (in
@@ -153,7 +202,13 @@ static const struct {
          " coalesce(m.purpose, ''), coalesce(m.correlation, ''),"
          " (extract(epoch from m.occurred_at) * 1000000)::bigint, m.sender,"
          " (extract(epoch from m.received_at) * 1000000)::bigint, m.body,"
-         " coalesce(c.consent_id::text, '')"
+         " coalesce(c.consent_id::text, ''),"
+         /* a referral's duplicates told to this recipient (§9), "id us,..." */
+         " case when m.type = 'referral.created' then (select string_agg("
+         " r.duplicate_of::text || ' ' || (extract(epoch from r.since) * "
+         "1000000)::bigint,"
+         " ',' order by r.id) from referral_duplicates r where r.message_id = m.id"
+         " and r.duplicate_recipient = d.recipient and r.told_recipient) end"
          " from deliveries d join messages m on m.id = d.message_id"
          " left join consent_decisions c on c.message_id = d.message_id"
          " and c.recipient = d.recipient and c.decision = 'allow' and c.basis = 'consent'"
@@ -177,6 +232,29 @@ static const struct {
                " updated_at = now()"
                " where id between ($3::bigint[])[1] and ($3::bigint[])[2]"
                " and (id = any($1::bigint[]) or id = any($2::bigint[]))"},
+    [BRK_SQL_WRITE_REFERRAL] = {"mlg_write_referral", S_WRITE_REFERRAL},
+    [BRK_SQL_READ_REFERRALS] =
+        {NULL, "select referral_id, referrer, subject, service, priority,"
+               " (extract(epoch from created_at) * 1000000)::bigint from referrals"},
+    [BRK_SQL_READ_LEGS] =
+        {NULL, "select referral_id, recipient, referrer, subject, service, priority,"
+               " state, (extract(epoch from opened_at) * 1000000)::bigint,"
+               " coalesce((extract(epoch from decided_at) * 1000000)::bigint, 0),"
+               " coalesce((extract(epoch from closed_at) * 1000000)::bigint, 0),"
+               " (extract(epoch from due_at) * 1000000)::bigint,"
+               " coalesce((extract(epoch from overdue_notified_at) * 1000000)::bigint, 0)"
+               " from referral_legs"},
+    /* the referral.* messages stored before the legs were, in order, each
+       with its recipients and whether each was allowed */
+    [BRK_SQL_REBUILD_MESSAGES] =
+        {NULL,
+         "select m.id, m.type, m.sender, coalesce(m.subject, ''), m.body,"
+         " (extract(epoch from m.received_at) * 1000000)::bigint,"
+         " coalesce(string_agg(c.recipient || ' ' || c.decision, ',' order by c.id),"
+         " '') from messages m left join consent_decisions c on c.message_id = m.id"
+         " and c.basis <> 'service_notice'"
+         " where m.type like 'referral.%' and m.sender <> 'maillage'"
+         " group by m.seq, m.id order by m.seq"},
     /* $1 delivery, $2 attempt, $3 event, $4 reason, $5 actor */
     [BRK_SQL_DELIVERY_EVENT] =
         {NULL, "insert into delivery_events (delivery_id, attempt, event, reason, actor)"

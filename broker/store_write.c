@@ -513,10 +513,16 @@ brk_store_write_publishes(brk_store_t *self, brk_job_t *const *jobs, size_t n)
     for (size_t i = 0; ok && i < n; i++) {
         if (!run.fresh[i])
             continue;
+        if (jobs[i]->refused != MLG_OK) { /* not stored before: refused now */
+            jobs[i]->rc = jobs[i]->refused;
+            continue;
+        }
         s_run_message(self, &run, jobs[i]);
         if (jobs[i]->kind != BRK_JOB_PLAIN)
             ok = s_run_send(self, &run) && s_consent_step(self, jobs[i]);
         ok = ok && s_run_decisions(self, &run, jobs[i]);
+        if (ok && jobs[i]->referral.step != BRK_REFERRAL_NONE)
+            ok = brk_store_write_referral(self, jobs[i]);
         if (ok)
             jobs[i]->rc = MLG_OK;
     }

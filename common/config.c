@@ -51,6 +51,7 @@ brk_config_destroy(brk_config_t **self_p)
         s_free_list(a->subscribe, a->nsubscribe);
     }
     free(self->agencies);
+    free(self->deadlines);
     free(self->path);
     free(self->endpoint);
     free(self->database);
@@ -260,11 +261,109 @@ s_security_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errl
     return 0;
 }
 
+int64_t
+brk_duration_us(const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || text[0] < '0' || text[0] > '9' || !end || !end[0]
+        || end[1])
+        return -1;
+    int64_t unit = end[0] == 's'   ? 1
+                   : end[0] == 'm' ? 60
+                   : end[0] == 'h' ? 3600
+                   : end[0] == 'd' ? 86400
+                                   : 0;
+    if (!unit || v < 1 || v * unit > 3650LL * 86400)
+        return -1;
+    return v * unit * 1000000;
+}
+
+int64_t
+brk_deadline_us(const brk_deadline_t *list, size_t n, const char *service,
+                const char *priority)
+{
+    const brk_deadline_t *fallback = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const brk_deadline_t *d = &list[i];
+        if (strcmp(d->priority, priority) != 0)
+            continue;
+        if (strcmp(d->service, service) == 0)
+            return d->us;
+        if (strcmp(d->service, "default") == 0)
+            fallback = d;
+    }
+    if (fallback)
+        return fallback->us;
+    return strcmp(priority, "urgent") == 0 ? BRK_DEADLINE_URGENT_US
+                                           : BRK_DEADLINE_ROUTINE_US;
+}
+
+/* A word of a deadline's key: a-z, 0-9 and '-', starting with a letter. */
+static bool
+s_word(const char *w)
+{
+    size_t n = strlen(w);
+    if (n == 0 || n > BRK_DEADLINE_WORD_MAX || w[0] < 'a' || w[0] > 'z')
+        return false;
+    return strspn(w, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* referrals/deadline/SERVICE/PRIORITY = DURATION, each key once. */
+static int
+s_referrals_section(brk_config_t *cfg, zconfig_t *section, char *err, size_t errlen)
+{
+    const char *file = cfg->path;
+    for (zconfig_t *k = zconfig_child(section); k; k = zconfig_next(k))
+        if (strcmp(zconfig_name(k), "deadline") != 0 || s_given_before(section, k))
+            return s_fail(err, errlen, "%s: referrals/%s: %s", file, zconfig_name(k),
+                          s_given_before(section, k) ? "given twice" : "unknown key");
+    zconfig_t *deadline = zconfig_locate(section, "deadline");
+    for (zconfig_t *sv = deadline ? zconfig_child(deadline) : NULL; sv;
+         sv = zconfig_next(sv)) {
+        const char *service = zconfig_name(sv);
+        if (!s_word(service) || s_given_before(deadline, sv))
+            return s_fail(err, errlen, "%s: referrals/deadline/%s: %s", file, service,
+                          s_word(service) ? "given twice" : "not a service word");
+        for (zconfig_t *p = zconfig_child(sv); p; p = zconfig_next(p)) {
+            const char *priority = zconfig_name(p);
+            const char *value = zconfig_value(p) ? zconfig_value(p) : "";
+            char key[128];
+            snprintf(key, sizeof(key), "referrals/deadline/%s/%s", service, priority);
+            if (!s_word(priority) || s_given_before(sv, p))
+                return s_fail(err, errlen, "%s: %s: %s", file, key,
+                              s_word(priority) ? "given twice" : "not a priority word");
+            int64_t us = brk_duration_us(value);
+            if (us < 0)
+                return s_fail(err, errlen,
+                              "%s: %s: '%s' is not a duration (a whole number and s, m, "
+                              "h or d: 15d, 36h; 1 s to 3650 d)",
+                              file, key, value);
+            brk_deadline_t *more =
+                realloc(cfg->deadlines, (cfg->ndeadlines + 1) * sizeof(*more));
+            if (!more)
+                return s_fail(err, errlen, "%s: %s: could not allocate", file, key);
+            cfg->deadlines = more;
+            brk_deadline_t *d = &cfg->deadlines[cfg->ndeadlines++];
+            snprintf(d->service, sizeof(d->service), "%s", service);
+            snprintf(d->priority, sizeof(d->priority), "%s", priority);
+            d->us = us;
+        }
+    }
+    return 0;
+}
+
 static int
 s_agency(brk_config_t *cfg, zconfig_t *node, brk_agency_t *a, char *err, size_t errlen)
 {
     const char *file = cfg->path;
     const char *id = zconfig_name(node);
+    if (strcmp(id, "maillage") == 0)
+        return s_fail(err, errlen,
+                      "%s: agencies/maillage: the id is reserved for the broker's own "
+                      "notices (PROTOCOL.md §9)",
+                      file);
     if (!mlg_is_agency_id(id, strlen(id)))
         return s_fail(err, errlen,
                       "%s: agencies/%s: not an agency id (1-64 of a-z 0-9 -, starting "
@@ -336,6 +435,8 @@ brk_config_parse(const char *text, const char *path, char *err, size_t errlen)
             rc = s_broker_section(cfg, s, err, errlen);
         else if (strcmp(name, "security") == 0)
             rc = s_security_section(cfg, s, err, errlen);
+        else if (strcmp(name, "referrals") == 0)
+            rc = s_referrals_section(cfg, s, err, errlen);
         else if (strcmp(name, "agencies") == 0) {
             size_t n = 0;
             for (zconfig_t *a = zconfig_child(s); a; a = zconfig_next(a))
@@ -350,8 +451,8 @@ brk_config_parse(const char *text, const char *path, char *err, size_t errlen)
         }
         else
             rc = s_fail(err, errlen,
-                        "%s: %s: unknown section (broker, security, agencies)", path,
-                        name);
+                        "%s: %s: unknown section (broker, security, referrals, agencies)",
+                        path, name);
     }
     zconfig_destroy(&root);
     if (rc == 0 && (!cfg->endpoint || !cfg->endpoint[0]))

@@ -20,6 +20,19 @@ typedef struct {
     size_t nsubscribe;
 } brk_agency_t;
 
+/* A referral leg's deadline (referrals/deadline/SERVICE/PRIORITY). */
+#define BRK_DEADLINE_WORD_MAX 32
+typedef struct {
+    char service[BRK_DEADLINE_WORD_MAX
+                 + 1]; /* "default" or a service of referral.created */
+    char priority[BRK_DEADLINE_WORD_MAX + 1];
+    int64_t us;
+} brk_deadline_t;
+
+/* Without a key: 15 days for a routine referral, 3 for an urgent one. */
+#define BRK_DEADLINE_ROUTINE_US (15LL * 86400 * 1000000)
+#define BRK_DEADLINE_URGENT_US (3LL * 86400 * 1000000)
+
 typedef struct {
     char *path; /* the file read */
     char *endpoint;
@@ -37,6 +50,8 @@ typedef struct {
     char *secret_cert;
     brk_agency_t *agencies;
     size_t nagencies;
+    brk_deadline_t *deadlines; /* as given, in the file's order */
+    size_t ndeadlines;
 } brk_config_t;
 
 /* Reads and checks FILE. NULL on failure with "FILE: key: problem" in
@@ -53,6 +68,16 @@ void brk_config_destroy(brk_config_t **self_p);
 /* Swaps the agencies sections of two configurations (a reload takes the
    new file's agencies and leaves the running broker settings alone). */
 void brk_config_swap_agencies(brk_config_t *a, brk_config_t *b);
+
+/* The deadline (µs) of a leg of that service and priority among `list`
+   (a configuration's deadlines): the key SERVICE/PRIORITY, else
+   default/PRIORITY, else the built-in one. */
+int64_t brk_deadline_us(const brk_deadline_t *list, size_t n, const char *service,
+                        const char *priority);
+
+/* Reads "15d", "36h", "90m", "30s" (1 s to 3650 d) as microseconds; -1
+   for anything else. */
+int64_t brk_duration_us(const char *text);
 
 /* Is `key` (Z85) one of the agency's public keys? */
 bool brk_agency_has_key(const brk_agency_t *agency, const char *key);

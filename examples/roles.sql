@@ -27,6 +27,9 @@ GRANT SELECT, UPDATE ON store_mark TO maillage_broker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON agencies TO maillage_broker;
 GRANT SELECT ON schema_migrations TO maillage_broker;
 GRANT SELECT ON queue_depth TO maillage_broker;
+GRANT SELECT, INSERT, UPDATE ON referrals, referral_legs, referral_moves,
+    referral_duplicates TO maillage_broker;
+GRANT SELECT, DELETE ON referral_rebuild TO maillage_broker;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO maillage_broker;
 
 -- Operators (the maillage CLI): read everything; `dlq replay` puts dead

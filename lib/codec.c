@@ -103,6 +103,7 @@ mlg_msg_destroy(mlg_msg_t **self_p)
     free(self->to);
     free(self->routed);
     free(self->denied);
+    free(self->notices);
     free(self);
     *self_p = NULL;
 }
@@ -186,6 +187,20 @@ mlg_msg_add_denied(mlg_msg_t *self, const char *recipient, const char *reason)
     return MLG_OK;
 }
 
+mlg_rc_t
+mlg_msg_add_notice(mlg_msg_t *self, const mlg_notice_t *notice)
+{
+    if (!notice || !s_is_code(notice->code, strlen(notice->code))
+        || self->notices_count >= MLG_MAX_NOTICES)
+        return MLG_ERR_USAGE;
+    mlg_notice_t *slot =
+        s_grow((void **)&self->notices, &self->notices_count, sizeof(mlg_notice_t));
+    if (!slot)
+        return MLG_ERR_NOMEM;
+    *slot = *notice;
+    return MLG_OK;
+}
+
 const msgpack_object *
 mlg_msg_body_object(const mlg_msg_t *msg)
 {
@@ -204,6 +219,7 @@ typedef enum {
     K_TIME,
     K_AGENCIES,
     K_DENIALS,
+    K_NOTICES,
     K_BODY,
 } s_kind_t;
 
@@ -287,6 +303,7 @@ static const s_key_t s_confirm[] = {
     SCALAR("duplicate", K_BOOL, true, duplicate),
     SCALAR("routed", K_AGENCIES, true, routed),
     SCALAR("denied", K_DENIALS, true, denied),
+    SCALAR("notices", K_NOTICES, false, notices),
     {NULL, 0, 0, 0, 0, 0, 0},
 };
 
@@ -309,6 +326,7 @@ static const s_key_t s_deliver[] = {
     SCALAR("body", K_BODY, true, body),
     TEXT("from", true, from, F_AGENCY, MLG_AGENCY_ID_MAX),
     SCALAR("received_at", K_TIME, true, received_at),
+    SCALAR("notices", K_NOTICES, false, notices),
     SCALAR("attempt", K_UINT_POS, true, attempt),
     {NULL, 0, 0, 0, 0, 0, 0},
 };
@@ -503,6 +521,94 @@ s_read_denials(const msgpack_object *o, mlg_msg_t *msg, mlg_error_t *err)
     return MLG_OK;
 }
 
+/* A leg state: 1 to MLG_NOTICE_STATE_MAX of a-z. */
+static bool
+s_is_word(const char *s, size_t len)
+{
+    if (len == 0 || len > MLG_NOTICE_STATE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 'a' || s[i] > 'z')
+            return false;
+    return true;
+}
+
+/* One notice's keys: code required, the others as they come; unknown
+   keys ignored. */
+static mlg_rc_t
+s_read_notice(const msgpack_object *e, uint32_t i, mlg_notice_t *n, mlg_error_t *err)
+{
+    if (e->type != MSGPACK_OBJECT_MAP)
+        return s_fail(err, MLG_MALFORMED, "key 'notices': item %u is not a map", i);
+    static const char *const names[] = {"code", "referral_id", "recipient", "state",
+                                        "since"};
+    const msgpack_object *v[5] = {NULL, NULL, NULL, NULL, NULL};
+    for (uint32_t k = 0; k < e->via.map.size; k++) {
+        const msgpack_object_kv *kv = &e->via.map.ptr[k];
+        for (int f = 0; f < 5; f++) {
+            if (!mlg_mp_str_eq(&kv->key, names[f]))
+                continue;
+            if (v[f])
+                return s_fail(err, MLG_MALFORMED, "key 'notices': item %u repeats a key",
+                              i);
+            v[f] = &kv->val;
+        }
+    }
+    const msgpack_object *c = v[0], *id = v[1], *to = v[2], *st = v[3];
+    if (!c || c->type != MSGPACK_OBJECT_STR
+        || !s_is_code(c->via.str.ptr, c->via.str.size))
+        return s_fail(err, MLG_MALFORMED, "key 'notices': item %u has no code as 'code'",
+                      i);
+    if (id
+        && (id->type != MSGPACK_OBJECT_STR || id->via.str.size != MLG_UUID_LEN
+            || !mlg_is_uuid(id->via.str.ptr, id->via.str.size)))
+        return s_fail(err, MLG_MALFORMED,
+                      "key 'notices': item %u: 'referral_id' is not a uuid", i);
+    if (to
+        && (to->type != MSGPACK_OBJECT_STR
+            || !mlg_is_agency_id(to->via.str.ptr, to->via.str.size)))
+        return s_fail(err, MLG_MALFORMED,
+                      "key 'notices': item %u: 'recipient' is not an agency id", i);
+    if (st
+        && (st->type != MSGPACK_OBJECT_STR
+            || !s_is_word(st->via.str.ptr, st->via.str.size)))
+        return s_fail(err, MLG_MALFORMED,
+                      "key 'notices': item %u: 'state' is not a state", i);
+    if (v[4] && s_read_time(v[4], &n->since) != MLG_OK)
+        return s_fail(err, MLG_MALFORMED,
+                      "key 'notices': item %u: 'since' is not a msgpack timestamp", i);
+    n->has_since = v[4] != NULL;
+    memcpy(n->code, c->via.str.ptr, c->via.str.size);
+    if (id)
+        memcpy(n->referral_id, id->via.str.ptr, id->via.str.size);
+    if (to)
+        memcpy(n->recipient, to->via.str.ptr, to->via.str.size);
+    if (st)
+        memcpy(n->state, st->via.str.ptr, st->via.str.size);
+    return MLG_OK;
+}
+
+static mlg_rc_t
+s_read_notices(const msgpack_object *o, mlg_msg_t *msg, mlg_error_t *err)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return s_fail(err, MLG_MALFORMED, "key 'notices' is %s, not an array",
+                      s_type_name(o));
+    if (o->via.array.size > MLG_MAX_NOTICES)
+        return s_fail(err, MLG_MALFORMED, "key 'notices' holds %u entries, at most %d",
+                      o->via.array.size, MLG_MAX_NOTICES);
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        mlg_notice_t *n =
+            s_grow((void **)&msg->notices, &msg->notices_count, sizeof(mlg_notice_t));
+        if (!n)
+            return s_fail(err, MLG_ERR_NOMEM, "could not allocate 'notices'");
+        mlg_rc_t rc = s_read_notice(&o->via.array.ptr[i], i, n, err);
+        if (rc != MLG_OK)
+            return rc;
+    }
+    return MLG_OK;
+}
+
 /* Reads one key's value into the message. */
 static mlg_rc_t
 s_read_key(const s_key_t *k, const msgpack_object *o, mlg_msg_t *msg, mlg_error_t *err)
@@ -566,6 +672,7 @@ s_read_key(const s_key_t *k, const msgpack_object *o, mlg_msg_t *msg, mlg_error_
             return s_read_agencies(o, &msg->to, &msg->to_count, k->key, err);
         return s_read_agencies(o, &msg->routed, &msg->routed_count, k->key, err);
     case K_DENIALS: return s_read_denials(o, msg, err);
+    case K_NOTICES: return s_read_notices(o, msg, err);
     case K_BODY:
         if (o->type != MSGPACK_OBJECT_MAP)
             return s_fail(err, MLG_MALFORMED, "key 'body' is %s, not a map",
@@ -845,6 +952,33 @@ s_pack_agencies(msgpack_packer *pk, const mlg_agency_t *list, size_t count)
         s_pack_cstr(pk, list[i].id);
 }
 
+/* A notice: its code, and each other field it holds. */
+static void
+s_pack_notice(msgpack_packer *pk, const mlg_notice_t *n)
+{
+    size_t keys = 1 + (n->referral_id[0] != '\0') + (n->recipient[0] != '\0')
+                  + (n->state[0] != '\0') + n->has_since;
+    msgpack_pack_map(pk, keys);
+    s_pack_key(pk, "code");
+    s_pack_cstr(pk, n->code);
+    if (n->referral_id[0]) {
+        s_pack_key(pk, "referral_id");
+        s_pack_cstr(pk, n->referral_id);
+    }
+    if (n->recipient[0]) {
+        s_pack_key(pk, "recipient");
+        s_pack_cstr(pk, n->recipient);
+    }
+    if (n->state[0]) {
+        s_pack_key(pk, "state");
+        s_pack_cstr(pk, n->state);
+    }
+    if (n->has_since) {
+        s_pack_key(pk, "since");
+        s_pack_time(pk, n->since);
+    }
+}
+
 /* Values of a table key that are present in the struct. */
 static bool
 s_present(const s_key_t *k, const mlg_msg_t *msg)
@@ -857,6 +991,7 @@ s_present(const s_key_t *k, const mlg_msg_t *msg)
     case K_UINT: return *(const uint64_t *)(base + k->offset) != 0;
     case K_TIME: return msg->has_occurred_at;
     case K_AGENCIES: return msg->to_count > 0;
+    case K_NOTICES: return msg->notices_count > 0;
     case K_VERSION:
     case K_UINT_POS:
     case K_BOOL:
@@ -900,6 +1035,11 @@ s_pack_value(msgpack_packer *pk, s_buf_t *buf, const s_key_t *key, const mlg_msg
             s_pack_key(pk, "reason");
             s_pack_cstr(pk, msg->denied[i].reason);
         }
+        break;
+    case K_NOTICES:
+        msgpack_pack_array(pk, msg->notices_count);
+        for (size_t i = 0; i < msg->notices_count; i++)
+            s_pack_notice(pk, &msg->notices[i]);
         break;
     case K_BODY:
         /* The body goes out as the exact bytes held; the packer writes

@@ -32,6 +32,7 @@ mlg_basis_name(mlg_basis_t basis)
     case MLG_BASIS_CONSENT: return "consent";
     case MLG_BASIS_LEGAL_OBLIGATION: return "legal_obligation";
     case MLG_BASIS_CONSENT_NOTICE: return "consent_notice";
+    case MLG_BASIS_SERVICE_NOTICE: return "service_notice";
     }
     return "not_personal";
 }
@@ -500,9 +501,19 @@ s_compile_x_maillage(s_ctx_t *ctx, mlg_schema_t *schema, const json_t *x)
         schema->basis = MLG_BASIS_LEGAL_OBLIGATION;
     else if (strcmp(b, "consent_notice") == 0)
         schema->basis = MLG_BASIS_CONSENT_NOTICE;
+    else if (strcmp(b, "service_notice") == 0)
+        schema->basis = MLG_BASIS_SERVICE_NOTICE;
     else {
         s_error(ctx, "/x-maillage/basis",
-                "must be consent, legal_obligation or consent_notice");
+                "must be consent, legal_obligation, consent_notice or service_notice");
+        return;
+    }
+    if (schema->basis == MLG_BASIS_SERVICE_NOTICE) {
+        if (strncmp(schema->type, "referral.", 9) != 0)
+            s_error(ctx, "/x-maillage/basis",
+                    "service_notice is only for the broker's referral.* notices");
+        else if (category)
+            s_error(ctx, "/x-maillage/category", "service_notice has no category");
         return;
     }
     if (schema->basis == MLG_BASIS_CONSENT_NOTICE) {

@@ -63,6 +63,19 @@ typedef struct {
     char reason[MLG_CODE_MAX + 1]; /* a §7 reason code */
 } mlg_denial_t;
 
+/* One entry of a CONFIRM's or DELIVER's `notices` (PROTOCOL.md §9):
+   something the broker tells about a message, as DUPLICATE_REFERRAL. A
+   CONFIRM's names the other referral's leg (recipient, state); a
+   DELIVER's does not (its recipient holds both). */
+typedef struct {
+    char code[MLG_CODE_MAX + 1];
+    char referral_id[MLG_UUID_LEN + 1];
+    char recipient[MLG_AGENCY_ID_MAX + 1]; /* CONFIRM; "" in a DELIVER */
+    char state[MLG_NOTICE_STATE_MAX + 1];  /* CONFIRM; "" in a DELIVER */
+    bool has_since;
+    mlg_time_t since;
+} mlg_notice_t;
+
 typedef struct mlg_msg_priv_t mlg_msg_priv_t;
 
 typedef struct mlg_msg_t {
@@ -107,6 +120,9 @@ typedef struct mlg_msg_t {
     mlg_time_t received_at;           /* DELIVER */
     uint64_t attempt;                 /* DELIVER, >= 1 */
 
+    mlg_notice_t *notices; /* CONFIRM DELIVER: only when there is one */
+    size_t notices_count;
+
     mlg_msg_priv_t *priv_; /* the codec's: decoded frame, owned body */
 } mlg_msg_t;
 
@@ -119,13 +135,15 @@ typedef struct mlg_msg_t {
 #define MLG_MSG_LAYOUT_MIX3(h, a, b, c)                                                  \
     MLG_MSG_LAYOUT_MIX(MLG_MSG_LAYOUT_MIX(MLG_MSG_LAYOUT_MIX(h, a), b), c)
 #define MLG_MSG_LAYOUT                                                                   \
-    MLG_MSG_LAYOUT_MIX3(                                                                 \
+    MLG_MSG_LAYOUT_MIX(                                                                  \
         MLG_MSG_LAYOUT_MIX3(                                                             \
-            MLG_MSG_LAYOUT_MIX3(MLG_MSG_LAYOUT_MIX3((uint32_t)sizeof(mlg_msg_t), client, \
-                                                    credit, heartbeat_ms),               \
-                                type, version, purpose),                                 \
-            correlation, has_occurred_at, delivery),                                     \
-        seq, code_rc, priv_)
+            MLG_MSG_LAYOUT_MIX3(                                                         \
+                MLG_MSG_LAYOUT_MIX3(MLG_MSG_LAYOUT_MIX3((uint32_t)sizeof(mlg_msg_t),     \
+                                                        client, credit, heartbeat_ms),   \
+                                    type, version, purpose),                             \
+                correlation, has_occurred_at, delivery),                                 \
+            seq, code_rc, priv_),                                                        \
+        notices)
 
 /* What went wrong when a frame could not be decoded. */
 typedef struct mlg_error_t {
@@ -153,6 +171,10 @@ MLG_EXPORT mlg_rc_t mlg_msg_add_to(mlg_msg_t *self, const char *agency);
 MLG_EXPORT mlg_rc_t mlg_msg_add_routed(mlg_msg_t *self, const char *agency);
 MLG_EXPORT mlg_rc_t mlg_msg_add_denied(mlg_msg_t *self, const char *recipient,
                                        const char *reason);
+
+/* Appends to `notices`: a code, and the other fields as they apply.
+   MLG_ERR_USAGE for a code that is not one, or past MLG_MAX_NOTICES. */
+MLG_EXPORT mlg_rc_t mlg_msg_add_notice(mlg_msg_t *self, const mlg_notice_t *notice);
 
 /* Encodes the message as one msgpack map. On success *data_p is a
    malloc'd buffer the caller frees with free(). Encoding does not check

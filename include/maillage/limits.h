@@ -38,6 +38,8 @@
 
 /* Addresses in `to`, and recipients in a CONFIRM's `routed`/`denied`. */
 #define MLG_MAX_RECIPIENTS 1000
+#define MLG_MAX_NOTICES 1000     /* notices of one CONFIRM or DELIVER */
+#define MLG_NOTICE_STATE_MAX 15  /* a leg state word in a notice */
 
 /* Nesting of maps and arrays in one frame; the envelope map is level 1,
    the body level 2. Deeper input is MALFORMED before anything is built. */

@@ -32,9 +32,11 @@ typedef enum {
     MLG_BASIS_CONSENT,
     MLG_BASIS_LEGAL_OBLIGATION,
     MLG_BASIS_CONSENT_NOTICE,
+    MLG_BASIS_SERVICE_NOTICE, /* the broker's notices about a referral (§9) */
 } mlg_basis_t;
 
-/* "consent", "legal_obligation", "consent_notice", "not_personal". */
+/* "consent", "legal_obligation", "consent_notice", "service_notice",
+   "not_personal". */
 MLG_EXPORT const char *mlg_basis_name(mlg_basis_t basis);
 
 /* Loads every schema of `dir`. NULL on failure, with the reason in err:

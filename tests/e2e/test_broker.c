@@ -222,10 +222,10 @@ test_consent_basis_denied(void **state)
     mlg_client_t *c = client("ccas-paris-13", 0);
     char id[37];
     mlg_msg_t *m = publish_msg(
-        "{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+        "{\"id\": \"%s\", \"type\": \"situation.shared\", \"version\": 1,"
         " \"to\": [\"cd75\"], \"subject\": \"P-2\", \"purpose\": \"orientation\","
-        " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
-        " \"reason\": \"Déménagement.\"}}",
+        " \"body\": {\"household\": {\"adults\": 1, \"children\": 0},"
+        " \"housing\": \"temporary\", \"summary\": \"Déménagement.\"}}",
         id);
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
     mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
@@ -893,10 +893,10 @@ test_bulk_burst_answers_chain_and_deliveries(void **state)
         }
         else if (i == DENIED)
             m = publish_msg(
-                "{\"id\": \"%s\", \"type\": \"referral.cancelled\", \"version\": 1,"
+                "{\"id\": \"%s\", \"type\": \"situation.shared\", \"version\": 1,"
                 " \"to\": [\"cd78\"], \"subject\": \"P-3\", \"purpose\": \"orientation\","
-                " \"body\": {\"referral_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
-                " \"reason\": \"Déménagement.\"}}",
+                " \"body\": {\"household\": {\"adults\": 1, \"children\": 0},"
+                " \"housing\": \"temporary\", \"summary\": \"Déménagement.\"}}",
                 ids[i]);
         else
             m = publish_msg(fmt, ids[i]);

@@ -767,8 +767,8 @@ test_x_maillage_rules(void **state)
                   "test.event.v1: /x-maillage/personal_data: must be true or false");
     compile_fails(
         "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true}}",
-        "test.event.v1: /x-maillage/basis: must be consent, legal_obligation or "
-        "consent_notice");
+        "test.event.v1: /x-maillage/basis: must be consent, legal_obligation, "
+        "consent_notice or service_notice");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
                   "\"basis\": \"consent\"}}",
                   "test.event.v1: /x-maillage/category: required with basis consent");
@@ -779,8 +779,8 @@ test_x_maillage_rules(void **state)
     compile_fails(
         "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
         "\"basis\": \"contract\", \"category\": \"social\"}}",
-        "test.event.v1: /x-maillage/basis: must be consent, legal_obligation or "
-        "consent_notice");
+        "test.event.v1: /x-maillage/basis: must be consent, legal_obligation, "
+        "consent_notice or service_notice");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false, "
                   "\"basis\": \"consent\"}}",
                   "test.event.v1: /x-maillage/basis: only personal data has a basis");
@@ -794,6 +794,11 @@ test_x_maillage_rules(void **state)
         "\"basis\": \"consent_notice\"}}",
         "test.event.v1: /x-maillage/basis: consent_notice is only for consent.* "
         "events");
+    compile_fails(
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"service_notice\"}}",
+        "test.event.v1: /x-maillage/basis: service_notice is only for the broker's "
+        "referral.* notices");
     compile_fails("{\"type\": \"object\", \"x-maillage\": {\"personal_data\": false, "
                   "\"retention\": 30}}",
                   "test.event.v1: /x-maillage/retention: unknown x-maillage key "
@@ -810,6 +815,24 @@ test_x_maillage_rules(void **state)
     assert_null(mlg_schema_category(s));
     assert_true(mlg_schema_personal(s));
     mlg_schema_destroy(&s);
+    const char *service =
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"service_notice\"}}";
+    s = mlg_schema_compile(s_vocab, "referral.overdue", 2, service, strlen(service), err,
+                           sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(mlg_schema_basis(s), MLG_BASIS_SERVICE_NOTICE);
+    assert_string_equal(mlg_basis_name(MLG_BASIS_SERVICE_NOTICE), "service_notice");
+    assert_null(mlg_schema_category(s));
+    mlg_schema_destroy(&s);
+    const char *categorised =
+        "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
+        "\"basis\": \"service_notice\", \"category\": \"social\"}}";
+    s = mlg_schema_compile(s_vocab, "referral.overdue", 3, categorised,
+                           strlen(categorised), err, sizeof(err));
+    assert_null(s);
+    assert_string_equal(err, "referral.overdue.v3: /x-maillage/category: service_notice "
+                             "has no category");
     const char *legal =
         "{\"type\": \"object\", \"x-maillage\": {\"personal_data\": true, "
         "\"basis\": \"legal_obligation\", \"category\": \"health\"}}";
