@@ -68,7 +68,8 @@ s_message(brk_broker_t *self, const brk_referral_plan_t *plan)
         && mlg_msg_set_body(m, packed, packed_len) == MLG_OK;
     free(packed);
     zuuid_t *uuid = ok ? zuuid_new() : NULL;
-    if (uuid) {
+    ok = uuid != NULL;
+    if (ok) {
         snprintf(m->id, sizeof(m->id), "%s", zuuid_str_canonical(uuid));
         for (char *c = m->id; *c; c++) /* canonical lowercase (PROTOCOL.md §2) */
             *c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
@@ -80,7 +81,7 @@ s_message(brk_broker_t *self, const brk_referral_plan_t *plan)
         const mlg_schema_t *schema = mlg_registry_find(self->reg, m->type, 1);
         ok = schema && mlg_schema_validate_msg(schema, m, why, sizeof(why)) == MLG_OK;
     }
-    if (!uuid || !ok) {
+    if (!ok) {
         brk_log(BRK_LOG_ERROR, "referrals", "could not make a %s notice: %s",
                 s_type(plan), why[0] ? why : "out of memory or no schema");
         mlg_msg_destroy(&m);

@@ -355,8 +355,11 @@ brk_referrals_abandon(brk_referrals_t *self, const brk_referral_plan_t *plan)
         return;
     if (r->busy)
         r->busy--;
-    if (plan->step == BRK_REFERRAL_OVERDUE && plan->nlegs) /* to be tried again */
-        s_heap_push(self, plan->legs[0].due_us, r->id, plan->legs[0].recipient);
+    /* a notice not stored: tried again, after a while */
+    if (plan->step == BRK_REFERRAL_OVERDUE || plan->step == BRK_REFERRAL_SUPERSEDE)
+        r->quiet_until = plan->at + BRK_NOTICE_RETRY_US;
+    if (plan->step == BRK_REFERRAL_OVERDUE && plan->nlegs)
+        s_heap_push(self, r->quiet_until, r->id, plan->legs[0].recipient);
     if (plan->step == BRK_REFERRAL_SUPERSEDE)
         zlistx_add_end(self->supersede, r->id);
     if (r->pending && r->busy == 0)
@@ -404,10 +407,11 @@ s_due_supersede(brk_referrals_t *self, int64_t now, brk_referral_plan_t *plans,
     char *id;
     while (n < max && (id = zlistx_detach(self->supersede, NULL))) {
         brk_referral_rec_t *r = brk_referrals_find(self, id);
-        if (r && r->busy)
+        bool wait = r && (r->busy || r->quiet_until > now);
+        if (wait)
             zlistx_add_end(later, id);
         const brk_leg_t *started = NULL;
-        for (size_t i = 0; r && !r->busy && i < r->nlegs; i++)
+        for (size_t i = 0; r && !wait && i < r->nlegs; i++)
             if (r->legs[i]->state == BRK_LEG_STARTED)
                 started = r->legs[i];
         for (size_t i = 0; started && i < r->nlegs; i++) {
@@ -432,7 +436,7 @@ s_due_supersede(brk_referrals_t *self, int64_t now, brk_referral_plan_t *plans,
 }
 
 /* The legs fallen due: a plan each. A busy referral's leg waits for the
-   next call. */
+   next call; a quiet one (its last notice was not stored) until then. */
 static size_t
 s_due_overdue(brk_referrals_t *self, int64_t now, brk_referral_plan_t *plans, size_t max)
 {
@@ -444,8 +448,11 @@ s_due_overdue(brk_referrals_t *self, int64_t now, brk_referral_plan_t *plans, si
         brk_leg_t *leg = brk_referral_rec_leg(r, d.recipient);
         if (!leg || !s_waiting(leg) || leg->due_us > now)
             continue; /* moved on since, or due later */
-        if (r->busy)
+        if (r->busy || r->quiet_until > now) {
+            if (r->quiet_until > d.due)
+                d.due = r->quiet_until;
             later[nlater++] = d;
+        }
         else if (s_notice(r, leg, BRK_REFERRAL_OVERDUE, now, &plans[n]))
             n++;
     }

@@ -18,9 +18,10 @@ typedef struct {
     int64_t created_us;
     brk_leg_t **legs; /* owned */
     size_t nlegs, cap;
-    unsigned busy;  /* plans in flight */
-    bool pending;   /* opened by a plan not yet committed */
-    bool by_person; /* listed in by_person (has an open leg) */
+    unsigned busy;       /* plans in flight */
+    bool pending;        /* opened by a plan not yet committed */
+    int64_t quiet_until; /* a notice of it was not stored: none before then */
+    bool by_person;      /* listed in by_person (has an open leg) */
 } brk_referral_rec_t;
 
 /* A due time in the heap; its leg is looked up when it falls due. */
@@ -55,5 +56,9 @@ void brk_referral_plan_start(brk_referral_plan_t *plan, brk_referral_step_t step
 bool brk_referral_plan_alloc(brk_referral_plan_t *plan, size_t nlegs, size_t nmatches);
 void brk_referral_plan_move(brk_referral_plan_t *plan, const brk_leg_t *leg,
                             brk_leg_state_t to, int64_t at);
+
+/* After a notice the store did not take, the referral's next one waits
+   this long (µs): a notice that cannot be stored never holds the store. */
+#define BRK_NOTICE_RETRY_US (5LL * 1000000)
 
 #endif

@@ -4,6 +4,13 @@
 -- makes it, so a leg never moves without its message stored, nor a
 -- message without its move.
 --
+-- The broker's own notices about a referral are decided with the basis
+-- service_notice (PROTOCOL.md §7).
+alter table consent_decisions drop constraint consent_decisions_basis_check;
+alter table consent_decisions add constraint consent_decisions_basis_check
+    check (basis in ('consent', 'legal_obligation', 'consent_notice', 'service_notice',
+                     'not_personal'));
+
 -- referrals: one row per referral_id, from the referral.created that
 -- used it first (also when none of its recipients was allowed).
 create table referrals (
