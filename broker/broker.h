@@ -29,4 +29,11 @@ void brk_broker_destroy(brk_broker_t **self_p);
 int brk_broker_run(brk_broker_t *self, volatile sig_atomic_t *stop,
                    volatile sig_atomic_t *reload);
 
+/* At start (notice.c): the schemas of the broker's own notices are
+   there, and every referrals/deadline key names a service and a
+   priority of referral.created. -1 with "file: key: problem" in err
+   otherwise. */
+int brk_notices_check(const brk_config_t *cfg, const mlg_registry_t *reg, char *err,
+                      size_t errlen);
+
 #endif

@@ -81,6 +81,8 @@ main(int argc, char **argv)
         brk_log(BRK_LOG_WARNING, "config",
                 "CURVE is off: the broker trusts the agency that HELLO names");
     mlg_registry_t *reg = mlg_registry_load(cfg->schemas, err, sizeof(err));
+    if (reg && brk_notices_check(cfg, reg, err, sizeof(err)) != 0)
+        mlg_registry_destroy(&reg);
     if (!reg) {
         brk_log(BRK_LOG_ERROR, "config", "%s", err);
         brk_config_destroy(&cfg);

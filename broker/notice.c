@@ -163,3 +163,38 @@ brk_notice_done(brk_broker_t *self, const brk_job_t *job)
                 "%s about referral %s, leg to %s, not stored: tried again later",
                 s_type(plan), plan->referral_id, leg);
 }
+
+int
+brk_notices_check(const brk_config_t *cfg, const mlg_registry_t *reg, char *err,
+                  size_t errlen)
+{
+    const char *own[] = {"referral.overdue", "referral.superseded"};
+    for (size_t i = 0; i < 2; i++) {
+        const mlg_schema_t *s = mlg_registry_find(reg, own[i], 1);
+        if (!s || mlg_schema_basis(s) != MLG_BASIS_SERVICE_NOTICE) {
+            snprintf(err, errlen,
+                     "%s: %s.v1.json: required, with the basis service_notice (the "
+                     "broker publishes it, PROTOCOL.md §9)",
+                     cfg->schemas, own[i]);
+            return -1;
+        }
+    }
+    const mlg_schema_t *created = mlg_registry_find(reg, "referral.created", 1);
+    for (size_t i = 0; i < cfg->ndeadlines; i++) {
+        const brk_deadline_t *d = &cfg->deadlines[i];
+        bool service =
+            strcmp(d->service, "default") == 0
+            || (created && mlg_schema_member_allows(created, "service", d->service));
+        bool priority =
+            created && mlg_schema_member_allows(created, "priority", d->priority);
+        if (!service || !priority) {
+            snprintf(err, errlen,
+                     "%s: referrals/deadline/%s/%s: '%s' is not a %s of referral.created",
+                     cfg->path, d->service, d->priority,
+                     service ? d->priority : d->service,
+                     service ? "priority" : "service");
+            return -1;
+        }
+    }
+    return 0;
+}

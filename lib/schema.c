@@ -931,3 +931,23 @@ mlg_schema_category(const mlg_schema_t *self)
 {
     return self->category;
 }
+
+bool
+mlg_schema_member_allows(const mlg_schema_t *self, const char *name, const char *value)
+{
+    const mlg_node_t *root = self->root;
+    for (size_t i = 0; root && i < root->nprops; i++) {
+        if (strcmp(root->prop_names[i], name) != 0)
+            continue;
+        const json_t *list = root->props[i]->enum_values;
+        if (!list)
+            return true;
+        size_t k;
+        const json_t *v;
+        json_array_foreach(list, k, v) if (json_is_string(v)
+                                           && strcmp(json_string_value(v), value)
+                                                  == 0) return true;
+        return false;
+    }
+    return false;
+}

@@ -74,6 +74,13 @@ MLG_EXPORT mlg_basis_t mlg_schema_basis(const mlg_schema_t *self);
 /* The data category, or NULL when the basis has none. */
 MLG_EXPORT const char *mlg_schema_category(const mlg_schema_t *self);
 
+/* Does the top-level member `name` of the schema's bodies take the
+   string `value`: a member with an `enum` that lists it, or with no
+   `enum` at all? False for a member the schema does not have. For
+   configurations that name a schema's values (a referral's service). */
+MLG_EXPORT bool mlg_schema_member_allows(const mlg_schema_t *self, const char *name,
+                                         const char *value);
+
 /* Validates a body given as msgpack bytes. MLG_OK, MLG_INVALID with
    "<pointer>: <problem>" in reason, or MLG_MALFORMED when the bytes are
    not one msgpack object. */

@@ -281,6 +281,117 @@ test_roundtrip_confirm(void **state)
     mlg_msg_destroy(&out);
 }
 
+/* §9's notices: a CONFIRM's name the other leg, a DELIVER's do not; a
+   CONFIRM without any has no `notices` key at all. */
+static void
+test_roundtrip_notices(void **state)
+{
+    (void)state;
+    mlg_msg_t *in = mlg_msg_new(MLG_OP_CONFIRM);
+    strcpy(in->id, ID1);
+    mlg_notice_t n = {.code = "DUPLICATE_REFERRAL",
+                      .referral_id = "0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b",
+                      .recipient = "ehpad-les-tilleuls",
+                      .state = "waitlisted",
+                      .has_since = true,
+                      .since = {.sec = 1767225600, .nsec = 123456000}};
+    assert_int_equal(mlg_msg_add_notice(in, &n), MLG_OK);
+    mlg_notice_t bad = {.code = "not a code"};
+    assert_int_equal(mlg_msg_add_notice(in, &bad), MLG_ERR_USAGE);
+    mlg_msg_t *out = roundtrip(in);
+    assert_int_equal(out->notices_count, 1);
+    assert_string_equal(out->notices[0].code, "DUPLICATE_REFERRAL");
+    assert_string_equal(out->notices[0].referral_id, n.referral_id);
+    assert_string_equal(out->notices[0].recipient, "ehpad-les-tilleuls");
+    assert_string_equal(out->notices[0].state, "waitlisted");
+    assert_true(out->notices[0].has_since);
+    assert_int_equal(out->notices[0].since.sec, 1767225600);
+    assert_int_equal(out->notices[0].since.nsec, 123456000);
+    mlg_msg_destroy(&in);
+    mlg_msg_destroy(&out);
+
+    in = mlg_msg_new(MLG_OP_DELIVER);
+    in->delivery = 7;
+    strcpy(in->id, ID1);
+    strcpy(in->type, "referral.created");
+    in->version = 1;
+    strcpy(in->from, "cd75");
+    in->attempt = 1;
+    assert_int_equal(mlg_msg_set_body(in, BODY, sizeof(BODY)), MLG_OK);
+    mlg_notice_t d = {.code = "DUPLICATE_REFERRAL",
+                      .referral_id = "0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b",
+                      .has_since = true};
+    assert_int_equal(mlg_msg_add_notice(in, &d), MLG_OK);
+    out = roundtrip(in);
+    assert_int_equal(out->notices_count, 1);
+    assert_string_equal(out->notices[0].recipient, "");
+    assert_string_equal(out->notices[0].state, "");
+    /* packed once, it encodes to the same bytes */
+    uint8_t *a, *b;
+    size_t alen, blen;
+    assert_int_equal(mlg_msg_encode(in, &a, &alen), MLG_OK);
+    mlg_packed_deliver_t *p = mlg_packed_deliver_new(in);
+    assert_int_equal(mlg_packed_deliver_encode(p, 7, 1, &b, &blen), MLG_OK);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(a, b, alen);
+    free(a);
+    free(b);
+    mlg_packed_deliver_destroy(&p);
+    mlg_msg_destroy(&in);
+    mlg_msg_destroy(&out);
+
+    in = mlg_msg_new(MLG_OP_CONFIRM);
+    strcpy(in->id, ID1);
+    assert_int_equal(mlg_msg_encode(in, &a, &alen), MLG_OK);
+    for (size_t i = 0; i + 7 <= alen; i++)
+        assert_false(memcmp(a + i, "notices", 7) == 0);
+    free(a);
+    mlg_msg_destroy(&in);
+}
+
+/* A notice that is not one is MALFORMED, with the item and the key. */
+static void
+test_reject_notices(void **state)
+{
+    (void)state;
+    struct {
+        const char *key, *value, *why;
+    } cases[] = {
+        {"code", "lower", "key 'notices': item 0 has no code as 'code'"},
+        {"referral_id", "not-a-uuid",
+         "key 'notices': item 0: 'referral_id' is not a uuid"},
+        {"recipient", "Not An Agency",
+         "key 'notices': item 0: 'recipient' is not an agency id"},
+        {"state", "sent!", "key 'notices': item 0: 'state' is not a state"},
+        {"state", "averyveryverylongstate",
+         "key 'notices': item 0: 'state' is not a state"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fb_t fb;
+        fb_init(&fb);
+        msgpack_pack_map(&fb.pk, 7);
+        fb_kv_str(&fb, "op", "CONFIRM");
+        fb_kv_str(&fb, "id", ID1);
+        fb_kv_uint(&fb, "seq", 1);
+        fb_str(&fb, "duplicate");
+        msgpack_pack_false(&fb.pk);
+        fb_str(&fb, "routed");
+        msgpack_pack_array(&fb.pk, 0);
+        fb_str(&fb, "denied");
+        msgpack_pack_array(&fb.pk, 0);
+        fb_str(&fb, "notices");
+        msgpack_pack_array(&fb.pk, 1);
+        bool code = strcmp(cases[i].key, "code") == 0;
+        msgpack_pack_map(&fb.pk, code ? 1 : 2);
+        if (!code)
+            fb_kv_str(&fb, "code", "DUPLICATE_REFERRAL");
+        fb_kv_str(&fb, cases[i].key, cases[i].value);
+        mlg_error_t err = expect_fail(fb.sb.data, fb.sb.size, MLG_MALFORMED);
+        assert_string_equal(err.reason, cases[i].why);
+        fb_free(&fb);
+    }
+}
+
 static void
 test_roundtrip_reject_error(void **state)
 {
@@ -1317,6 +1428,8 @@ main(void)
         cmocka_unit_test(test_roundtrip_empty_ops),
         cmocka_unit_test(test_roundtrip_welcome),
         cmocka_unit_test(test_roundtrip_confirm),
+        cmocka_unit_test(test_roundtrip_notices),
+        cmocka_unit_test(test_reject_notices),
         cmocka_unit_test(test_roundtrip_reject_error),
         cmocka_unit_test(test_roundtrip_deliver),
         cmocka_unit_test(test_packed_deliver_is_the_encoding),

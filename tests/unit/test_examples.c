@@ -61,12 +61,87 @@ test_repeated_key_refused(void **state)
     }
 }
 
+/* referrals/deadline/SERVICE/PRIORITY: the exact key, else the
+   default service's, else the built-in deadline; each value a duration,
+   each key once; the reserved agency id refused. */
+static void
+test_referral_deadlines(void **state)
+{
+    (void)state;
+    const char *base = "broker\n    endpoint = tcp://*:1\n    database = x\nsecurity\n"
+                       "    curve = 0\nagencies\n    a\n        name = A\n";
+    char text[1024], err[512] = "";
+    snprintf(
+        text, sizeof(text),
+        "%sreferrals\n    deadline\n        default\n            routine = 10d\n"
+        "        nursing-home\n            urgent = 36h\n            routine = 90m\n",
+        base);
+    brk_config_t *cfg = brk_config_parse(text, "t.cfg", err, sizeof(err));
+    if (!cfg)
+        fail_msg("%s", err);
+    const int64_t s = 1000000, d = 86400 * s;
+    assert_true(brk_deadline_us(cfg->deadlines, cfg->ndeadlines, "nursing-home", "urgent")
+                == 36 * 3600 * s);
+    assert_true(
+        brk_deadline_us(cfg->deadlines, cfg->ndeadlines, "nursing-home", "routine")
+        == 90 * 60 * s);
+    assert_true(brk_deadline_us(cfg->deadlines, cfg->ndeadlines, "home-care", "routine")
+                == 10 * d);
+    assert_true(brk_deadline_us(cfg->deadlines, cfg->ndeadlines, "home-care", "urgent")
+                == BRK_DEADLINE_URGENT_US);
+    assert_true(brk_deadline_us(NULL, 0, "x", "routine") == BRK_DEADLINE_ROUTINE_US);
+    brk_config_destroy(&cfg);
+
+    assert_true(brk_duration_us("30s") == 30 * s);
+    assert_true(brk_duration_us("1d") == d);
+    assert_true(brk_duration_us("3650d") == 3650 * d);
+    const char *bad[] = {"",
+                         "0s",
+                         "15",
+                         "d",
+                         "-1d",
+                         "1w",
+                         "3651d",
+                         "1.5d",
+                         "15 d",
+                         "15dd",
+                         "99999999999999999999d"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (brk_duration_us(bad[i]) != -1)
+            fail_msg("'%s' read as a duration", bad[i]);
+
+    const char *cases[][2] = {
+        {"referrals\n    deadline\n        default\n            routine = soon\n",
+         "referrals/deadline/default/routine: 'soon' is not a duration"},
+        {"referrals\n    deadline\n        default\n            routine = 1d\n"
+         "            routine = 2d\n",
+         "referrals/deadline/default/routine: given twice"},
+        {"referrals\n    deadlines\n", "referrals/deadlines: unknown key"},
+        {"referrals\n    deadline\n        Home_Care\n            routine = 1d\n",
+         "referrals/deadline/Home_Care: not a service word"},
+        {"agencies\n    maillage\n        name = M\n",
+         "agencies/maillage: the id is reserved for the broker's own notices"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s",
+                 i == 4 ? "broker\n    endpoint = x\n    "
+                          "database = x\nsecurity\n    curve = 0\n"
+                        : base,
+                 cases[i][0]);
+        cfg = brk_config_parse(text, "t.cfg", err, sizeof(err));
+        assert_null(cfg);
+        if (!strstr(err, cases[i][1]))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err, cases[i][1]);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_config_loads),
         cmocka_unit_test(test_repeated_key_refused),
+        cmocka_unit_test(test_referral_deadlines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
