@@ -13,8 +13,15 @@
 #     folder, .demo/drop-ehpad/{in,out,done,failed}.
 # Then it plays: a consent granted, a referral created by the CCAS to the
 # care home, accepted, a situation shared, a share refused for lack of
-# consent, the consent revoked (and a share refused after it), printing
-# each step as it happens and where to look. Everything is stopped on exit;
+# consent, the consent revoked (and a share refused after it). A second
+# act follows a referral to two care homes at once (PROTOCOL.md §9): one
+# reads it and puts it on its waiting list, the other lets it run past
+# its deadline (8 s in the demo) and the broker tells both parties; the
+# first accepts and the person moves in, so the broker closes the other
+# care home's leg as superseded; the département then refers the same
+# person and is told of the CCAS's open referral, because a consent
+# covers them both. It ends with `maillage referrals stats`. Each step is
+# printed as it happens, with where to look. Everything is stopped on exit;
 # the data stays in .demo/ (remove it with: rm -rf .demo, after stopping).
 #
 # Environment (for tests): MAILLAGE_DEMO_DIR (state folder, default
@@ -29,7 +36,7 @@ wait_at_end=1
 for arg in "$@"; do
   case "$arg" in
     --no-wait) wait_at_end=0 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -89,6 +96,7 @@ sed -e "s|^\(    schemas = \).*|\1$root/schemas|" \
   -e "s|^\(    database = \).*|\1$MLG_DATABASE_URL|" \
   -e "/^    http = /d" \
   -e "s|^broker\$|broker\n    http = $http|" \
+  -e "s|^\(            urgent = \)2d\$|\18s  # the demo's; 2d in the example|" \
   examples/maillage.cfg >"$state/maillage.cfg"
 
 step "maillage-broker on $endpoint (log: $state/broker.log)"
@@ -177,8 +185,8 @@ wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds
 out_file() { [ -s "$drop/out/$1.json" ]; }
 row_settled() { [ -n "$(legacy "select 1 from maillage_outbox where id = '$1' and (sent_at is not null or error_code is not null)")" ]; }
 decisions() { # decisions MESSAGE_ID: recipient decision basis reason
-  broker "select recipient || ': ' || decision || ' (' || basis || coalesce(', ' || reason, '') || ')'
-          from consent_decisions where message_id = '$1' order by id"
+  broker "select string_agg(recipient || ': ' || decision || ' (' || basis || coalesce(', ' || reason, '') || ')', '; ' order by id)
+          from consent_decisions where message_id = '$1'"
 }
 publish() { # publish TYPE TO SUBJECT PURPOSE CORRELATION BODY: the new row's id
   legacy "insert into maillage_outbox (type, version, recipients, subject, purpose, correlation, body)
@@ -248,6 +256,77 @@ after=$(publish situation.shared "array['ehpad-les-tilleuls']" "$subject" "'coor
 wait_for 20 row_settled "$after"
 say "a share after the withdrawal, $after: $(decisions "$after")"
 
+step "7. a new consent: the CCAS, both care homes and the département may share about this person's orientation"
+consent2=9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+id=$(publish consent.granted NULL "$subject" NULL NULL "{
+  \"consent_id\": \"$consent2\", \"parties\": [\"ccas-paris-13\", \"ehpad-les-tilleuls\", \"ehpad-les-glycines\", \"cd75\"],
+  \"purposes\": [\"orientation\"], \"categories\": [\"social\"],
+  \"valid_from\": \"2026-01-01T00:00:00Z\",
+  \"collected_by\": {\"name\": \"Élise Martin\", \"role\": \"assistante sociale\"},
+  \"method\": \"written\"}")
+wait_for 20 row_settled "$id"
+say "consent.granted $id: $(decisions "$id")"
+
+step "8. the CCAS refers Mme Dupont to two care homes at once (urgent: 8 s to decide in this demo)"
+referral2=$(cat /proc/sys/kernel/random/uuid)
+both=$(publish referral.created "array['ehpad-les-tilleuls', 'ehpad-les-glycines']" "$subject" "'orientation'" "'$referral2'" \
+  "{\"referral_id\": \"$referral2\", \"service\": \"nursing-home\", \"priority\": \"urgent\",
+    \"reason\": \"Retour à domicile impossible après hospitalisation\",
+    \"requested_by\": {\"name\": \"Élise Martin\", \"role\": \"assistante sociale\"}}")
+wait_for 20 row_settled "$both"
+wait_for 20 out_file "$both"
+say "referral.created $both: $(decisions "$both")"
+leg_state() { [ "$(broker "select state from referral_legs where referral_id = '$referral2' and recipient = '$1'")" = "$2" ]; }
+say "its legs: $(broker "select string_agg(recipient || ' ' || state || ', due ' || to_char(due_at, 'HH24:MI:SS'), '; ' order by recipient) from referral_legs where referral_id = '$referral2'")"
+
+drop_event() { # drop_event NAME TYPE BODY: the care home's system drops a file
+  local id
+  id=$(cat /proc/sys/kernel/random/uuid)
+  printf '{"id": "%s", "type": "%s", "version": 1, "to": ["ccas-paris-13"], "subject": "%s",\n "purpose": "orientation", "correlation": "%s", "body": %s}\n' \
+    "$id" "$2" "$subject" "$referral2" "$3" >"$drop/in/.$1.json.tmp"
+  mv "$drop/in/.$1.json.tmp" "$drop/in/$1.json"
+}
+
+step "9. Les Tilleuls reads it, then puts it on its waiting list (two files in $drop/in/)"
+drop_event received referral.received "{\"referral_id\": \"$referral2\"}"
+wait_for 20 leg_state ehpad-les-tilleuls received
+drop_event waitlisted referral.waitlisted "{\"referral_id\": \"$referral2\", \"position\": 2}"
+wait_for 20 leg_state ehpad-les-tilleuls waitlisted
+say "the leg to Les Tilleuls: waitlisted, its first decision (its clock stops; 'received' does not stop it)"
+
+step "10. Les Glycines says nothing: at the deadline the broker tells the CCAS and Les Glycines"
+overdue() { [ -n "$(broker "select 1 from messages where type = 'referral.overdue' and correlation = '$referral2'")" ]; }
+wait_for 30 overdue
+od=$(broker "select id from messages where type = 'referral.overdue' and correlation = '$referral2'")
+say "referral.overdue $od from maillage: $(decisions "$od")"
+in_inbox_type() { [ -n "$(legacy "select 1 from maillage_inbox where type = '$1'")" ]; }
+wait_for 20 in_inbox_type referral.overdue
+say "in the CCAS's inbox: $(legacy "select type || ' from ' || sender from maillage_inbox where type = 'referral.overdue'")"
+
+step "11. Les Tilleuls accepts, and Mme Dupont moves in: the broker closes the other leg"
+drop_event accepted referral.accepted "{\"referral_id\": \"$referral2\"}"
+wait_for 20 leg_state ehpad-les-tilleuls accepted
+drop_event started referral.started "{\"referral_id\": \"$referral2\", \"start_date\": \"2026-12-07\"}"
+wait_for 20 leg_state ehpad-les-glycines superseded
+sup=$(broker "select id from messages where type = 'referral.superseded' and correlation = '$referral2'")
+say "referral.superseded $sup from maillage: $(decisions "$sup")"
+"$cli" --database "$MLG_DATABASE_URL" referral "$referral2" | sed 's/^/   /'
+
+step "12. Les Glycines' system connects (maillage-send) and takes what waited for it"
+"$build/tools/maillage-send" --endpoint "$endpoint" --as ehpad-les-glycines --receive 4 --timeout 3000 \
+  | sed -e 's/: {.*$//' -e 's/^/   /'
+
+step "13. the département refers the same person to Les Tilleuls: it is told of the CCAS's referral"
+printf '{"id": "%s", "type": "referral.created", "version": 1, "to": ["ehpad-les-tilleuls"],\n "subject": "%s", "purpose": "orientation",\n "body": {"referral_id": "%s", "service": "nursing-home", "priority": "routine",\n  "reason": "Demande d'"'"'hébergement permanent",\n  "requested_by": {"name": "Paul Girard", "role": "travailleur social"}}}\n' \
+  "$(cat /proc/sys/kernel/random/uuid)" "$subject" "$(cat /proc/sys/kernel/random/uuid)" >"$state/cd75-referral.json"
+"$build/tools/maillage-send" --endpoint "$endpoint" --as cd75 "$state/cd75-referral.json" \
+  | sed -e "s|$state/||" -e 's/^/   /'
+say "(told because the consent of step 7 covers the département and the CCAS; without it the"
+say " match would be stored for operators, and Les Tilleuls told, but not the département)"
+
+step "maillage referrals stats: how long each service takes to answer"
+"$cli" --database "$MLG_DATABASE_URL" referrals stats | sed 's/^/   /'
+
 step "maillage status: the queues as the database and the broker see them"
 "$cli" --database "$MLG_DATABASE_URL" --http "$http" status | sed 's/^/   /'
 
@@ -256,6 +335,8 @@ say "$cli --database $MLG_DATABASE_URL --http $http status"
 say "$cli --database $MLG_DATABASE_URL audit $rid"
 say "$cli --database $MLG_DATABASE_URL subject-report $subject"
 say "$cli --database $MLG_DATABASE_URL consents --subject $subject"
+say "$cli --database $MLG_DATABASE_URL referral $referral2"
+say "$cli --database $MLG_DATABASE_URL referrals --subject $subject"
 say "the dashboard: http://$http/    metrics: http://$http/metrics"
 say "psql $MLG_DATABASE_URL       (messages, deliveries, consent_decisions, consents)"
 say "psql $legacy_url   (orientations, maillage_outbox, maillage_inbox)"

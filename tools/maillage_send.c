@@ -15,11 +15,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "maillage/client.h"
 #include "maillage/json.h"
 #include "file.h"
 #include "toolutil.h"
+
+/* A CONFIRM's or DELIVER's notices (PROTOCOL.md §9), when it has any:
+   " notices [CODE referral_id recipient state since, ...]". */
+static void
+s_print_notices(const mlg_msg_t *m)
+{
+    if (!m->notices_count)
+        return;
+    printf(", notices [");
+    for (size_t i = 0; i < m->notices_count; i++) {
+        const mlg_notice_t *n = &m->notices[i];
+        printf("%s%s", i ? ", " : "", n->code);
+        if (n->referral_id[0])
+            printf(" referral %s", n->referral_id);
+        if (n->recipient[0])
+            printf(" to %s", n->recipient);
+        if (n->state[0])
+            printf(" (%s)", n->state);
+        if (n->has_since) {
+            time_t t = (time_t)n->since.sec;
+            struct tm tm;
+            char when[32];
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            printf(" since %s", when);
+        }
+    }
+    printf("]");
+}
 
 static void
 s_print_answer(const char *path, const mlg_msg_t *a)
@@ -32,7 +62,9 @@ s_print_answer(const char *path, const mlg_msg_t *a)
         printf("], denied [");
         for (size_t i = 0; i < a->denied_count; i++)
             printf("%s%s %s", i ? ", " : "", a->denied[i].recipient, a->denied[i].reason);
-        printf("]\n");
+        printf("]");
+        s_print_notices(a);
+        printf("\n");
     }
     else
         printf("%s: %s %s: %s\n", path, a->op == MLG_OP_REJECT ? "reject" : "error",
@@ -105,11 +137,12 @@ s_receive(mlg_client_t *c, const char *agency, long receive, long timeout,
         if (d->op == MLG_OP_DELIVER) {
             char *body = NULL;
             mlg_msgpack_to_json(d->body, d->body_len, &body, NULL, 0);
-            printf("%s: delivery %llu (attempt %llu): %s v%llu from %s about %s: %s\n",
-                   agency, (unsigned long long)d->delivery,
-                   (unsigned long long)d->attempt, d->type,
-                   (unsigned long long)d->version, d->from,
-                   d->subject[0] ? d->subject : "-", body ? body : "?");
+            printf("%s: delivery %llu (attempt %llu): %s v%llu from %s about %s", agency,
+                   (unsigned long long)d->delivery, (unsigned long long)d->attempt,
+                   d->type, (unsigned long long)d->version, d->from,
+                   d->subject[0] ? d->subject : "-");
+            s_print_notices(d);
+            printf(": %s\n", body ? body : "?");
             free(body);
             mlg_client_ack(c, d->delivery);
             got++;
