@@ -127,6 +127,11 @@ s_publish_referral(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *
                                .now = p->received_us};
     p->refused = brk_referral_plan(self->referrals, self->consents, &ev, &p->referral,
                                    p->reason, sizeof(p->reason));
+    if (p->referral.matches_cut)
+        brk_log(BRK_LOG_WARNING, s->agency,
+                "referral %s: more than %d open legs of other referrals for the same "
+                "person and service; the %d oldest are stored and told",
+                referral_id, BRK_REFERRAL_MATCHES_MAX, BRK_REFERRAL_MATCHES_MAX);
     if (p->refused != MLG_OK) { /* nothing is routed */
         free(p->decisions);
         p->decisions = NULL;

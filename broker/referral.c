@@ -184,7 +184,9 @@ s_busy(char *reason, size_t len)
     return MLG_UNAVAILABLE;
 }
 
-/* The open legs of other referrals about the same person and service. */
+/* The open legs of other referrals about the same person and service,
+   oldest referral first, up to `max` (max + 1 when there are more: the
+   cost of a publish stays bounded whatever one person's referrals). */
 static size_t
 s_matches(const brk_referrals_t *self, const brk_consents_t *consents,
           const brk_referral_event_t *ev, brk_referral_match_t *out, size_t max)
@@ -209,7 +211,9 @@ s_matches(const brk_referrals_t *self, const brk_consents_t *consents,
             const brk_leg_t *leg = y->legs[i];
             if (!brk_leg_state_open(leg->state))
                 continue;
-            if (out && n < max) {
+            if (n == max)
+                return n + 1; /* one more than the caller takes: cut */
+            {
                 brk_referral_match_t *m = &out[n];
                 snprintf(m->referral_id, sizeof(m->referral_id), "%s", y->id);
                 snprintf(m->recipient, sizeof(m->recipient), "%s", leg->recipient);
@@ -237,8 +241,7 @@ s_plan_open(brk_referrals_t *self, const brk_consents_t *consents,
         return MLG_INVALID;
     }
     brk_referral_plan_start(plan, BRK_REFERRAL_OPEN, ev->referral_id, ev->now);
-    size_t nmatches = s_matches(self, consents, ev, NULL, 0);
-    if (!brk_referral_plan_alloc(plan, ev->ndecisions, nmatches)
+    if (!brk_referral_plan_alloc(plan, ev->ndecisions, BRK_REFERRAL_MATCHES_MAX)
         || brk_referrals_load_referral(self, ev->referral_id, ev->publisher, ev->subject,
                                        ev->service, ev->priority, ev->now)
                != 0) {
@@ -271,7 +274,11 @@ s_plan_open(brk_referrals_t *self, const brk_consents_t *consents,
         leg->due_us = ev->now + ev->deadline_us;
         plan->from[plan->nlegs++] = -1;
     }
-    plan->nmatches = s_matches(self, consents, ev, plan->matches, nmatches);
+    plan->nmatches =
+        s_matches(self, consents, ev, plan->matches, BRK_REFERRAL_MATCHES_MAX);
+    plan->matches_cut = plan->nmatches > BRK_REFERRAL_MATCHES_MAX;
+    if (plan->matches_cut)
+        plan->nmatches = BRK_REFERRAL_MATCHES_MAX;
     return MLG_OK;
 }
 

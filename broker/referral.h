@@ -32,6 +32,10 @@
 #include "maillage/rc.h"
 
 #define BRK_REFERRAL_WORD_MAX 32 /* a service or priority word */
+/* Duplicates found, stored and told for one new referral, at most: a
+   person rarely has more than a few open referrals for one service, and
+   the check of a publish must not grow with them. */
+#define BRK_REFERRAL_MATCHES_MAX 64
 
 /* The reserved sender of the broker's notices (a configuration that
    registers it is refused). */
@@ -136,6 +140,8 @@ typedef struct {
     size_t nlegs;
     brk_referral_match_t *matches; /* OPEN */
     size_t nmatches;
+    bool matches_cut; /* OPEN: more than BRK_REFERRAL_MATCHES_MAX matched;
+                         the oldest ones are these */
 } brk_referral_plan_t;
 
 typedef struct brk_referrals_t brk_referrals_t;

@@ -151,7 +151,12 @@ bool
 brk_store_ahead(brk_store_t *self, brk_sent_t kind, brk_sql_t sql, int n,
                 const char *const *values, const int *lengths, const int *formats)
 {
-    if (self->broken || self->nsent == sizeof(self->sent) / sizeof(self->sent[0]))
+    /* no room for another answer to wait for: read those so far first
+       (the transaction goes on; an earlier failure fails this one) */
+    if (self->nsent == sizeof(self->sent) / sizeof(self->sent[0])
+        && !brk_store_collect(self, NULL))
+        return false;
+    if (self->broken)
         return false;
     if (!brk_store_piped(self) && PQenterPipelineMode(self->conn) != 1)
         return false;

@@ -21,6 +21,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "pgbin.h"
 #include "store.h"
 
 #define BRK_STORE_MAX_BATCH 1000 /* commands in one transaction */
@@ -114,7 +115,8 @@ typedef enum {
     BRK_SQL_DELIVERY_EVENT,
     BRK_SQL_DEAD,
     BRK_SQL_LAST_ERROR,
-    BRK_SQL_WRITE_REFERRAL,
+    BRK_SQL_WRITE_LEGS,
+    BRK_SQL_WRITE_DUPLICATES,
     BRK_SQL_READ_REFERRALS,
     BRK_SQL_READ_LEGS,
     BRK_SQL_REBUILD_MESSAGES,
@@ -164,6 +166,12 @@ const char *brk_store_update_name(brk_update_kind_t kind);
 
 /* ---- store_write.c ----------------------------------------------------- */
 
+/* Binary array parameters (at most 32): finished, as a statement's
+   parameters; sent ahead. False (logged) on failure. */
+bool brk_store_array_params(brk_pgbin_t *arrays, int n, const char **values, int *lengths,
+                            int *formats);
+bool brk_store_send_arrays(brk_store_t *self, brk_sql_t stmt, int n, brk_pgbin_t *arrays);
+
 /* Publishes, in order, in the transaction in hand. */
 bool brk_store_write_publishes(brk_store_t *self, brk_job_t *const *jobs, size_t n);
 /* SENT and ACK updates, in order, with one statement. */
@@ -178,8 +186,24 @@ void brk_store_write_agencies(brk_store_t *self);
 
 /* ---- store_referral.c -------------------------------------------------- */
 
-/* A publish's referral plan, sent ahead in the transaction in hand. */
-bool brk_store_write_referral(brk_store_t *self, const brk_job_t *job);
+/* The referral rows of a run of publishes, one binary array per column
+   (store_referral.c says which): the referrals opened, the legs as
+   they are after (with their moves), the duplicates found. A leg may
+   appear once in a run (a referral has one plan in flight, or notices
+   about different legs). */
+typedef struct {
+    brk_pgbin_t refs[7], legs[15], dups[10];
+    size_t nrefs, nlegs, ndups;
+} brk_referral_rows_t;
+
+void brk_referral_rows_start(brk_referral_rows_t *rows);
+/* A plan's rows; `told` false records its duplicates as told to no one
+   (the rebuild). False when out of memory. */
+bool brk_referral_rows_add(brk_referral_rows_t *rows, const brk_referral_plan_t *plan,
+                           bool told);
+/* Sends them ahead in the transaction in hand (nothing when empty). */
+bool brk_store_write_referral_rows(brk_store_t *self, brk_referral_rows_t *rows);
+void brk_referral_rows_free(brk_referral_rows_t *rows);
 /* The referral tables as an index; NULL (logged) on failure. */
 brk_referrals_t *brk_store_read_referrals(PGconn *conn);
 /* The legs of referrals stored before migration 0006, rebuilt once from

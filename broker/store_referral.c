@@ -14,127 +14,161 @@
 #include "maillage/body.h"
 #include "store_int.h"
 
-/* A text parameter built piece by piece: "{a,b}" arrays of words and
-   numbers, which need no quoting. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} s_text_t;
+/* ---- a run's rows ------------------------------------------------------ */
 
-static void
-s_put(s_text_t *t, const char *s)
+static const uint32_t s_ref_oids[7] = {BRK_OID_UUID,       BRK_OID_UUID, BRK_OID_TEXT,
+                                       BRK_OID_TEXT,       BRK_OID_TEXT, BRK_OID_TEXT,
+                                       BRK_OID_TIMESTAMPTZ};
+static const uint32_t s_leg_oids[15] = {
+    BRK_OID_UUID,        BRK_OID_TEXT,        BRK_OID_TEXT,        BRK_OID_TEXT,
+    BRK_OID_TEXT,        BRK_OID_TEXT,        BRK_OID_TEXT,        BRK_OID_TIMESTAMPTZ,
+    BRK_OID_TIMESTAMPTZ, BRK_OID_TIMESTAMPTZ, BRK_OID_TIMESTAMPTZ, BRK_OID_TIMESTAMPTZ,
+    BRK_OID_TEXT,        BRK_OID_UUID,        BRK_OID_TIMESTAMPTZ};
+static const uint32_t s_dup_oids[10] = {
+    BRK_OID_UUID, BRK_OID_UUID,        BRK_OID_UUID, BRK_OID_TEXT, BRK_OID_TEXT,
+    BRK_OID_TEXT, BRK_OID_TIMESTAMPTZ, BRK_OID_TEXT, BRK_OID_TEXT, BRK_OID_TIMESTAMPTZ};
+
+void
+brk_referral_rows_start(brk_referral_rows_t *rows)
 {
-    size_t n = strlen(s);
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 64;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p) {
-            t->failed = true;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n + 1);
-    t->len += n;
+    memset(rows, 0, sizeof(*rows));
+    for (int c = 0; c < 7; c++)
+        brk_pgbin_array_start(&rows->refs[c], s_ref_oids[c]);
+    for (int c = 0; c < 15; c++)
+        brk_pgbin_array_start(&rows->legs[c], s_leg_oids[c]);
+    for (int c = 0; c < 10; c++)
+        brk_pgbin_array_start(&rows->dups[c], s_dup_oids[c]);
+}
+
+void
+brk_referral_rows_free(brk_referral_rows_t *rows)
+{
+    for (int c = 0; c < 7; c++)
+        free(rows->refs[c].p);
+    for (int c = 0; c < 15; c++)
+        free(rows->legs[c].p);
+    for (int c = 0; c < 10; c++)
+        free(rows->dups[c].p);
+    memset(rows, 0, sizeof(*rows));
+}
+
+/* A time, or SQL null for 0 ("not yet"). */
+static void
+s_time(brk_pgbin_t *b, int64_t us)
+{
+    if (us)
+        brk_pgbin_time(b, us);
+    else
+        brk_pgbin_null(b);
 }
 
 static void
-s_item(s_text_t *t, size_t i, const char *s)
+s_add_legs(brk_referral_rows_t *rows, const brk_referral_plan_t *plan)
 {
-    s_put(t, i ? "," : "{");
-    s_put(t, s);
-}
-
-static void
-s_num(s_text_t *t, size_t i, long long v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%lld", v);
-    s_item(t, i, buf);
-}
-
-enum { S_ARRAYS = 15 };
-
-/* The statement's parameters for a plan: 8 scalars, then 15 arrays. */
-typedef struct {
-    char at[24], opens[2];
-    s_text_t a[S_ARRAYS];
-    const char *v[8 + S_ARRAYS];
-} s_params_t;
-
-static bool
-s_params(const brk_referral_plan_t *plan, s_params_t *p, bool told)
-{
-    memset(p, 0, sizeof(*p));
-    const brk_leg_t *first = plan->nlegs ? &plan->legs[0] : NULL;
-    snprintf(p->at, sizeof(p->at), "%lld", (long long)plan->at);
-    snprintf(p->opens, sizeof(p->opens), "%s",
-             plan->step == BRK_REFERRAL_OPEN ? "t" : "f");
-    const char *scalars[8] = {plan->referral_id,
-                              plan->message_id,
-                              first ? first->referrer : plan->referrer,
-                              first ? first->subject : plan->subject,
-                              first ? first->service : plan->service,
-                              first ? first->priority : plan->priority,
-                              p->at,
-                              p->opens};
-    memcpy(p->v, scalars, sizeof(scalars));
+    brk_pgbin_t *c = rows->legs;
     for (size_t i = 0; i < plan->nlegs; i++) {
         const brk_leg_t *l = &plan->legs[i];
-        s_item(&p->a[0], i, l->recipient);
-        s_item(&p->a[1], i, brk_leg_state_name(l->state));
-        s_num(&p->a[2], i, l->opened_us);
-        s_num(&p->a[3], i, l->decided_us);
-        s_num(&p->a[4], i, l->closed_us);
-        s_num(&p->a[5], i, l->due_us);
-        s_num(&p->a[6], i, l->overdue_us);
-        s_item(&p->a[7], i,
-               plan->from[i] < 0 ? "\"\"" : brk_leg_state_name(plan->from[i]));
+        brk_pgbin_uuid(&c[0], l->referral_id);
+        brk_pgbin_text(&c[1], l->recipient);
+        brk_pgbin_text(&c[2], l->referrer);
+        brk_pgbin_text(&c[3], l->subject);
+        brk_pgbin_text(&c[4], l->service);
+        brk_pgbin_text(&c[5], l->priority);
+        brk_pgbin_text(&c[6], brk_leg_state_name(l->state));
+        brk_pgbin_time(&c[7], l->opened_us);
+        s_time(&c[8], l->decided_us);
+        s_time(&c[9], l->closed_us);
+        brk_pgbin_time(&c[10], l->due_us);
+        s_time(&c[11], l->overdue_us);
+        brk_pgbin_text(&c[12],
+                       plan->from[i] < 0 ? "" : brk_leg_state_name(plan->from[i]));
+        brk_pgbin_uuid(&c[13], plan->message_id);
+        brk_pgbin_time(&c[14], plan->at);
+        rows->nlegs++;
     }
-    for (size_t i = 0; i < plan->nmatches; i++) {
-        const brk_referral_match_t *m = &plan->matches[i];
-        s_item(&p->a[8], i, m->referral_id);
-        s_item(&p->a[9], i, m->recipient);
-        s_item(&p->a[10], i, m->referrer);
-        s_item(&p->a[11], i, brk_leg_state_name(m->state));
-        s_num(&p->a[12], i, m->since);
-        s_item(&p->a[13], i, told && m->told_publisher ? "t" : "f");
-        s_item(&p->a[14], i, told && m->told_recipient ? "t" : "f");
-    }
-    bool ok = true;
-    for (int k = 0; k < S_ARRAYS; k++) {
-        s_put(&p->a[k], p->a[k].len ? "}" : "{}");
-        ok &= !p->a[k].failed;
-        p->v[8 + k] = p->a[k].p;
-    }
-    return ok;
-}
-
-static void
-s_params_free(s_params_t *p)
-{
-    for (int k = 0; k < S_ARRAYS; k++)
-        free(p->a[k].p);
 }
 
 bool
-brk_store_write_referral(brk_store_t *self, const brk_job_t *job)
+brk_referral_rows_add(brk_referral_rows_t *rows, const brk_referral_plan_t *plan,
+                      bool told)
 {
-    s_params_t p;
-    bool ok = s_params(&job->referral, &p, true);
-    /* room among the statements sent ahead: read the answers so far */
-    if (ok && self->nsent + 2 >= sizeof(self->sent) / sizeof(self->sent[0]))
-        ok = brk_store_collect(self, NULL);
-    ok = ok
-         && brk_store_ahead(self, BRK_SENT_PLAIN, BRK_SQL_WRITE_REFERRAL, 8 + S_ARRAYS,
-                            p.v, NULL, NULL);
-    s_params_free(&p);
+    if (plan->step == BRK_REFERRAL_OPEN) {
+        brk_pgbin_t *c = rows->refs;
+        brk_pgbin_uuid(&c[0], plan->referral_id);
+        brk_pgbin_uuid(&c[1], plan->message_id);
+        brk_pgbin_text(&c[2], plan->referrer);
+        brk_pgbin_text(&c[3], plan->subject);
+        brk_pgbin_text(&c[4], plan->service);
+        brk_pgbin_text(&c[5], plan->priority);
+        brk_pgbin_time(&c[6], plan->at);
+        rows->nrefs++;
+    }
+    s_add_legs(rows, plan);
+    brk_pgbin_t *c = rows->dups;
+    for (size_t i = 0; i < plan->nmatches; i++) {
+        const brk_referral_match_t *m = &plan->matches[i];
+        brk_pgbin_uuid(&c[0], plan->referral_id);
+        brk_pgbin_uuid(&c[1], plan->message_id);
+        brk_pgbin_uuid(&c[2], m->referral_id);
+        brk_pgbin_text(&c[3], m->recipient);
+        brk_pgbin_text(&c[4], m->referrer);
+        brk_pgbin_text(&c[5], brk_leg_state_name(m->state));
+        brk_pgbin_time(&c[6], m->since);
+        brk_pgbin_text(&c[7], told && m->told_publisher ? "t" : "f");
+        brk_pgbin_text(&c[8], told && m->told_recipient ? "t" : "f");
+        brk_pgbin_time(&c[9], plan->at);
+        rows->ndups++;
+    }
+    return !rows->refs[0].failed && !rows->legs[0].failed && !rows->dups[0].failed;
+}
+
+bool
+brk_store_write_referral_rows(brk_store_t *self, brk_referral_rows_t *rows)
+{
+    bool ok = true;
+    if (rows->nrefs || rows->nlegs) {
+        brk_pgbin_t all[22];
+        memcpy(all, rows->refs, sizeof(rows->refs));
+        memcpy(all + 7, rows->legs, sizeof(rows->legs));
+        ok = brk_store_send_arrays(self, BRK_SQL_WRITE_LEGS, 22, all);
+        memcpy(rows->refs, all, sizeof(rows->refs)); /* finished: their buffers moved */
+        memcpy(rows->legs, all + 7, sizeof(rows->legs));
+    }
+    if (ok && rows->ndups)
+        ok = brk_store_send_arrays(self, BRK_SQL_WRITE_DUPLICATES, 10, rows->dups);
+    return ok;
+}
+
+/* The same on a connection of its own, at once (the rebuild). */
+static bool
+s_exec_rows(PGconn *conn, brk_referral_rows_t *rows)
+{
+    brk_pgbin_t all[22];
+    memcpy(all, rows->refs, sizeof(rows->refs));
+    memcpy(all + 7, rows->legs, sizeof(rows->legs));
+    const char *values[32];
+    int lengths[32], formats[32];
+    bool ok = brk_store_array_params(all, 22, values, lengths, formats);
+    PGresult *res = ok ? PQexecParams(conn, brk_sql_text(BRK_SQL_WRITE_LEGS), 22, NULL,
+                                      values, lengths, formats, 0)
+                       : NULL;
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    memcpy(rows->refs, all, sizeof(rows->refs));
+    memcpy(rows->legs, all + 7, sizeof(rows->legs));
+    if (ok && rows->ndups) {
+        ok = brk_store_array_params(rows->dups, 10, values, lengths, formats);
+        res = ok ? PQexecParams(conn, brk_sql_text(BRK_SQL_WRITE_DUPLICATES), 10, NULL,
+                                values, lengths, formats, 0)
+                 : NULL;
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
+    if (!ok) {
+        char *msg = PQerrorMessage(conn);
+        brk_log(BRK_LOG_ERROR, "store", "could not write rebuilt legs: %.*s",
+                (int)strcspn(msg, "\n"), msg);
+    }
     return ok;
 }
 
@@ -273,14 +307,11 @@ s_replay(PGconn *conn, brk_referrals_t *index, const PGresult *res, int row,
         (*refused)++;
         return true;
     }
-    s_params_t p;
-    ok = s_params(&plan, &p, false); /* nobody was told then */
-    PGresult *w = ok ? PQexecParams(conn, brk_sql_text(BRK_SQL_WRITE_REFERRAL),
-                                    8 + S_ARRAYS, NULL, p.v, NULL, NULL, 0)
-                     : NULL;
-    ok = PQresultStatus(w) == PGRES_COMMAND_OK || PQresultStatus(w) == PGRES_TUPLES_OK;
-    PQclear(w);
-    s_params_free(&p);
+    brk_referral_rows_t rows;
+    brk_referral_rows_start(&rows);
+    ok = brk_referral_rows_add(&rows, &plan, false) /* nobody was told then */
+         && s_exec_rows(conn, &rows);
+    brk_referral_rows_free(&rows);
     if (ok)
         brk_referrals_commit(index, &plan);
     brk_referral_plan_clear(&plan);

@@ -31,53 +31,53 @@
     " insert into deliveries (id, message_id, recipient)"                                \
     " select * from unnest($25::bigint[], $26::uuid[], $27::text[])"
 
-/* A referral plan's rows (store_referral.c), all text parameters: $1
-   the referral, $2 the message, $3..$6 its referrer, subject, service,
-   priority, $7 when (µs), $8 whether it opens (a row of referrals); the
-   legs as they are after it, one array each: $9 recipients, $10 states,
-   $11 opened, $12 decided, $13 closed, $14 due, $15 overdue (µs, 0 for
-   none), $16 the state before ('' for a leg it opens); the duplicates:
-   $17 other referral, $18 its leg's recipient, $19 its referrer, $20
-   its state, $21 since (µs), $22 told the publisher, $23 told the
-   recipient. A leg's upsert keeps a first decision, closing and overdue
+/* A run's referral rows (store_referral.c), binary arrays: the
+   referrals opened ($1-$7: referral_id, message_id, referrer, subject,
+   service, priority, created_at), then the legs as they are after
+   ($8-$22: referral_id, recipient, referrer, subject, service,
+   priority, state, opened_at, decided_at, closed_at, due_at, overdue
+   notified at, the state before ('' for a leg opened), the message that
+   moved it, when); a leg whose state changed gets a row of
+   referral_moves. The upsert keeps a first decision, closing and overdue
    notice already written. */
 /* clang-format off */
-#define S_WRITE_REFERRAL \
+#define S_WRITE_LEGS \
     "with r as (insert into referrals (referral_id, message_id, referrer, subject," \
-    "  service, priority, created_at) select $1::uuid, $2::uuid, $3, $4, $5, $6," \
-    "  'epoch'::timestamptz + $7::bigint * interval '1 microsecond' where $8::boolean)," \
+    "  service, priority, created_at) select * from unnest($1::uuid[], $2::uuid[]," \
+    "  $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]))," \
+    " x as (select * from unnest($8::uuid[], $9::text[], $10::text[], $11::text[]," \
+    "  $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[]," \
+    "  $17::timestamptz[], $18::timestamptz[], $19::timestamptz[], $20::text[]," \
+    "  $21::uuid[], $22::timestamptz[]) as x(referral_id, recipient, referrer, subject," \
+    "  service, priority, state, opened, decided, closed, due, overdue, before," \
+    "  message, at))," \
     " l as (insert into referral_legs as g (referral_id, recipient, referrer, subject," \
     "  service, priority, state, opened_at, decided_at, closed_at, due_at," \
     "  overdue_notified_at, overdue_message_id)" \
-    "  select $1::uuid, x.recipient, $3, $4, $5, $6, x.state," \
-    "  'epoch'::timestamptz + x.opened * interval '1 microsecond'," \
-    "  'epoch'::timestamptz + nullif(x.decided, 0) * interval '1 microsecond'," \
-    "  'epoch'::timestamptz + nullif(x.closed, 0) * interval '1 microsecond'," \
-    "  'epoch'::timestamptz + x.due * interval '1 microsecond'," \
-    "  'epoch'::timestamptz + nullif(x.overdue, 0) * interval '1 microsecond'," \
-    "  case when x.overdue <> 0 then $2::uuid end" \
-    "  from unnest($9::text[], $10::text[], $11::bigint[], $12::bigint[]," \
-    "  $13::bigint[], $14::bigint[], $15::bigint[])" \
-    "  as x(recipient, state, opened, decided, closed, due, overdue)" \
+    "  select referral_id, recipient, referrer, subject, service, priority, state," \
+    "  opened, decided, closed, due, overdue," \
+    "  case when overdue is not null then message end from x" \
     "  on conflict (referral_id, recipient) do update set state = excluded.state," \
     "  decided_at = coalesce(g.decided_at, excluded.decided_at)," \
     "  closed_at = coalesce(g.closed_at, excluded.closed_at)," \
     "  overdue_notified_at = coalesce(g.overdue_notified_at," \
     "  excluded.overdue_notified_at), overdue_message_id = coalesce(" \
-    "  g.overdue_message_id, excluded.overdue_message_id))," \
-    " m as (insert into referral_moves (referral_id, recipient, from_state, to_state," \
-    "  message_id, moved_at) select $1::uuid, x.recipient, nullif(x.before, '')," \
-    "  x.state, $2::uuid, 'epoch'::timestamptz + $7::bigint * interval '1 microsecond'" \
-    "  from unnest($9::text[], $10::text[], $16::text[]) as x(recipient, state, before)" \
-    "  where x.before <> x.state)" \
-    " insert into referral_duplicates (referral_id, message_id, duplicate_of," \
+    "  g.overdue_message_id, excluded.overdue_message_id))" \
+    " insert into referral_moves (referral_id, recipient, from_state, to_state," \
+    "  message_id, moved_at) select referral_id, recipient, nullif(before, '')," \
+    "  state, message, at from x where before <> state"
+
+/* A run's duplicates, binary arrays: referral_id, message_id,
+   duplicate_of, duplicate_recipient, duplicate_referrer,
+   duplicate_state, since, told_publisher and told_recipient ('t' or
+   'f'), found_at. */
+#define S_WRITE_DUPLICATES \
+    "insert into referral_duplicates (referral_id, message_id, duplicate_of," \
     "  duplicate_recipient, duplicate_referrer, duplicate_state, since, told_publisher," \
-    "  told_recipient, found_at) select $1::uuid, $2::uuid, y.other, y.recipient," \
-    "  y.referrer, y.state, 'epoch'::timestamptz + y.since * interval '1 microsecond', y.told_publisher," \
-    "  y.told_recipient, 'epoch'::timestamptz + $7::bigint * interval '1 microsecond'" \
-    "  from unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::bigint[]," \
-    "  $22::boolean[], $23::boolean[]) as y(other, recipient, referrer, state, since," \
-    "  told_publisher, told_recipient)"
+    "  told_recipient, found_at) select a, b, c, d, e, f, g, h::boolean, i::boolean, j" \
+    "  from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]," \
+    "  $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[])" \
+    "  as y(a, b, c, d, e, f, g, h, i, j)"
 /* clang-format on */
 
 /* The settling of revoked deliveries: $1 the consent, $2 the decision's
@@ -232,7 +232,8 @@ static const struct {
                " updated_at = now()"
                " where id between ($3::bigint[])[1] and ($3::bigint[])[2]"
                " and (id = any($1::bigint[]) or id = any($2::bigint[]))"},
-    [BRK_SQL_WRITE_REFERRAL] = {"mlg_write_referral", S_WRITE_REFERRAL},
+    [BRK_SQL_WRITE_LEGS] = {"mlg_write_legs", S_WRITE_LEGS},
+    [BRK_SQL_WRITE_DUPLICATES] = {"mlg_write_duplicates", S_WRITE_DUPLICATES},
     [BRK_SQL_READ_REFERRALS] =
         {NULL, "select referral_id, referrer, subject, service, priority,"
                " (extract(epoch from created_at) * 1000000)::bigint from referrals"},

@@ -149,13 +149,12 @@ brk_store_move_head(brk_store_t *self)
 
 /* ---- statements with binary arrays ------------------------------------- */
 
-/* Sends a statement whose parameters are binary arrays ahead
-   (brk_store_ahead). */
-static bool
-s_send_arrays(brk_store_t *self, brk_sql_t stmt, int n, brk_pgbin_t *arrays)
+/* The arrays finished, as a statement's binary parameters (at most 32);
+   false (logged) when one could not be built. */
+bool
+brk_store_array_params(brk_pgbin_t *arrays, int n, const char **values, int *lengths,
+                       int *formats)
 {
-    const char *values[32];
-    int lengths[32], formats[32];
     if (n > 32)
         return false;
     for (int i = 0; i < n; i++) {
@@ -168,7 +167,18 @@ s_send_arrays(brk_store_t *self, brk_sql_t stmt, int n, brk_pgbin_t *arrays)
         lengths[i] = (int)arrays[i].n;
         formats[i] = 1;
     }
-    return brk_store_ahead(self, BRK_SENT_PLAIN, stmt, n, values, lengths, formats);
+    return true;
+}
+
+/* Sends a statement whose parameters are binary arrays ahead
+   (brk_store_ahead). */
+bool
+brk_store_send_arrays(brk_store_t *self, brk_sql_t stmt, int n, brk_pgbin_t *arrays)
+{
+    const char *values[32];
+    int lengths[32], formats[32];
+    return brk_store_array_params(arrays, n, values, lengths, formats)
+           && brk_store_ahead(self, BRK_SENT_PLAIN, stmt, n, values, lengths, formats);
 }
 
 /* The same, and its result: what was sent ahead before it is answered
@@ -177,8 +187,9 @@ static PGresult *
 s_query_arrays(brk_store_t *self, brk_sql_t stmt, int n, brk_pgbin_t *arrays)
 {
     PGresult *res = NULL;
-    return s_send_arrays(self, stmt, n, arrays) && brk_store_collect(self, &res) ? res
-                                                                                 : NULL;
+    return brk_store_send_arrays(self, stmt, n, arrays) && brk_store_collect(self, &res)
+               ? res
+               : NULL;
 }
 
 /* "{1,2,3}" to numbers; how many were read. */
@@ -398,7 +409,7 @@ s_run_send(brk_store_t *self, s_run_t *run)
 {
     if (!run->rows)
         return true;
-    bool ok = s_send_arrays(self, BRK_SQL_PUBLISH_INSERT, S_NCOLS, run->cols);
+    bool ok = brk_store_send_arrays(self, BRK_SQL_PUBLISH_INSERT, S_NCOLS, run->cols);
     s_run_start(run);
     return ok;
 }
@@ -508,6 +519,8 @@ brk_store_write_publishes(brk_store_t *self, brk_job_t *const *jobs, size_t n)
     s_run_t run;
     memset(&run, 0, sizeof(run));
     bool ok = s_run_check(self, &run, jobs, n);
+    brk_referral_rows_t legs;
+    brk_referral_rows_start(&legs);
     if (ok)
         s_run_start(&run);
     for (size_t i = 0; ok && i < n; i++) {
@@ -522,11 +535,12 @@ brk_store_write_publishes(brk_store_t *self, brk_job_t *const *jobs, size_t n)
             ok = s_run_send(self, &run) && s_consent_step(self, jobs[i]);
         ok = ok && s_run_decisions(self, &run, jobs[i]);
         if (ok && jobs[i]->referral.step != BRK_REFERRAL_NONE)
-            ok = brk_store_write_referral(self, jobs[i]);
+            ok = brk_referral_rows_add(&legs, &jobs[i]->referral, true);
         if (ok)
             jobs[i]->rc = MLG_OK;
     }
-    ok = ok && s_run_send(self, &run);
+    ok = ok && s_run_send(self, &run) && brk_store_write_referral_rows(self, &legs);
+    brk_referral_rows_free(&legs);
     for (size_t i = 0; ok && i < n; i++)
         if (!run.fresh[i])
             ok = brk_store_read_duplicate(self, jobs[i]);
@@ -563,7 +577,7 @@ brk_store_write_sent_acks(brk_store_t *self, brk_update_t *const *ups, size_t n)
     brk_pgbin_int(&arrays[2], lo, 8);
     brk_pgbin_int(&arrays[2], hi, 8);
     /* sent ahead: its answer comes with the COMMIT's */
-    bool ok = s_send_arrays(self, BRK_SQL_SENT_ACK, 3, arrays);
+    bool ok = brk_store_send_arrays(self, BRK_SQL_SENT_ACK, 3, arrays);
     free(arrays[0].p);
     free(arrays[1].p);
     free(arrays[2].p);

@@ -46,6 +46,7 @@
 #endif
 
 #define S_MAX_AGENCIES 50
+#define S_SUBJECTS 4096 /* --personal: the people referrals are about */
 #define S_MAX_THREADS 64
 #define S_TX_ROWS 1000
 
@@ -64,6 +65,7 @@ typedef struct {
     double duration;
     long count;
     bool personal;
+    bool referrals; /* --referrals: each referral received back by its recipient */
     bool json;
     bool pg_limit;
     long backlog;
@@ -98,8 +100,12 @@ s_usage(FILE *out, int rc)
             "  --duration S       publish for S seconds (default 10)\n"
             "  --count N          publish N messages in all (instead of --duration)\n"
             "  --personal         referral.created under a granted consent (the\n"
-            "                     consent check in the path); default: a\n"
-            "                     non-personal event\n"
+            "                     consent check and a referral's legs in the path),\n"
+            "                     each its own referral; default: a non-personal\n"
+            "                     event\n"
+            "  --referrals        --personal, and each consumer answers every\n"
+            "                     referral it receives with a referral.declined to\n"
+            "                     its referrer: half the publishes move (close) a leg\n"
             "  --pg-limit         also write the same rows straight into PostgreSQL\n"
             "                     (1,000 per transaction) and report the ratio\n"
             "  --backlog N        N pending deliveries for an offline agency: restart\n"
@@ -177,12 +183,15 @@ typedef struct {
     char server_key[64];
     const s_opts_t *o;
     uint32_t run;     /* this run's tag, the first 8 hex digits of every id */
-    char subject[64]; /* --personal */
+    char subject[64]; /* --personal: the people are subject-0, subject-1, ... */
     uint8_t *body;    /* msgpack, the same for every message */
     size_t body_len;
+    size_t rid_at; /* --personal: where the body's referral_id is (each
+                      message writes its own id there); 0: none */
     const char *type;
     /* counters */
     atomic_long published, confirmed, rejected, routed, delivered, acked, errors;
+    atomic_long moves_confirmed, moves_rejected; /* --referrals */
     atomic_int pubs_done;
     atomic_bool stop_sending, stop_consuming;
     int64_t t0_us;
@@ -348,6 +357,11 @@ s_publisher(void *arg)
                 cap *= 2;
             }
             s_make_id(m->id, r->run, pub->index, k);
+            if (r->rid_at) /* its own referral: the message's id */
+                memcpy((uint8_t *)m->body + r->rid_at, m->id, MLG_UUID_LEN);
+            if (o->personal)
+                snprintf(m->subject, sizeof(m->subject), "%s-%ld", r->subject,
+                         k % S_SUBJECTS);
             m->to_count = 0;
             mlg_msg_add_to(m, s_recipient(r, pub->index, k));
             m->occurred_at.sec = now / 1000000;
@@ -393,16 +407,76 @@ typedef struct {
     mlg_client_t *client; /* joined before the publishers start */
 } s_con_t;
 
+/* --referrals: the answer a recipient sends back, a referral.declined
+   (which closes the leg, so that one person's open referrals do not pile
+   up), its id and referral_id written per referral. */
+typedef struct {
+    mlg_msg_t *msg;
+    size_t rid_at; /* where the body's referral_id is */
+} s_answer_t;
+
+static int
+s_answer_template(s_answer_t *t)
+{
+    static const char placeholder[] = "00000000-0000-4000-8000-0000000000aa";
+    char body[160];
+    snprintf(body, sizeof(body),
+             "{\"referral_id\":\"%s\",\"reason_code\":\"no-capacity\"}", placeholder);
+    uint8_t *packed = NULL;
+    size_t len = 0;
+    t->msg = mlg_msg_new(MLG_OP_PUBLISH);
+    if (!t->msg
+        || mlg_json_to_msgpack(body, strlen(body), &packed, &len, NULL, 0) != MLG_OK
+        || mlg_msg_set_body(t->msg, packed, len) != MLG_OK)
+        mlg_msg_destroy(&t->msg);
+    free(packed);
+    for (size_t i = 0; t->msg && i + MLG_UUID_LEN <= t->msg->body_len; i++)
+        if (memcmp(t->msg->body + i, placeholder, MLG_UUID_LEN) == 0)
+            t->rid_at = i;
+    if (!t->msg || !t->rid_at)
+        return -1;
+    snprintf(t->msg->type, sizeof(t->msg->type), "referral.declined");
+    t->msg->version = 1;
+    snprintf(t->msg->purpose, sizeof(t->msg->purpose), "orientation");
+    return 0;
+}
+
+/* A referral delivered: its recipient answers it. */
+static void
+s_answer_referral(mlg_client_t *c, s_answer_t *t, const mlg_msg_t *d)
+{
+    mlg_msg_t *m = t->msg;
+    /* the referral's id is the created message's (s_publisher) */
+    memcpy((uint8_t *)m->body + t->rid_at, d->id, MLG_UUID_LEN);
+    snprintf(m->id, sizeof(m->id), "%s", d->id);
+    m->id[14] = '5'; /* another id of the same run: version nibble 5 */
+    snprintf(m->subject, sizeof(m->subject), "%s", d->subject);
+    m->to_count = 0;
+    mlg_msg_add_to(m, d->from);
+    mlg_client_send(c, m);
+}
+
 static void *
 s_consumer(void *arg)
 {
     s_con_t *con = arg;
     s_run_t *r = con->r;
     mlg_client_t *c = con->client;
+    s_answer_t answer = {NULL, 0};
+    if (r->o->referrals && s_answer_template(&answer) != 0)
+        s_note_error(r, "%s%s", "could not build a referral's answer", "");
     while (c && !atomic_load(&r->stop_consuming) && !s_interrupted) {
         mlg_msg_t *d = mlg_client_recv(c, 50);
         if (!d)
             continue;
+        if (d->op == MLG_OP_CONFIRM || d->op == MLG_OP_REJECT) /* its answers */
+            atomic_fetch_add(
+                d->op == MLG_OP_CONFIRM ? &r->moves_confirmed : &r->moves_rejected, 1);
+        if (d->op == MLG_OP_REJECT)
+            s_note_error(r, "REJECT of a referral's answer %s: %s", d->code, d->reason);
+        if (d->op == MLG_OP_DELIVER && answer.msg
+            && strcmp(d->type, "referral.created") == 0)
+            s_answer_referral(c, &answer, d);
         if (d->op == MLG_OP_DELIVER) {
             int p;
             long k;
@@ -474,16 +548,25 @@ s_make_body(s_run_t *r, size_t size)
 }
 
 /* consent.granted for the run's subject, every agency a party. */
+/* One consent for `subject` between every agency of the run, granted
+   by the first: sent (its answer read by s_grant_answer); 0 when sent. */
+/* A fresh message or consent id: a lowercase canonical UUID. */
+static void
+s_new_uuid(char out[MLG_UUID_LEN + 1])
+{
+    zuuid_t *u = zuuid_new();
+    const char *t = zuuid_str_canonical(u);
+    for (int i = 0; i < MLG_UUID_LEN; i++)
+        out[i] = (char)((t[i] >= 'A' && t[i] <= 'F') ? t[i] + 32 : t[i]);
+    out[MLG_UUID_LEN] = '\0';
+    zuuid_destroy(&u);
+}
+
 static int
-s_grant(s_run_t *r)
+s_grant_one(s_run_t *r, mlg_client_t *c, const char *subject)
 {
     char uuid[37], parties[S_MAX_AGENCIES * 70] = "", text[8192];
-    zuuid_t *u = zuuid_new();
-    const char *s = zuuid_str_canonical(u);
-    for (int i = 0; i < 36; i++)
-        uuid[i] = (char)((s[i] >= 'A' && s[i] <= 'F') ? s[i] + 32 : s[i]);
-    uuid[36] = '\0';
-    zuuid_destroy(&u);
+    s_new_uuid(uuid);
     for (int i = 0; i < r->nagencies; i++) {
         size_t at = strlen(parties);
         snprintf(parties + at, sizeof(parties) - at, "%s\"%s\"", i ? "," : "",
@@ -500,31 +583,52 @@ s_grant(s_run_t *r)
     char err[256];
     if (mlg_json_to_msgpack(text, strlen(text), &mp, &len, err, sizeof(err)) != MLG_OK)
         return -1;
-    mlg_client_t *c = s_connect(r, r->agencies[0], "maillage-bench", 0);
-    int rc = -1;
-    if (c) {
-        mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
-        snprintf(m->type, sizeof(m->type), "consent.granted");
-        m->version = 1;
-        snprintf(m->subject, sizeof(m->subject), "%s", r->subject);
-        mlg_msg_set_body(m, mp, len);
-        zuuid_t *id = zuuid_new();
-        const char *t = zuuid_str_canonical(id);
-        for (int i = 0; i < 36; i++)
-            m->id[i] = (char)((t[i] >= 'A' && t[i] <= 'F') ? t[i] + 32 : t[i]);
-        zuuid_destroy(&id);
-        mlg_client_send(c, m);
-        mlg_msg_t *a = mlg_client_recv(c, 10000);
-        if (a && a->op == MLG_OP_CONFIRM)
-            rc = 0;
-        else
-            s_note_error(r, "the consent was not confirmed: %s %s", a ? a->code : "",
-                         a ? a->reason : "no answer");
-        mlg_msg_destroy(&a);
-        mlg_msg_destroy(&m);
-        mlg_client_destroy(&c);
-    }
+    mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
+    snprintf(m->type, sizeof(m->type), "consent.granted");
+    m->version = 1;
+    snprintf(m->subject, sizeof(m->subject), "%s", subject);
+    mlg_msg_set_body(m, mp, len);
     free(mp);
+    s_new_uuid(m->id);
+    int rc = mlg_client_send(c, m) == MLG_OK ? 0 : -1;
+    mlg_msg_destroy(&m);
+    return rc;
+}
+
+/* The answer to one of the grants sent; 0 when a CONFIRM. */
+static int
+s_grant_answer(s_run_t *r, mlg_client_t *c)
+{
+    mlg_msg_t *a = mlg_client_recv(c, 10000);
+    int rc = a && a->op == MLG_OP_CONFIRM ? 0 : -1;
+    if (rc)
+        s_note_error(r, "a consent was not confirmed: %s %s", a ? a->code : "",
+                     a ? a->reason : "no answer");
+    mlg_msg_destroy(&a);
+    return rc;
+}
+
+/* --personal: a consent for each of the run's S_SUBJECTS people, whom
+   the referrals go round (one person's referrals would all be each
+   other's duplicates). */
+static int
+s_grant(s_run_t *r)
+{
+    mlg_client_t *c = s_connect(r, r->agencies[0], "maillage-bench", 0);
+    int rc = c ? 0 : -1;
+    int sent = 0, answered = 0;
+    while (rc == 0 && answered < S_SUBJECTS) { /* up to 500 waiting at once */
+        if (sent < S_SUBJECTS && sent - answered < 500) {
+            char subject[80];
+            snprintf(subject, sizeof(subject), "%s-%d", r->subject, sent++);
+            rc = s_grant_one(r, c, subject);
+        }
+        else {
+            rc = s_grant_answer(r, c);
+            answered++;
+        }
+    }
+    mlg_client_destroy(&c);
     return rc;
 }
 
@@ -1074,6 +1178,12 @@ s_print(const s_run_t *r, const s_report_t *p)
         json_object_set_new(doc, "delivered", json_integer(p->delivered));
         json_object_set_new(doc, "acked", json_integer(p->acked));
         json_object_set_new(doc, "errors", json_integer(p->errors));
+        if (o->referrals) {
+            json_object_set_new(doc, "moves_confirmed",
+                                json_integer(atomic_load(&r->moves_confirmed)));
+            json_object_set_new(doc, "moves_rejected",
+                                json_integer(atomic_load(&r->moves_rejected)));
+        }
         json_object_set_new(doc, "seconds", json_real(p->seconds));
         json_object_set_new(doc, "confirm_per_s", json_real(p->confirm_rate));
         json_object_set_new(doc, "e2e_per_s", json_real(p->e2e_rate));
@@ -1175,6 +1285,8 @@ s_parse_opts(int argc, char **argv, s_opts_t *o)
             o->self_contained = true;
         else if (strcmp(a, "--personal") == 0)
             o->personal = true;
+        else if (strcmp(a, "--referrals") == 0)
+            o->personal = o->referrals = true;
         else if (strcmp(a, "--json") == 0)
             o->json = true;
         else if (strcmp(a, "--pg-limit") == 0)
@@ -1323,6 +1435,12 @@ s_measure(s_run_t *r, s_env_t *env)
         fprintf(stderr, "maillage-bench: could not build the body\n");
         rc = 2;
     }
+    static const char placeholder[] = "6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b";
+    for (size_t i = 0; rc == 0 && o->personal && i + MLG_UUID_LEN <= r->body_len; i++)
+        if (memcmp(r->body + i, placeholder, MLG_UUID_LEN) == 0) {
+            r->rid_at = i; /* each referral its own id (PROTOCOL.md §9) */
+            break;
+        }
     if (rc == 0 && s_bench(r, &rep, o->broker_pid) != 0)
         rc = 1;
     if (rc == 0 && o->pg_limit) {

@@ -480,6 +480,54 @@ test_duplicates(void **state)
     brk_referrals_destroy(&idx);
 }
 
+/* One person's many open referrals for one service: a new one finds the
+   oldest BRK_REFERRAL_MATCHES_MAX of them, and says it was cut. */
+static void
+test_duplicates_bounded(void **state)
+{
+    (void)state;
+    brk_referrals_t *idx = brk_referrals_new();
+    brk_decision_t d = s_allow("ehpad");
+    char ids[BRK_REFERRAL_MATCHES_MAX + 6][37];
+    for (int i = 0; i < BRK_REFERRAL_MATCHES_MAX + 6; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "00000000-0000-4000-8000-%012d", i);
+        s_open(idx, ids[i], "ccas", &d, 1, T0 + i);
+    }
+    brk_referral_event_t ev = {.type = "referral.created",
+                               .message_id = "eeeeeeee-0000-4000-8000-000000000009",
+                               .publisher = "ccas",
+                               .referral_id = X,
+                               .subject = "P",
+                               .service = "nursing-home",
+                               .priority = "routine",
+                               .decisions = &d,
+                               .ndecisions = 1,
+                               .now = T0 + 100};
+    brk_referral_plan_t plan;
+    char reason[256];
+    assert_int_equal(brk_referral_plan(idx, NULL, &ev, &plan, reason, sizeof(reason)),
+                     MLG_OK);
+    assert_int_equal(plan.nmatches, BRK_REFERRAL_MATCHES_MAX);
+    assert_true(plan.matches_cut);
+    assert_string_equal(plan.matches[0].referral_id, ids[0]);
+    assert_string_equal(plan.matches[BRK_REFERRAL_MATCHES_MAX - 1].referral_id,
+                        ids[BRK_REFERRAL_MATCHES_MAX - 1]);
+    brk_referrals_abandon(idx, &plan);
+    brk_referral_plan_clear(&plan);
+    /* exactly the bound: not cut */
+    brk_referrals_destroy(&idx);
+    idx = brk_referrals_new();
+    for (int i = 0; i < BRK_REFERRAL_MATCHES_MAX; i++)
+        s_open(idx, ids[i], "ccas", &d, 1, T0 + i);
+    assert_int_equal(brk_referral_plan(idx, NULL, &ev, &plan, reason, sizeof(reason)),
+                     MLG_OK);
+    assert_int_equal(plan.nmatches, BRK_REFERRAL_MATCHES_MAX);
+    assert_false(plan.matches_cut);
+    brk_referrals_abandon(idx, &plan);
+    brk_referral_plan_clear(&plan);
+    brk_referrals_destroy(&idx);
+}
+
 /* A new connection loads the index again while plans are in flight:
    their busy marks and a referral opened but not stored go over; the
    due times and the supersede queue come from the loaded legs. */
@@ -559,10 +607,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_state_names), cmocka_unit_test(test_every_row_of_the_table),
-        cmocka_unit_test(test_cancel),      cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_open),        cmocka_unit_test(test_deadline),
-        cmocka_unit_test(test_supersede),   cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_every_row_of_the_table),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_open),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_supersede),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_duplicates_bounded),
         cmocka_unit_test(test_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
