@@ -148,6 +148,17 @@ main(int argc, char **argv)
             mlg_msg_add_routed(m, "cd75");
             mlg_msg_add_denied(m, "ars-idf", "NO_CONSENT");
         }
+        if (op == MLG_OP_CONFIRM || op == MLG_OP_DELIVER) { /* §9's notices */
+            mlg_notice_t n = {.code = "DUPLICATE_REFERRAL",
+                              .referral_id = "0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b",
+                              .has_since = true,
+                              .since = mlg_time_now()};
+            if (op == MLG_OP_CONFIRM) {
+                strcpy(n.recipient, "ehpad-les-tilleuls");
+                strcpy(n.state, "waitlisted");
+            }
+            mlg_msg_add_notice(m, &n);
+        }
         s_frame(dir, m);
     }
 
