@@ -281,6 +281,8 @@ s_replay(PGconn *conn, brk_referrals_t *index, const PGresult *res, int row,
         mlg_body_text(m, "/referral_id", referral_id, sizeof(referral_id));
         mlg_body_text(m, "/service", service, sizeof(service));
         mlg_body_text(m, "/priority", priority, sizeof(priority));
+        for (char *c = referral_id; *c; c++) /* as the loop reads it (publish.c) */
+            *c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
     }
     mlg_msg_destroy(&m);
     static brk_decision_t d[MLG_MAX_RECIPIENTS];
