@@ -27,6 +27,7 @@
 #include <msgpack.h>
 
 #include "brokerproc.h"
+#include "hostile.h"
 #include "maillage/client.h"
 #include "maillage/forms.h"
 #include "maillage/limits.h"
@@ -66,53 +67,18 @@ teardown(void **state)
 /* Room left for the envelope around a body at the frame limit. */
 #define S_BODY_MAX (MLG_MAX_MESSAGE_BYTES_DEFAULT - 400)
 
-static void
-s_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 /* {"": nil, "": nil, ...} as many as fit. */
 static void
 s_same_names(msgpack_packer *pk)
 {
-    size_t n = (S_BODY_MAX - 5) / 2;
-    msgpack_pack_map(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_pack_str(pk, 0);
-        msgpack_pack_nil(pk);
-    }
+    hostile_same_names(pk, "", S_BODY_MAX);
 }
 
 /* A consent.granted whose purposes are one word, as many as fit. */
 static void
 s_same_purposes(msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 7);
-    s_str(pk, "valid_from");
-    s_str(pk, "2026-01-01T00:00:00Z");
-    s_str(pk, "collected_by");
-    msgpack_pack_map(pk, 2);
-    s_str(pk, "name");
-    s_str(pk, "x");
-    s_str(pk, "role");
-    s_str(pk, "y");
-    s_str(pk, "method");
-    s_str(pk, "written");
-    s_str(pk, "consent_id");
-    s_str(pk, "0b7a3c2e-5f1d-4c8e-9a6b-3d2f1e0c9b8a");
-    s_str(pk, "parties");
-    msgpack_pack_array(pk, 2);
-    s_str(pk, "cd75");
-    s_str(pk, "ccas-paris-13");
-    s_str(pk, "categories");
-    msgpack_pack_array(pk, 1);
-    s_str(pk, "social");
-    s_str(pk, "purposes");
-    size_t n = (S_BODY_MAX - 200) / 12; /* "orientation": 1 + 11 bytes */
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
-        s_str(pk, "orientation");
+    hostile_consent(pk, "purposes", "orientation", S_BODY_MAX);
 }
 
 /* A valid referral.created body, plus one member not allowed whose name
@@ -120,26 +86,9 @@ s_same_purposes(msgpack_packer *pk)
 static void
 s_euro_name(msgpack_packer *pk)
 {
-    char name[601] = "";
-    for (int i = 0; i < 200; i++)
-        strcat(name, "\xe2\x82\xac");
-    msgpack_pack_map(pk, 6);
-    s_str(pk, "referral_id");
-    s_str(pk, "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f");
-    s_str(pk, "service");
-    s_str(pk, "home-care");
-    s_str(pk, "reason");
-    s_str(pk, "x");
-    s_str(pk, "priority");
-    s_str(pk, "routine");
-    s_str(pk, "requested_by");
-    msgpack_pack_map(pk, 2);
-    s_str(pk, "name");
-    s_str(pk, "x");
-    s_str(pk, "role");
-    s_str(pk, "y");
-    s_str(pk, name);
-    msgpack_pack_nil(pk);
+    char name[601];
+    hostile_euros(name, 200);
+    hostile_referral(pk, name);
 }
 
 /* A PUBLISH of `type` from `c` whose body `fill` writes; returns its id
