@@ -4,9 +4,9 @@
     DELIVER, speak raw frames on a DEALER, query the broker's database,
     run the operator CLI or an adapter.
 
-    The steps that check something fail the running cmocka test (they
-    assert), so they are called from tests, not from group setups; the
-    others return a code. brokerproc.h runs the broker process itself. */
+    The steps that check something fail the running cmocka test or
+    fixture (they assert); the others return a code. brokerproc.h runs
+    the broker process itself. */
 
 #ifndef MLG_TEST_E2E_H
 #define MLG_TEST_E2E_H
