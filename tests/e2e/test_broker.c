@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -57,63 +57,24 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_broker",
-                        "    heartbeat_ms = 1000\n    max_attempts = 3\n"
-                        "    max_message_bytes = 65536\n"
-                        /* test_burst_beyond_pipe_bounds has 5000 at once */
-                        "    max_outstanding_per_client = 10000\n",
-                        s_agencies)
-        || brokerproc_start(&s_bp)) {
-        fprintf(stderr, "could not start the broker; its log is %s\n", s_bp.log);
-        return -1;
-    }
-    s_db = brokerproc_db(&s_bp);
-    return PQstatus(s_db) == CONNECTION_OK ? 0 : -1;
+    return e2e_broker_up_db(&s_bp, &s_db, "e2e_broker",
+                            "    heartbeat_ms = 1000\n    max_attempts = 3\n"
+                            "    max_message_bytes = 65536\n"
+                            /* test_burst_beyond_pipe_bounds has 5000 at once */
+                            "    max_outstanding_per_client = 10000\n",
+                            s_agencies);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    PQfinish(s_db);
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    if (rc != 0) {
-        fprintf(stderr, "the broker exited with %d; the end of its log:\n", rc);
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", s_bp.log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no log)\n");
-    }
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down_db(&s_bp, &s_db);
 }
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static mlg_client_t *
-client(const char *agency, uint64_t credit)
-{
-    mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
-    assert_non_null(c);
-    return c;
-}
-
-/* A PUBLISH from JSON text with "%s" for a fresh id (written to id). */
-static mlg_msg_t *
-publish_msg(const char *fmt, char *id)
-{
-    brokerproc_new_id(id);
-    char *json = zsys_sprintf(fmt, id); /* a format of any length */
-    assert_non_null(json);
-    mlg_msg_t *m = NULL;
-    mlg_error_t err;
-    if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK)
-        print_error("%s: %s\n", json, err.reason);
-    zstr_free(&json);
-    assert_non_null(m);
-    return m;
-}
-
+/* An alert, a UTF-8 body; "%s" for its id, then for its addressee. */
 static const char *ALERT =
     "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
     " \"to\": [\"%s\"], \"subject\": \"P-1\", \"purpose\": \"protection\","
@@ -124,28 +85,10 @@ static const char *ALERT =
 static mlg_msg_t *
 send_alert(mlg_client_t *c, const char *to, char *id)
 {
-    char fmt[1024];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", to);
-    mlg_msg_t *m = publish_msg(fmt, id);
-    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *m = e2e_msg(id, ALERT, id, to);
+    mlg_msg_t *answer = e2e_publish(c, m, 10000);
     mlg_msg_destroy(&m);
-    mlg_msg_t *answer = mlg_client_recv(c, 10000);
-    assert_non_null(answer);
     return answer;
-}
-
-static mlg_msg_t *
-expect_op(mlg_client_t *c, mlg_op_t op, int timeout_ms)
-{
-    mlg_msg_t *m = mlg_client_recv(c, timeout_ms);
-    if (!m)
-        print_error("expected %s, got nothing\n", mlg_op_name(op));
-    assert_non_null(m);
-    if (m->op != op)
-        print_error("expected %s, got %s %s %s\n", mlg_op_name(op), mlg_op_name(m->op),
-                    m->code, m->reason);
-    assert_int_equal(m->op, op);
-    return m;
 }
 
 static void
@@ -153,7 +96,7 @@ expect_reject(mlg_client_t *c, const mlg_msg_t *m, const char *code,
               const char *reason_part)
 {
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_t *a = expect_op(c, MLG_OP_REJECT, 10000);
+    mlg_msg_t *a = e2e_expect(c, MLG_OP_REJECT, 10000);
     assert_string_equal(a->id, m->id);
     if (strcmp(a->code, code) != 0 || !strstr(a->reason, reason_part))
         print_error("expected %s (%s), got %s: %s\n", code, reason_part, a->code,
@@ -163,26 +106,17 @@ expect_reject(mlg_client_t *c, const mlg_msg_t *m, const char *code,
     mlg_msg_destroy(&a);
 }
 
-static long
-q(const char *fmt, const char *arg)
-{
-    char sql[1024];
-    snprintf(sql, sizeof(sql), fmt, arg);
-    return brokerproc_scalar(s_db, sql);
-}
-
 /* ---- publish, store, confirm ------------------------------------------ */
 
 static void
 test_publish_confirm_stored(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ccas-paris-13", 0);
-    char fmt[1024], id[37];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd75");
-    mlg_msg_t *m = publish_msg(fmt, id);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *m = e2e_msg(id, ALERT, id, "cd75");
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a = e2e_expect(c, MLG_OP_CONFIRM, 10000);
     assert_string_equal(a->id, id);
     assert_true(a->seq > 0);
     assert_false(a->duplicate);
@@ -201,14 +135,17 @@ test_publish_confirm_stored(void **state)
     assert_int_equal(PQgetlength(res, 0, 0), (int)m->body_len);
     assert_memory_equal(PQgetvalue(res, 0, 0), m->body, m->body_len);
     PQclear(res);
-    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
-                       " and decision = 'allow' and basis = 'legal_obligation'"
-                       " and recipient = 'cd75'",
-                       id),
-                     1);
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
-                       " and recipient = 'cd75' and state = 'pending'",
-                       id),
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and decision = 'allow' and basis = 'legal_obligation'"
+                   " and recipient = 'cd75'",
+                   id),
+        1);
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where message_id = '%s'"
+                                " and recipient = 'cd75' and state = 'pending'",
+                                id),
                      1);
     mlg_msg_destroy(&a);
     mlg_msg_destroy(&m);
@@ -219,26 +156,31 @@ static void
 test_consent_basis_denied(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ccas-paris-13", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
     char id[37];
-    mlg_msg_t *m = publish_msg(
-        "{\"id\": \"%s\", \"type\": \"situation.shared\", \"version\": 1,"
-        " \"to\": [\"cd75\"], \"subject\": \"P-2\", \"purpose\": \"orientation\","
-        " \"body\": {\"household\": {\"adults\": 1, \"children\": 0},"
-        " \"housing\": \"temporary\", \"summary\": \"Déménagement.\"}}",
-        id);
+    mlg_msg_t *m =
+        e2e_msg(id,
+                "{\"id\": \"%s\", \"type\": \"situation.shared\", \"version\": 1,"
+                " \"to\": [\"cd75\"], \"subject\": \"P-2\", \"purpose\": \"orientation\","
+                " \"body\": {\"household\": {\"adults\": 1, \"children\": 0},"
+                " \"housing\": \"temporary\", \"summary\": \"Déménagement.\"}}",
+                id);
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a = e2e_expect(c, MLG_OP_CONFIRM, 10000);
     assert_int_equal(a->routed_count, 0);
     assert_int_equal(a->denied_count, 1);
     assert_string_equal(a->denied[0].recipient, "cd75");
     assert_string_equal(a->denied[0].reason, "NO_CONSENT");
-    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
-                       " and decision = 'deny' and basis = 'consent'"
-                       " and reason = 'NO_CONSENT'",
-                       id),
-                     1);
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'", id), 0);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and decision = 'deny' and basis = 'consent'"
+                   " and reason = 'NO_CONSENT'",
+                   id),
+        1);
+    assert_int_equal(
+        e2e_scalar(s_db, "select count(*) from deliveries where message_id = '%s'", id),
+        0);
     mlg_msg_destroy(&a);
     mlg_msg_destroy(&m);
     mlg_client_destroy(&c);
@@ -248,30 +190,30 @@ static void
 test_non_personal_routing(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ehpad-les-tilleuls", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ehpad-les-tilleuls", 0);
     const char *fmt = "{\"id\": \"%s\", \"type\": \"service.capacity.changed\","
                       " \"version\": 1, %s \"body\": {\"service_id\": \"750803587\","
                       " \"service\": \"nursing-home\", \"places_total\": 80,"
                       " \"places_available\": 3}}";
-    char f1[1024], id[37];
+    char id[37];
     /* no `to`: the subscribers, but never the publisher */
-    snprintf(f1, sizeof(f1), fmt, "%s", "");
-    mlg_msg_t *m = publish_msg(f1, id);
+    mlg_msg_t *m = e2e_msg(id, fmt, id, "");
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a = e2e_expect(c, MLG_OP_CONFIRM, 10000);
     assert_int_equal(a->routed_count, 1);
     assert_string_equal(a->routed[0].id, "ars-idf");
-    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
-                       " and basis = 'not_personal' and decision = 'allow'",
-                       id),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and basis = 'not_personal' and decision = 'allow'",
+                   id),
+        1);
     mlg_msg_destroy(&a);
     mlg_msg_destroy(&m);
     /* with `to`: the addressees and the subscribers, once each */
-    snprintf(f1, sizeof(f1), fmt, "%s", "\"to\": [\"cd75\", \"ars-idf\", \"cd75\"],");
-    m = publish_msg(f1, id);
+    m = e2e_msg(id, fmt, id, "\"to\": [\"cd75\", \"ars-idf\", \"cd75\"],");
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    a = e2e_expect(c, MLG_OP_CONFIRM, 10000);
     assert_int_equal(a->routed_count, 2);
     assert_string_equal(a->routed[0].id, "cd75");
     assert_string_equal(a->routed[1].id, "ars-idf");
@@ -284,25 +226,26 @@ static void
 test_duplicates(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ccas-paris-13", 0);
-    char fmt[1024], id[37];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd75");
-    mlg_msg_t *m = publish_msg(fmt, id);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *m = e2e_msg(id, ALERT, id, "cd75");
     /* twice at once: the second arrives while the first is being stored */
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_t *a1 = expect_op(c, MLG_OP_CONFIRM, 10000);
-    mlg_msg_t *a2 = expect_op(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a1 = e2e_expect(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a2 = e2e_expect(c, MLG_OP_CONFIRM, 10000);
     assert_false(a1->duplicate);
     assert_true(a2->duplicate);
     assert_int_equal(a1->seq, a2->seq);
     assert_int_equal(a2->routed_count, 1);
     assert_string_equal(a2->routed[0].id, "cd75");
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'", id), 1);
+    assert_int_equal(
+        e2e_scalar(s_db, "select count(*) from deliveries where message_id = '%s'", id),
+        1);
     mlg_msg_destroy(&a1);
     mlg_msg_destroy(&a2);
     /* the same id from another agency reveals nothing */
-    mlg_client_t *other = client("cd75", 0);
+    mlg_client_t *other = e2e_client(&s_bp, "cd75", 0);
     snprintf(m->to[0].id, sizeof(m->to[0].id), "cd92");
     expect_reject(other, m, "INVALID", "id already used");
     mlg_client_destroy(&other);
@@ -311,29 +254,6 @@ test_duplicates(void **state)
 }
 
 /* ---- every code the broker answers ----------------------------------- */
-
-static zsock_t *
-raw(void)
-{
-    zsock_t *d = zsock_new_dealer(s_bp.endpoint);
-    assert_non_null(d);
-    zsock_set_rcvtimeo(d, 10000);
-    return d;
-}
-
-static mlg_msg_t *
-raw_exchange(zsock_t *d, const void *data, size_t size)
-{
-    zframe_t *f = zframe_new(data, size);
-    zframe_send(&f, d, 0);
-    zframe_t *in = zframe_recv(d);
-    assert_non_null(in);
-    mlg_msg_t *m = NULL;
-    mlg_error_t err;
-    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, &err), MLG_OK);
-    zframe_destroy(&in);
-    return m;
-}
 
 static void
 expect_error(mlg_msg_t *m, const char *code)
@@ -350,35 +270,29 @@ static void
 test_session_codes(void **state)
 {
     (void)state;
-    zsock_t *d = raw();
+    zsock_t *d = e2e_raw(&s_bp);
     /* garbage, then a PING before HELLO, then a bad version, an unknown op */
-    mlg_msg_t *m = raw_exchange(d, "\xc1garbage", 8);
+    mlg_msg_t *m = e2e_raw_exchange(d, "\xc1garbage", 8, 10000);
     expect_error(m, "MALFORMED");
     mlg_msg_destroy(&m);
     const uint8_t ping[] = {0x81, 0xa2, 'o', 'p', 0xa4, 'P', 'I', 'N', 'G'};
-    m = raw_exchange(d, ping, sizeof(ping));
+    m = e2e_raw_exchange(d, ping, sizeof(ping), 10000);
     expect_error(m, "HELLO_REQUIRED");
     mlg_msg_destroy(&m);
     mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
     strcpy(hello->agency, "cd75");
     hello->v = 2;
-    uint8_t *data;
-    size_t size;
-    mlg_msg_encode(hello, &data, &size);
-    m = raw_exchange(d, data, size);
-    free(data);
+    m = e2e_raw_ask(d, hello, 10000);
     expect_error(m, "UNSUPPORTED_VERSION");
     mlg_msg_destroy(&m);
     const uint8_t sub[] = {0x81, 0xa2, 'o', 'p', 0xa3, 'S', 'U', 'B'};
-    m = raw_exchange(d, sub, sizeof(sub));
+    m = e2e_raw_exchange(d, sub, sizeof(sub), 10000);
     expect_error(m, "UNKNOWN_OP");
     mlg_msg_destroy(&m);
     /* an unregistered agency */
     strcpy(hello->agency, "mairie-inconnue");
     hello->v = 1;
-    mlg_msg_encode(hello, &data, &size);
-    m = raw_exchange(d, data, size);
-    free(data);
+    m = e2e_raw_ask(d, hello, 10000);
     expect_error(m, "FORBIDDEN");
     mlg_msg_destroy(&m);
     /* two frames in one message */
@@ -386,29 +300,23 @@ test_session_codes(void **state)
     zmsg_addmem(two, ping, sizeof(ping));
     zmsg_addmem(two, ping, sizeof(ping));
     zmsg_send(&two, d);
-    zframe_t *in = zframe_recv(d);
-    mlg_error_t err;
-    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, &err), MLG_OK);
-    zframe_destroy(&in);
+    m = e2e_raw_recv(d, 10000);
+    assert_non_null(m);
     expect_error(m, "MALFORMED");
     mlg_msg_destroy(&m);
     /* now a good HELLO, and an ACK of a delivery never sent */
     strcpy(hello->agency, "cd75");
-    mlg_msg_encode(hello, &data, &size);
-    m = raw_exchange(d, data, size);
-    free(data);
+    m = e2e_raw_ask(d, hello, 10000);
     assert_int_equal(m->op, MLG_OP_WELCOME);
     assert_int_equal(m->heartbeat_ms, 1000);
     assert_int_equal(m->max_message_bytes, 65536);
     mlg_msg_destroy(&m);
     mlg_msg_t *ack = mlg_msg_new(MLG_OP_ACK);
     ack->delivery = 999999;
-    mlg_msg_encode(ack, &data, &size);
-    m = raw_exchange(d, data, size);
-    free(data);
+    m = e2e_raw_ask(d, ack, 10000);
     expect_error(m, "UNKNOWN_DELIVERY");
     mlg_msg_destroy(&m);
-    m = raw_exchange(d, ping, sizeof(ping));
+    m = e2e_raw_exchange(d, ping, sizeof(ping), 10000);
     assert_int_equal(m->op, MLG_OP_PONG);
     mlg_msg_destroy(&m);
     mlg_msg_destroy(&ack);
@@ -420,19 +328,13 @@ static void
 test_publish_codes(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ccas-paris-13", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
     char id[37];
     mlg_msg_t *m;
     /* before HELLO, on a raw connection: REJECT with the id */
-    zsock_t *d = raw();
-    char fmt[1024];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd75");
-    m = publish_msg(fmt, id);
-    uint8_t *data;
-    size_t size;
-    mlg_msg_encode(m, &data, &size);
-    mlg_msg_t *a = raw_exchange(d, data, size);
-    free(data);
+    zsock_t *d = e2e_raw(&s_bp);
+    m = e2e_msg(id, ALERT, id, "cd75");
+    mlg_msg_t *a = e2e_raw_ask(d, m, 10000);
     assert_int_equal(a->op, MLG_OP_REJECT);
     assert_string_equal(a->code, "HELLO_REQUIRED");
     assert_string_equal(a->id, id);
@@ -477,10 +379,11 @@ test_publish_codes(void **state)
          "UNKNOWN_RECIPIENT", "'mairie-inconnue'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        m = publish_msg(cases[i].json, id);
+        m = e2e_msg(id, cases[i].json, id);
         expect_reject(c, m, cases[i].code, cases[i].reason);
         mlg_msg_destroy(&m);
-        assert_int_equal(q("select count(*) from messages where id = '%s'", id), 0);
+        assert_int_equal(
+            e2e_scalar(s_db, "select count(*) from messages where id = '%s'", id), 0);
     }
     /* TOO_LARGE: a body over max_message_bytes (64 KiB here) */
     char *big = malloc(80000);
@@ -493,15 +396,10 @@ test_publish_codes(void **state)
                   " \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\", \"reason\": \"");
     memset(p, 'x', 70000);
     strcpy(p + 70000, "\"}}");
-    brokerproc_new_id(id);
-    char *json = malloc(81000);
-    snprintf(json, 81000, big, id);
-    mlg_error_t err;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, &err), MLG_OK);
+    m = e2e_msg(id, big, id);
     expect_reject(c, m, "TOO_LARGE", "over the limit of 65536");
     mlg_msg_destroy(&m);
     free(big);
-    free(json);
     /* the connection is still fine afterwards */
     a = send_alert(c, "cd75", id);
     assert_int_equal(a->op, MLG_OP_CONFIRM);
@@ -515,7 +413,7 @@ static void
 test_backlog_credit_ack_nack(void **state)
 {
     (void)state;
-    mlg_client_t *pub = client("ccas-paris-13", 0);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
     char ids[4][37];
     for (int i = 0; i < 4; i++) {
         mlg_msg_t *a = send_alert(pub, "cd93", ids[i]);
@@ -523,9 +421,9 @@ test_backlog_credit_ack_nack(void **state)
         mlg_msg_destroy(&a);
     }
     /* cd93 was offline; its client takes two at a time, in order */
-    mlg_client_t *sub = client("cd93", 2);
-    mlg_msg_t *d1 = expect_op(sub, MLG_OP_DELIVER, 5000);
-    mlg_msg_t *d2 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd93", 2);
+    mlg_msg_t *d1 = e2e_expect(sub, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *d2 = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     assert_string_equal(d1->id, ids[0]);
     assert_string_equal(d2->id, ids[1]);
     assert_string_equal(d1->from, "ccas-paris-13");
@@ -533,38 +431,41 @@ test_backlog_credit_ack_nack(void **state)
     assert_null(mlg_client_recv(sub, 500)); /* credit 2: no third yet */
     /* ACK the first: the third comes */
     assert_int_equal(mlg_client_ack(sub, d1->delivery), MLG_OK);
-    mlg_msg_t *d3 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *d3 = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     assert_string_equal(d3->id, ids[2]);
     /* NACK with requeue: the second comes back, attempt 2 */
     assert_int_equal(mlg_client_nack(sub, d2->delivery, true, "base indisponible"),
                      MLG_OK);
-    mlg_msg_t *again = expect_op(sub, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *again = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     assert_string_equal(again->id, ids[1]);
     assert_int_equal(again->attempt, 2);
     /* NACK without requeue: dead at once */
     assert_int_equal(mlg_client_nack(sub, d3->delivery, false, "refusé"), MLG_OK);
-    mlg_msg_t *d4 = expect_op(sub, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *d4 = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     assert_string_equal(d4->id, ids[3]);
     assert_int_equal(mlg_client_ack(sub, again->delivery), MLG_OK);
     assert_int_equal(mlg_client_ack(sub, d4->delivery), MLG_OK);
     /* acking twice is an error */
     assert_int_equal(mlg_client_ack(sub, d1->delivery), MLG_OK);
-    mlg_msg_t *e = expect_op(sub, MLG_OP_ERROR, 5000);
+    mlg_msg_t *e = e2e_expect(sub, MLG_OP_ERROR, 5000);
     assert_string_equal(e->code, "UNKNOWN_DELIVERY");
     mlg_msg_destroy(&e);
     zclock_sleep(300); /* the store writes acks in its next batch */
-    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
-                       " and state = 'acked'",
-                       "cd93"),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where recipient = '%s'"
+                                " and state = 'acked'",
+                                "cd93"),
                      3);
-    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
-                       " and state = 'dead' and last_error = 'refusé'",
-                       "cd93"),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where recipient = '%s'"
+                                " and state = 'dead' and last_error = 'refusé'",
+                                "cd93"),
                      1);
-    assert_int_equal(q("select count(*) from delivery_events e join deliveries d"
-                       " on d.id = e.delivery_id where d.recipient = '%s'"
-                       " and e.event in ('nack', 'dead')",
-                       "cd93"),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from delivery_events e join deliveries d"
+                                " on d.id = e.delivery_id where d.recipient = '%s'"
+                                " and e.event in ('nack', 'dead')",
+                                "cd93"),
                      3);
     mlg_msg_destroy(&d1);
     mlg_msg_destroy(&d2);
@@ -579,62 +480,51 @@ static void
 test_redelivery_bye_silence_dead(void **state)
 {
     (void)state;
-    mlg_client_t *pub = client("ccas-paris-13", 0);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
     char id[37];
     mlg_msg_t *a = send_alert(pub, "cd94", id);
     assert_int_equal(a->op, MLG_OP_CONFIRM);
     mlg_msg_destroy(&a);
     /* attempt 1 to a client that leaves (BYE) without acking */
-    mlg_client_t *c1 = client("cd94", 1);
-    mlg_msg_t *d = expect_op(c1, MLG_OP_DELIVER, 5000);
+    mlg_client_t *c1 = e2e_client(&s_bp, "cd94", 1);
+    mlg_msg_t *d = e2e_expect(c1, MLG_OP_DELIVER, 5000);
     assert_int_equal(d->attempt, 1);
     mlg_msg_destroy(&d);
     mlg_client_destroy(&c1);
     /* attempt 2 to a client that falls silent */
-    zsock_t *silent = raw();
-    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
-    strcpy(hello->agency, "cd94");
-    hello->credit = 5;
-    uint8_t *data;
-    size_t size;
-    mlg_msg_encode(hello, &data, &size);
-    mlg_msg_t *w = raw_exchange(silent, data, size);
-    free(data);
-    assert_int_equal(w->op, MLG_OP_WELCOME);
-    mlg_msg_destroy(&w);
-    zframe_t *in = zframe_recv(silent);
-    assert_non_null(in);
-    mlg_error_t err;
-    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &d, &err), MLG_OK);
-    zframe_destroy(&in);
+    zsock_t *silent = e2e_raw(&s_bp);
+    e2e_raw_hello(silent, "cd94", 5);
+    d = e2e_raw_recv(silent, 10000);
+    assert_non_null(d);
     assert_int_equal(d->op, MLG_OP_DELIVER);
     assert_int_equal(d->attempt, 2);
     mlg_msg_destroy(&d);
     /* after 3 x heartbeat_ms of silence it goes to the next client */
-    mlg_client_t *c3 = client("cd94", 1);
-    d = expect_op(c3, MLG_OP_DELIVER, 8000);
+    mlg_client_t *c3 = e2e_client(&s_bp, "cd94", 1);
+    d = e2e_expect(c3, MLG_OP_DELIVER, 8000);
     assert_string_equal(d->id, id);
     assert_int_equal(d->attempt, 3);
     /* the silent one has lost its session */
     const uint8_t ping[] = {0x81, 0xa2, 'o', 'p', 0xa4, 'P', 'I', 'N', 'G'};
-    mlg_msg_t *e = raw_exchange(silent, ping, sizeof(ping));
+    mlg_msg_t *e = e2e_raw_exchange(silent, ping, sizeof(ping), 10000);
     expect_error(e, "HELLO_REQUIRED");
     mlg_msg_destroy(&e);
     /* attempt 3 of max_attempts 3 requeued: dead */
     assert_int_equal(mlg_client_nack(c3, d->delivery, true, "encore"), MLG_OK);
     assert_null(mlg_client_recv(c3, 500));
     zclock_sleep(300);
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
-                       " and state = 'dead' and attempts = 3",
-                       id),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where message_id = '%s'"
+                                " and state = 'dead' and attempts = 3",
+                                id),
                      1);
-    assert_int_equal(q("select count(*) from delivery_events e join deliveries d"
-                       " on d.id = e.delivery_id where d.message_id = '%s'"
-                       " and e.event = 'requeued'",
-                       id),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from delivery_events e join deliveries d"
+                                " on d.id = e.delivery_id where d.message_id = '%s'"
+                                " and e.event = 'requeued'",
+                                id),
                      2);
     mlg_msg_destroy(&d);
-    mlg_msg_destroy(&hello);
     zsock_destroy(&silent);
     mlg_client_destroy(&c3);
     mlg_client_destroy(&pub);
@@ -651,14 +541,14 @@ static void
 test_ack_then_leave(void **state)
 {
     (void)state;
-    mlg_client_t *pub = client("ccas-paris-13", 0);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
     for (int i = 0; i < 30; i++) {
         char id[37];
         mlg_msg_t *a = send_alert(pub, "cd91", id);
         assert_int_equal(a->op, MLG_OP_CONFIRM);
         mlg_msg_destroy(&a);
-        mlg_client_t *sub = client("cd91", 1);
-        mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 10000);
+        mlg_client_t *sub = e2e_client(&s_bp, "cd91", 1);
+        mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 10000);
         assert_string_equal(d->id, id);
         assert_int_equal(d->attempt, 1);
         assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
@@ -667,10 +557,10 @@ test_ack_then_leave(void **state)
     }
     const char *acked = "select count(*) from deliveries where recipient = 'cd91'"
                         " and state = 'acked'";
-    for (int i = 0; i < 100 && q(acked, NULL) != 30; i++)
+    for (int i = 0; i < 100 && e2e_scalar(s_db, acked, NULL) != 30; i++)
         zclock_sleep(100);
-    assert_int_equal(q(acked, NULL), 30);
-    mlg_client_t *sub = client("cd91", 10);
+    assert_int_equal(e2e_scalar(s_db, acked, NULL), 30);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd91", 10);
     assert_null(mlg_client_recv(sub, 500));
     mlg_client_destroy(&sub);
     mlg_client_destroy(&pub);
@@ -680,7 +570,7 @@ static void
 test_shared_queue_and_second_hello(void **state)
 {
     (void)state;
-    mlg_client_t *pub = client("ccas-paris-13", 0);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
     char ids[3][37];
     for (int i = 0; i < 3; i++) {
         mlg_msg_t *a = send_alert(pub, "cd95", ids[i]);
@@ -688,10 +578,10 @@ test_shared_queue_and_second_hello(void **state)
         mlg_msg_destroy(&a);
     }
     /* two clients of one agency, credit 1 each: one delivery each */
-    mlg_client_t *c1 = client("cd95", 1);
-    mlg_msg_t *d1 = expect_op(c1, MLG_OP_DELIVER, 5000);
-    mlg_client_t *c2 = client("cd95", 1);
-    mlg_msg_t *d2 = expect_op(c2, MLG_OP_DELIVER, 5000);
+    mlg_client_t *c1 = e2e_client(&s_bp, "cd95", 1);
+    mlg_msg_t *d1 = e2e_expect(c1, MLG_OP_DELIVER, 5000);
+    mlg_client_t *c2 = e2e_client(&s_bp, "cd95", 1);
+    mlg_msg_t *d2 = e2e_expect(c2, MLG_OP_DELIVER, 5000);
     assert_string_equal(d1->id, ids[0]);
     assert_string_equal(d2->id, ids[1]);
     assert_null(mlg_client_recv(c1, 300));
@@ -703,16 +593,16 @@ test_shared_queue_and_second_hello(void **state)
     hello->credit = 2;
     assert_int_equal(mlg_client_send(c1, hello), MLG_OK);
     mlg_msg_destroy(&hello);
-    mlg_msg_t *w = expect_op(c1, MLG_OP_WELCOME, 5000);
+    mlg_msg_t *w = e2e_expect(c1, MLG_OP_WELCOME, 5000);
     mlg_msg_destroy(&w);
-    mlg_msg_t *again = expect_op(c1, MLG_OP_DELIVER, 5000);
-    mlg_msg_t *third = expect_op(c1, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *again = e2e_expect(c1, MLG_OP_DELIVER, 5000);
+    mlg_msg_t *third = e2e_expect(c1, MLG_OP_DELIVER, 5000);
     assert_string_equal(again->id, ids[0]);
     assert_int_equal(again->attempt, 2);
     assert_string_equal(third->id, ids[2]);
     /* the old delivery id is no longer in flight to anyone but c1 */
     mlg_client_ack(c2, d1->delivery);
-    mlg_msg_t *e = expect_op(c2, MLG_OP_ERROR, 5000);
+    mlg_msg_t *e = e2e_expect(c2, MLG_OP_ERROR, 5000);
     assert_string_equal(e->code, "UNKNOWN_DELIVERY");
     mlg_msg_destroy(&e);
     mlg_client_ack(c1, again->delivery);
@@ -734,22 +624,20 @@ test_large_backlog_in_order(void **state)
     /* more than the broker reads ahead (256): it pages through */
     enum { N = 700 };
     static char ids[N][37];
-    mlg_client_t *pub = client("ccas-paris-13", 0);
-    char fmt[1024];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd77");
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
     for (int i = 0; i < N; i++) {
-        mlg_msg_t *m = publish_msg(fmt, ids[i]);
+        mlg_msg_t *m = e2e_msg(ids[i], ALERT, ids[i], "cd77");
         mlg_client_send(pub, m);
         mlg_msg_destroy(&m);
         if (i % 50 == 49) /* keep under max_outstanding */
             for (int k = 0; k < 50; k++) {
-                mlg_msg_t *a = expect_op(pub, MLG_OP_CONFIRM, 10000);
+                mlg_msg_t *a = e2e_expect(pub, MLG_OP_CONFIRM, 10000);
                 mlg_msg_destroy(&a);
             }
     }
-    mlg_client_t *sub = client("cd77", 64);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd77", 64);
     for (int i = 0; i < N; i++) {
-        mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 10000);
+        mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 10000);
         if (strcmp(d->id, ids[i]) != 0)
             print_error("delivery %d is %s, expected %s\n", i, d->id, ids[i]);
         assert_string_equal(d->id, ids[i]);
@@ -765,8 +653,8 @@ static void
 test_garbage_does_not_disturb_others(void **state)
 {
     (void)state;
-    zsock_t *bad = raw();
-    mlg_client_t *good = client("ccas-paris-13", 0);
+    zsock_t *bad = e2e_raw(&s_bp);
+    mlg_client_t *good = e2e_client(&s_bp, "ccas-paris-13", 0);
     zsock_set_sndhwm(bad, 0);
     /* a flood of hostile frames: random bytes, deep nesting, huge lengths */
     uint8_t junk[600];
@@ -789,17 +677,12 @@ test_garbage_does_not_disturb_others(void **state)
     mlg_msg_destroy(&a);
     /* every hostile frame got its own ERROR, and the broker lives */
     int errors = 0;
-    zsock_set_rcvtimeo(bad, 5000);
     for (; errors < 2000; errors++) {
-        zframe_t *in = zframe_recv(bad);
-        if (!in)
+        mlg_msg_t *m = e2e_raw_recv(bad, 5000);
+        if (!m)
             break;
-        mlg_msg_t *m = NULL;
-        assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, NULL),
-                         MLG_OK);
         assert_int_equal(m->op, MLG_OP_ERROR);
         mlg_msg_destroy(&m);
-        zframe_destroy(&in);
     }
     assert_int_equal(errors, 2000);
     zsock_destroy(&bad);
@@ -813,15 +696,10 @@ test_burst_beyond_pipe_bounds(void **state)
     /* more publishes at once than an actor pipe holds by default (1000):
        the loop and the store must not block each other */
     enum { N = 5000 };
-    mlg_client_t *pub = client("ccas-paris-13", 0);
-    char fmt[1024], id[37];
-    snprintf(fmt, sizeof(fmt),
-             "{\"id\": \"%%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-             " \"to\": [\"cd75\"], \"subject\": \"P-1\", \"purpose\": \"protection\","
-             " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
-             " \"concern\": \"c\", \"urgency\": \"urgent\"}}");
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    char id[37];
     for (int i = 0; i < N; i++) {
-        mlg_msg_t *m = publish_msg(fmt, id);
+        mlg_msg_t *m = e2e_alert(id, "cd75", "P-1");
         mlg_client_send(pub, m);
         mlg_msg_destroy(&m);
     }
@@ -838,94 +716,69 @@ test_burst_beyond_pipe_bounds(void **state)
 
 /* ---- many publishes in one transaction --------------------------------- */
 
-/* `maillage verify` on the broker's database: 0 when the audit chain is
-   whole. */
-static int
-verify_chain(void)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s --database '%s' verify >%s/verify.out 2>&1",
-             getenv("MLG_CLI_BIN"), s_bp.database, s_bp.dir);
-    int status = system(cmd);
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (rc != 0) {
-        snprintf(cmd, sizeof(cmd), "cat %s/verify.out >&2", s_bp.dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no output)\n");
-    }
-    return rc;
-}
-
 /* A burst the store writes with one COPY per table: new messages, one
    stored before, one twice in the burst, one denied for want of consent.
    Each gets its own answer, the audit chain stays whole, and the
    recipient, caught up and connected, gets each new delivery once, in
    order, as the database holds it (they go out from memory). */
-static void
-test_bulk_burst_answers_chain_and_deliveries(void **state)
-{
-    (void)state;
-    enum { N = 300, PRE = 50, TWICE = 100, DENIED = 150 };
-    mlg_client_t *pub = client("ccas-paris-13", 0);
-    mlg_client_t *sub = client("cd78", 1000);
-    char fmt[1024], pre[37], ids[N][37];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd78");
-    mlg_msg_t *a = send_alert(pub, "cd78", pre);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    uint64_t pre_seq = a->seq;
-    mlg_msg_destroy(&a);
-    mlg_msg_t *d = expect_op(sub, MLG_OP_DELIVER, 5000);
-    assert_string_equal(d->id, pre);
-    assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
-    mlg_msg_destroy(&d);
+enum { S_BURST = 300, S_PRE = 50, S_TWICE = 100, S_DENIED = 150 };
 
-    size_t body_len = 0;
-    uint8_t body[1024];
-    for (int i = 0; i < N; i++) {
+/* The burst, sent at once: alerts to cd78, but S_PRE with the id of the
+   alert stored before (`pre`), S_TWICE + 1 with the id of S_TWICE, and
+   S_DENIED a situation.shared that no consent covers. Their ids in
+   ids, the body of the first in body. */
+static void
+s_burst_send(mlg_client_t *pub, const char *pre, char ids[][37], uint8_t *body,
+             size_t *body_len)
+{
+    for (int i = 0; i < S_BURST; i++) {
         mlg_msg_t *m;
-        if (i == PRE) {
-            m = publish_msg(fmt, ids[i]);
-            snprintf(m->id, sizeof(m->id), "%s", pre);
-        }
-        else if (i == TWICE + 1) {
-            m = publish_msg(fmt, ids[i]);
-            snprintf(m->id, sizeof(m->id), "%s", ids[TWICE]);
-        }
-        else if (i == DENIED)
-            m = publish_msg(
+        if (i == S_DENIED)
+            m = e2e_msg(
+                ids[i],
                 "{\"id\": \"%s\", \"type\": \"situation.shared\", \"version\": 1,"
                 " \"to\": [\"cd78\"], \"subject\": \"P-3\", \"purpose\": \"orientation\","
                 " \"body\": {\"household\": {\"adults\": 1, \"children\": 0},"
                 " \"housing\": \"temporary\", \"summary\": \"Déménagement.\"}}",
                 ids[i]);
         else
-            m = publish_msg(fmt, ids[i]);
+            m = e2e_msg(ids[i], ALERT, ids[i], "cd78");
+        if (i == S_PRE)
+            snprintf(m->id, sizeof(m->id), "%s", pre);
+        else if (i == S_TWICE + 1)
+            snprintf(m->id, sizeof(m->id), "%s", ids[S_TWICE]);
         snprintf(ids[i], sizeof(ids[i]), "%s", m->id);
         if (i == 0) {
-            assert_true(m->body_len <= sizeof(body));
+            assert_true(m->body_len <= 1024);
             memcpy(body, m->body, m->body_len);
-            body_len = m->body_len;
+            *body_len = m->body_len;
         }
         assert_int_equal(mlg_client_send(pub, m), MLG_OK);
         mlg_msg_destroy(&m);
     }
-    /* the answers, in order */
+}
+
+/* The burst's answers, in order: the two duplicates with the seq of
+   their first, the others stored in the order sent, S_DENIED denied. */
+static void
+s_burst_answers(mlg_client_t *pub, char ids[][37], uint64_t pre_seq)
+{
     uint64_t last_seq = pre_seq, twice_seq = 0;
-    for (int i = 0; i < N; i++) {
-        a = expect_op(pub, MLG_OP_CONFIRM, 20000);
+    for (int i = 0; i < S_BURST; i++) {
+        mlg_msg_t *a = e2e_expect(pub, MLG_OP_CONFIRM, 20000);
         assert_string_equal(a->id, ids[i]);
-        if (i == PRE || i == TWICE + 1) {
+        if (i == S_PRE || i == S_TWICE + 1) {
             assert_true(a->duplicate);
-            assert_int_equal(a->seq, i == PRE ? pre_seq : twice_seq);
+            assert_int_equal(a->seq, i == S_PRE ? pre_seq : twice_seq);
             assert_int_equal(a->routed_count, 1);
         }
         else {
             assert_false(a->duplicate);
             assert_true(a->seq > last_seq); /* stored in the order sent */
             last_seq = a->seq;
-            if (i == TWICE)
+            if (i == S_TWICE)
                 twice_seq = a->seq;
-            if (i == DENIED) {
+            if (i == S_DENIED) {
                 assert_int_equal(a->routed_count, 0);
                 assert_int_equal(a->denied_count, 1);
                 assert_string_equal(a->denied[0].reason, "NO_CONSENT");
@@ -937,12 +790,19 @@ test_bulk_burst_answers_chain_and_deliveries(void **state)
         }
         mlg_msg_destroy(&a);
     }
-    /* the deliveries: each new allowed message once, in order */
+}
+
+/* The deliveries: each new allowed message once, in order, as the
+   database holds it; each acked. */
+static void
+s_burst_deliveries(mlg_client_t *sub, char ids[][37], const uint8_t *body,
+                   size_t body_len)
+{
     uint64_t last_delivery = 0;
-    for (int i = 0; i < N; i++) {
-        if (i == PRE || i == TWICE + 1 || i == DENIED)
+    for (int i = 0; i < S_BURST; i++) {
+        if (i == S_PRE || i == S_TWICE + 1 || i == S_DENIED)
             continue;
-        d = expect_op(sub, MLG_OP_DELIVER, 10000);
+        mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 10000);
         assert_string_equal(d->id, ids[i]);
         assert_true(d->delivery > last_delivery);
         last_delivery = d->delivery;
@@ -954,37 +814,61 @@ test_bulk_burst_answers_chain_and_deliveries(void **state)
         assert_int_equal(d->body_len, body_len);
         assert_memory_equal(d->body, body, body_len);
         /* the times the database holds, to the microsecond */
-        char sql[256];
-        snprintf(sql, sizeof(sql),
-                 "select (extract(epoch from received_at) * 1000000)::bigint"
-                 " from messages where id = '%.36s'",
-                 ids[i]);
-        assert_int_equal(brokerproc_scalar(s_db, sql),
-                         d->received_at.sec * 1000000 + d->received_at.nsec / 1000);
+        assert_int_equal(
+            e2e_scalar(s_db,
+                       "select (extract(epoch from received_at) * 1000000)::bigint"
+                       " from messages where id = '%.36s'",
+                       ids[i]),
+            d->received_at.sec * 1000000 + d->received_at.nsec / 1000);
         assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
         mlg_msg_destroy(&d);
     }
+}
+
+static void
+test_bulk_burst_answers_chain_and_deliveries(void **state)
+{
+    (void)state;
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd78", 1000);
+    char pre[37], ids[S_BURST][37];
+    mlg_msg_t *a = send_alert(pub, "cd78", pre);
+    assert_int_equal(a->op, MLG_OP_CONFIRM);
+    uint64_t pre_seq = a->seq;
+    mlg_msg_destroy(&a);
+    mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 5000);
+    assert_string_equal(d->id, pre);
+    assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
+    mlg_msg_destroy(&d);
+
+    size_t body_len = 0;
+    uint8_t body[1024];
+    s_burst_send(pub, pre, ids, body, &body_len);
+    s_burst_answers(pub, ids, pre_seq);
+    s_burst_deliveries(sub, ids, body, body_len);
     assert_null(mlg_client_recv(sub, 300)); /* nothing twice */
     zclock_sleep(300);                      /* the store writes acks in its next batch */
-    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
-                       " and state = 'acked' and attempts = 1",
-                       "cd78"),
-                     N - 3 + 1);
-    assert_int_equal(q("select count(*) from deliveries where recipient = '%s'"
-                       " and state <> 'acked'",
-                       "cd78"),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where recipient = 'cd78'"
+                                " and state = 'acked' and attempts = 1"),
+                     S_BURST - 3 + 1);
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where recipient = 'cd78'"
+                                " and state <> 'acked'"),
                      0);
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "select count(*) from consent_decisions where message_id = '%s'"
-             " and decision = 'deny' and reason = 'NO_CONSENT'",
-             ids[DENIED]);
-    assert_int_equal(brokerproc_scalar(s_db, sql), 1);
-    snprintf(sql, sizeof(sql),
-             "select count(*) from consent_decisions where message_id = '%s'",
-             ids[TWICE]);
-    assert_int_equal(brokerproc_scalar(s_db, sql), 1);
-    assert_int_equal(verify_chain(), 0);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id ="
+                   " '%s' and decision = 'deny' and reason = 'NO_CONSENT'",
+                   ids[S_DENIED]),
+        1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id ="
+                   " '%s'",
+                   ids[S_TWICE]),
+        1);
+    assert_int_equal(e2e_verify_chain(&s_bp), 0);
     mlg_client_destroy(&sub);
     mlg_client_destroy(&pub);
 }
@@ -998,20 +882,18 @@ test_sigkill_loses_nothing_confirmed(void **state)
     enum { N = 300 };
     static char ids[N][37];
     static bool confirmed[N];
-    mlg_client_t *pub = client("ccas-paris-13", 0);
-    char fmt[1024];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd92");
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
     for (int i = 0; i < N; i++) {
-        mlg_msg_t *m = publish_msg(fmt, ids[i]);
+        mlg_msg_t *m = e2e_msg(ids[i], ALERT, ids[i], "cd92");
         mlg_client_send(pub, m);
         mlg_msg_destroy(&m);
     }
     /* a client takes some in flight; the broker dies mid-stream, with
        publishes still being stored */
-    mlg_client_t *sub = client("cd92", 5);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd92", 5);
     int got = 0;
     while (got < N / 4) {
-        mlg_msg_t *a = expect_op(pub, MLG_OP_CONFIRM, 10000);
+        mlg_msg_t *a = e2e_expect(pub, MLG_OP_CONFIRM, 10000);
         for (int i = 0; i < N; i++)
             if (strcmp(ids[i], a->id) == 0)
                 confirmed[i] = true;
@@ -1032,7 +914,7 @@ test_sigkill_loses_nothing_confirmed(void **state)
     assert_int_equal(brokerproc_start(&s_bp), 0);
     /* every confirmed id arrives after the restart, first attempts in
        the order they were stored */
-    sub = client("cd92", 100);
+    sub = e2e_client(&s_bp, "cd92", 100);
     static bool delivered[N];
     int last = -1;
     mlg_msg_t *d;
@@ -1068,7 +950,7 @@ static void
 test_audit_chain_whole(void **state)
 {
     (void)state;
-    assert_int_equal(verify_chain(), 0);
+    assert_int_equal(e2e_verify_chain(&s_bp), 0);
 }
 
 /* Another writer moved the chain's head (a second broker on the same
@@ -1079,21 +961,22 @@ static void
 test_other_writer_refused(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ccas-paris-13", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
     PQclear(PQexec(s_db, "update chain_head set chain_seq = chain_seq + 1 where id = 1"));
     long head = brokerproc_scalar(s_db, "select chain_seq from chain_head");
-    char fmt[1024], id[37];
-    snprintf(fmt, sizeof(fmt), ALERT, "%s", "cd92");
-    mlg_msg_t *m = publish_msg(fmt, id);
+    char id[37];
+    mlg_msg_t *m = e2e_msg(id, ALERT, id, "cd92");
     expect_reject(c, m, "UNAVAILABLE", "retry later");
-    assert_int_equal(q("select count(*) from messages where id = '%s'", id), 0);
+    assert_int_equal(
+        e2e_scalar(s_db, "select count(*) from messages where id = '%s'", id), 0);
     assert_int_equal(brokerproc_wait_log(&s_bp, "extended by another writer", 5000), 0);
     /* the same publish again: stored after the head the database has */
     assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_t *a = expect_op(c, MLG_OP_CONFIRM, 10000);
+    mlg_msg_t *a = e2e_expect(c, MLG_OP_CONFIRM, 10000);
     assert_false(a->duplicate);
     mlg_msg_destroy(&a);
-    assert_int_equal(q("select chain_seq from messages where id = '%s'", id), head + 1);
+    assert_int_equal(
+        e2e_scalar(s_db, "select chain_seq from messages where id = '%s'", id), head + 1);
     mlg_msg_destroy(&m);
     mlg_client_destroy(&c);
 }

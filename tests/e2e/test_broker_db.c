@@ -26,7 +26,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "pgenv.h"
 #include "toolutil.h"
 #include "maillage/client.h"
@@ -77,10 +77,9 @@ setup(void **state)
              host, port);
     if (brokerproc_init_url(&s_bp, url, conninfo,
                             "    heartbeat_ms = 1000\n    max_outstanding = 8\n",
-                            s_agencies)
-        || brokerproc_start(&s_bp))
+                            s_agencies))
         return -1;
-    return 0;
+    return e2e_broker_start(&s_bp);
 }
 
 static int
@@ -99,28 +98,11 @@ s_db_open(void)
     assert_int_equal(PQstatus(s_db), CONNECTION_OK);
 }
 
-static mlg_client_t *
-client(const char *agency, uint64_t credit)
-{
-    mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
-    assert_non_null(c);
-    return c;
-}
-
+/* The alert of these tests, to `to`. */
 static mlg_msg_t *
 alert_to(char *id, const char *to)
 {
-    brokerproc_new_id(id);
-    char json[1024];
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-             " \"to\": [\"%s\"], \"subject\": \"P-9\", \"purpose\": \"protection\","
-             " \"body\": {\"alert_id\": \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\","
-             " \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-             id, to);
-    mlg_msg_t *m = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
-    return m;
+    return e2e_alert(id, to, "P-9");
 }
 
 static mlg_msg_t *
@@ -132,9 +114,7 @@ alert(char *id)
 static long
 stored(const char *id)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "select count(*) from messages where id = '%s'", id);
-    return brokerproc_scalar(s_db, sql);
+    return e2e_scalar(s_db, "select count(*) from messages where id = '%s'", id);
 }
 
 /* The answer to one publish: CONFIRM or REJECT. */
@@ -150,13 +130,12 @@ static void
 test_database_restart(void **state)
 {
     (void)state;
-    mlg_client_t *c = client("ccas-paris-13", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
     enum { N = 4 };
     char before[37], down[N][37], lost[37];
     mlg_msg_t *m = alert(before);
-    mlg_client_send(c, m);
+    mlg_msg_t *a = e2e_publish(c, m, 15000);
     mlg_msg_destroy(&m);
-    mlg_msg_t *a = answer(c);
     assert_int_equal(a->op, MLG_OP_CONFIRM);
     mlg_msg_destroy(&a);
 
@@ -165,8 +144,7 @@ test_database_restart(void **state)
     mlg_msg_t *msgs[N];
     for (int i = 0; i < N; i++) {
         msgs[i] = alert(down[i]);
-        mlg_client_send(c, msgs[i]);
-        a = answer(c);
+        a = e2e_publish(c, msgs[i], 15000);
         if (a->op != MLG_OP_REJECT)
             print_error("publish %d answered %s while the database was down\n", i,
                         mlg_op_name(a->op));
@@ -176,9 +154,8 @@ test_database_restart(void **state)
         mlg_msg_destroy(&a);
     }
     m = alert(lost);
-    mlg_client_send(c, m);
+    a = e2e_publish(c, m, 15000);
     mlg_msg_destroy(&m);
-    a = answer(c);
     assert_string_equal(a->code, "UNAVAILABLE");
     mlg_msg_destroy(&a);
     assert_int_equal(brokerproc_wait_log(&s_bp, "database connection lost", 5000), 0);
@@ -188,8 +165,7 @@ test_database_restart(void **state)
     for (int i = 0; i < N; i++) {
         int64_t deadline = zclock_mono() + 20000;
         for (;;) {
-            mlg_client_send(c, msgs[i]);
-            a = answer(c);
+            a = e2e_publish(c, msgs[i], 15000);
             if (a->op == MLG_OP_CONFIRM)
                 break;
             assert_string_equal(a->code, "UNAVAILABLE");
@@ -209,26 +185,14 @@ test_database_restart(void **state)
     PQfinish(s_db);
 
     /* and all five confirmed reach cd75 */
-    mlg_client_t *sub = client("cd75", 10);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd75", 10);
     for (int i = 0; i < N + 1; i++) {
-        mlg_msg_t *d = mlg_client_recv(sub, 5000);
-        assert_non_null(d);
-        assert_int_equal(d->op, MLG_OP_DELIVER);
+        mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 5000);
         mlg_client_ack(sub, d->delivery);
         mlg_msg_destroy(&d);
     }
     mlg_client_destroy(&sub);
     mlg_client_destroy(&c);
-}
-
-/* The next DELIVER on c, within 5 s. */
-static mlg_msg_t *
-delivery(mlg_client_t *c)
-{
-    mlg_msg_t *d = mlg_client_recv(c, 5000);
-    assert_non_null(d);
-    assert_int_equal(d->op, MLG_OP_DELIVER);
-    return d;
 }
 
 /* One delivery's row as "state attempts last_error", and how many rows
@@ -256,84 +220,85 @@ s_delivery_row(uint64_t id, char *row, size_t rowlen, char *events, size_t evlen
    deliver it again. The ACKs, NACKs and BYE reach the broker after
    PostgreSQL stopped and before it starts again, so the store has to
    keep them over a failed batch and a reconnection. */
+enum { S_SETTLED = 8 };
+
+/* S_SETTLED alerts to cd69, confirmed, then delivered to `a`: their
+   delivery ids in dids, in the order published; their first sends
+   written before the database stops. */
 static void
-test_settled_while_database_down(void **state)
+s_settled_deliver(mlg_client_t *pub, mlg_client_t *a, uint64_t dids[])
 {
-    (void)state;
-    enum { N = 8 };
-    char ids[N][37];
-    uint64_t dids[N];
-    mlg_client_t *a = client("cd69", N);
-    mlg_client_t *pub = client("ccas-paris-13", 0);
-    for (int i = 0; i < N; i++) {
+    char ids[S_SETTLED][37];
+    for (int i = 0; i < S_SETTLED; i++) {
         mlg_msg_t *m = alert_to(ids[i], "cd69");
-        mlg_client_send(pub, m);
+        mlg_msg_t *ans = e2e_publish(pub, m, 15000);
         mlg_msg_destroy(&m);
-        mlg_msg_t *ans = answer(pub);
         assert_int_equal(ans->op, MLG_OP_CONFIRM);
         mlg_msg_destroy(&ans);
     }
-    for (int i = 0; i < N; i++) {
-        mlg_msg_t *d = delivery(a);
+    for (int i = 0; i < S_SETTLED; i++) {
+        mlg_msg_t *d = e2e_expect(a, MLG_OP_DELIVER, 5000);
         int k = 0;
-        while (k < N && strcmp(ids[k], d->id) != 0)
+        while (k < S_SETTLED && strcmp(ids[k], d->id) != 0)
             k++;
-        assert_true(k < N);
+        assert_true(k < S_SETTLED);
         assert_int_equal(d->attempt, 1);
         dids[k] = d->delivery;
         mlg_msg_destroy(&d);
     }
-    /* the deliveries' first sends are written before the database stops */
     s_db_open();
-    int64_t deadline = zclock_mono() + 10000;
-    char sql[300];
-    snprintf(sql, sizeof(sql),
-             "select count(*) from deliveries where recipient = 'cd69' and attempts = 1");
-    while (brokerproc_scalar(s_db, sql) != N && zclock_mono() < deadline)
-        zclock_sleep(50);
-    assert_int_equal(brokerproc_scalar(s_db, sql), N);
+    assert_int_equal(e2e_wait_scalar(s_db, S_SETTLED, 10000,
+                                     "select count(*) from deliveries where recipient ="
+                                     " 'cd69' and attempts = 1"),
+                     S_SETTLED);
     PQfinish(s_db);
+}
 
-    assert_int_equal(s_pg("stop"), 0);
-    assert_int_equal(brokerproc_wait_log(&s_bp, "database connection lost", 5000), 0);
-    /* while it is down: 0-4 acked, 5 refused (dead), 6 requeued by its
-       client and acked on its second attempt, 7 left in flight when its
-       client says BYE, then acked by another client */
+/* While the database is down: 0-4 acked, 5 refused (dead), 6 requeued
+   by its client and acked on its second attempt, 7 left in flight when
+   its client (*a_p, destroyed here) says BYE, then acked by another
+   client; that one, returned. */
+static mlg_client_t *
+s_settle_while_down(mlg_client_t **a_p, const uint64_t dids[])
+{
+    mlg_client_t *a = *a_p;
     for (int i = 0; i < 5; i++)
         assert_int_equal(mlg_client_ack(a, dids[i]), MLG_OK);
     assert_int_equal(mlg_client_nack(a, dids[5], false, "refused"), MLG_OK);
     assert_int_equal(mlg_client_nack(a, dids[6], true, "busy"), MLG_OK);
-    mlg_msg_t *d = delivery(a);
+    mlg_msg_t *d = e2e_expect(a, MLG_OP_DELIVER, 5000);
     assert_int_equal(d->delivery, dids[6]);
     assert_int_equal(d->attempt, 2);
     mlg_client_ack(a, d->delivery);
     mlg_msg_destroy(&d);
-    mlg_client_t *b = client("cd69", 1);
-    mlg_client_destroy(&a);
-    d = delivery(b);
+    mlg_client_t *b = e2e_client(&s_bp, "cd69", 1);
+    mlg_client_destroy(a_p);
+    d = e2e_expect(b, MLG_OP_DELIVER, 5000);
     assert_int_equal(d->delivery, dids[7]);
     assert_int_equal(d->attempt, 2);
     mlg_client_ack(b, d->delivery);
     mlg_msg_destroy(&d);
-    zclock_sleep(1000); /* the store has had them, and failed to write them */
+    return b;
+}
 
-    assert_int_equal(s_pg("start"), 0);
+/* Once the database is back: each delivery's row and events as
+   s_settle_while_down left them, written once. */
+static void
+s_settled_rows(const uint64_t dids[])
+{
     s_db_open();
-    deadline = zclock_mono() + 20000;
-    snprintf(sql, sizeof(sql),
-             "select count(*) from deliveries where recipient = 'cd69' and state <> "
-             "'pending'");
-    while (brokerproc_scalar(s_db, sql) != N && zclock_mono() < deadline)
-        zclock_sleep(100);
+    e2e_wait_scalar(s_db, S_SETTLED, 20000,
+                    "select count(*) from deliveries where recipient = 'cd69' and state"
+                    " <> 'pending'");
     static const struct {
         const char *row, *events;
-    } want[N] = {
+    } want[S_SETTLED] = {
         {"acked 1 -", ""},          {"acked 1 -", ""},
         {"acked 1 -", ""},          {"acked 1 -", ""},
         {"acked 1 -", ""},          {"dead 1 refused", "nack@1 dead@1"},
         {"acked 2 busy", "nack@1"}, {"acked 2 BYE", "requeued@1"},
     };
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < S_SETTLED; i++) {
         char row[200], events[200];
         s_delivery_row(dids[i], row, sizeof(row), events, sizeof(events));
         if (strcmp(row, want[i].row) != 0 || strcmp(events, want[i].events) != 0)
@@ -343,6 +308,24 @@ test_settled_while_database_down(void **state)
         assert_string_equal(events, want[i].events);
     }
     PQfinish(s_db);
+}
+
+static void
+test_settled_while_database_down(void **state)
+{
+    (void)state;
+    uint64_t dids[S_SETTLED];
+    mlg_client_t *a = e2e_client(&s_bp, "cd69", S_SETTLED);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    s_settled_deliver(pub, a, dids);
+
+    assert_int_equal(s_pg("stop"), 0);
+    assert_int_equal(brokerproc_wait_log(&s_bp, "database connection lost", 5000), 0);
+    mlg_client_t *b = s_settle_while_down(&a, dids);
+    zclock_sleep(1000); /* the store has had them, and failed to write them */
+
+    assert_int_equal(s_pg("start"), 0);
+    s_settled_rows(dids);
     mlg_client_destroy(&b);
     mlg_client_destroy(&pub);
 
@@ -350,8 +333,8 @@ test_settled_while_database_down(void **state)
        it is delivered again */
     assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
     assert_int_equal(brokerproc_start(&s_bp), 0);
-    mlg_client_t *c = client("cd69", N);
-    d = mlg_client_recv(c, 2000);
+    mlg_client_t *c = e2e_client(&s_bp, "cd69", S_SETTLED);
+    mlg_msg_t *d = mlg_client_recv(c, 2000);
     if (d)
         print_error("delivered again after a restart: %s %llu attempt %llu\n",
                     mlg_op_name(d->op), (unsigned long long)d->delivery,
@@ -476,17 +459,6 @@ s_proxy_do(zactor_t *proxy, const char *cmd)
 static brokerproc_t s_cut_bp;
 static zactor_t *s_cut_proxy;
 
-/* Until `sql` (a count) says `want`, up to 10 s. */
-static long
-s_wait_count(PGconn *db, const char *sql, long want)
-{
-    int64_t deadline = zclock_mono() + 10000;
-    long got;
-    while ((got = brokerproc_scalar(db, sql)) != want && zclock_mono() < deadline)
-        zclock_sleep(50);
-    return got;
-}
-
 /* A transaction of updates is cut off during its COMMIT: once when the
    server has committed it and its answer is lost, once when the server
    never got it. Either way the broker learns which on reconnecting, and
@@ -510,62 +482,50 @@ test_commit_cut_off(void **state)
              ports[0]);
     brokerproc_t *bp = &s_cut_bp;
     assert_int_equal(brokerproc_init_url(bp, url, conninfo, NULL, s_agencies), 0);
-    if (brokerproc_start(bp) != 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", bp->log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "no log\n");
+    if (e2e_broker_start(bp) != 0)
         fail_msg("the broker did not start through the proxy");
-    }
     PGconn *db = brokerproc_db(bp);
     assert_int_equal(PQstatus(db), CONNECTION_OK);
 
     /* d0 in flight to `sub`, d1 held in the broker's read-ahead */
-    mlg_client_t *sub = brokerproc_client(bp, "cd69", 1);
-    mlg_client_t *pub = brokerproc_client(bp, "ccas-paris-13", 0);
-    assert_non_null(sub);
-    assert_non_null(pub);
+    mlg_client_t *sub = e2e_client(bp, "cd69", 1);
+    mlg_client_t *pub = e2e_client(bp, "ccas-paris-13", 0);
     for (int i = 0; i < 2; i++) {
         char id[37];
         mlg_msg_t *m = alert_to(id, "cd69");
-        mlg_client_send(pub, m);
-        mlg_msg_destroy(&m);
-        mlg_msg_t *a = brokerproc_answer(pub, 10000);
-        assert_non_null(a);
-        assert_int_equal(a->op, MLG_OP_CONFIRM);
-        mlg_msg_destroy(&a);
+        e2e_confirmed(pub, &m);
     }
-    mlg_msg_t *d = delivery(sub);
+    mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     uint64_t d0 = d->delivery;
     mlg_msg_destroy(&d);
-    char sql[300];
-    snprintf(sql, sizeof(sql), "select count(*) from deliveries where attempts = 1");
-    assert_int_equal(s_wait_count(db, sql, 1), 1);
+    const char *sent = "select count(*) from deliveries where attempts = 1";
+    assert_int_equal(e2e_wait_scalar(db, 1, 10000, "%s", sent), 1);
 
     /* 1. committed, its answer lost: a second client takes d1, and the
        transaction of its SENT (sent in one go, BEGIN to COMMIT) commits
        while the proxy keeps the server's answers */
     s_proxy_do(proxy, "HUSH");
-    mlg_client_t *sub2 = brokerproc_client(bp, "cd69", 1);
-    assert_non_null(sub2);
-    d = delivery(sub2);
+    mlg_client_t *sub2 = e2e_client(bp, "cd69", 1);
+    d = e2e_expect(sub2, MLG_OP_DELIVER, 5000);
     uint64_t d1 = d->delivery;
     mlg_msg_destroy(&d);
-    assert_int_equal(s_wait_count(db, sql, 2), 2);
+    assert_int_equal(e2e_wait_scalar(db, 2, 10000, "%s", sent), 2);
     s_proxy_do(proxy, "CUT");
     assert_int_equal(brokerproc_wait_log(bp, "had committed", 10000), 0);
     mlg_client_ack(sub2, d1);
-    snprintf(sql, sizeof(sql), "select count(*) from deliveries where state = 'acked'");
-    assert_int_equal(s_wait_count(db, sql, 1), 1);
+    assert_int_equal(
+        e2e_wait_scalar(db, 1, 10000,
+                        "select count(*) from deliveries where state = 'acked'"),
+        1);
 
     /* 2. never got to the server */
     s_proxy_do(proxy, "MUTE");
     mlg_client_nack(sub, d0, false, "refused");
     zclock_sleep(500);
-    snprintf(sql, sizeof(sql), "select count(*) from deliveries where state = 'dead'");
-    assert_int_equal(brokerproc_scalar(db, sql), 0);
+    const char *dead = "select count(*) from deliveries where state = 'dead'";
+    assert_int_equal(brokerproc_scalar(db, dead), 0);
     s_proxy_do(proxy, "CUT");
-    assert_int_equal(s_wait_count(db, sql, 1), 1);
+    assert_int_equal(e2e_wait_scalar(db, 1, 10000, "%s", dead), 1);
 
     const struct {
         uint64_t id;
@@ -604,7 +564,7 @@ test_bound_on_waiting_publishes(void **state)
     /* max_outstanding is 8: a burst of 200 overflows it */
     enum { N = 200 };
     static char ids[N][37];
-    mlg_client_t *c = client("ccas-paris-13", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
     for (int i = 0; i < N; i++) {
         mlg_msg_t *m = alert(ids[i]);
         mlg_client_send(c, m);
@@ -637,7 +597,7 @@ test_sigterm_drains(void **state)
 {
     (void)state;
     static char ids[8][37];
-    mlg_client_t *c = client("ccas-paris-13", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "ccas-paris-13", 0);
     for (int i = 0; i < 8; i++) { /* within max_outstanding */
         mlg_msg_t *m = alert(ids[i]);
         mlg_client_send(c, m);

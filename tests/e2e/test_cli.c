@@ -16,7 +16,7 @@
 #include <czmq.h>
 #include <jansson.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -33,96 +33,36 @@ static const char *s_agencies =
     "    cd91\n"
     "        name = \"Essonne\"\n";
 
-/* Runs the CLI; its stdout in out (malloc'd), its exit code returned. */
-static int
-cli(char **out, const char *fmt, ...)
-{
-    char path[300];
-    va_list ap;
-    va_start(ap, fmt);
-    char *args = zsys_vprintf(fmt, ap); /* arguments of any length */
-    va_end(ap);
-    assert_non_null(args);
-    snprintf(path, sizeof(path), "%s/cli.out", s_bp.dir);
-    char *cmd = zsys_sprintf("%s --database '%s' %s >%s 2>%s.err", getenv("MLG_CLI_BIN"),
-                             s_bp.database, args, path, path);
-    assert_non_null(cmd);
-    int status = system(cmd);
-    zstr_free(&cmd);
-    zstr_free(&args);
-    FILE *f = fopen(path, "r");
-    *out = calloc(1, 1 << 20);
-    if (f) {
-        size_t n = fread(*out, 1, (1 << 20) - 1, f);
-        (*out)[n] = '\0';
-        fclose(f);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static mlg_msg_t *
-publish(mlg_client_t *c, const char *json)
-{
-    mlg_msg_t *m = NULL;
-    mlg_error_t err;
-    if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK)
-        print_error("%s\n", err.reason);
-    assert_non_null(m);
-    mlg_client_send(c, m);
-    mlg_msg_destroy(&m);
-    mlg_msg_t *a = mlg_client_recv(c, 10000);
-    assert_non_null(a);
-    return a;
-}
-
 static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_cli", "    heartbeat_ms = 1000\n", s_agencies)
-        || brokerproc_start(&s_bp))
-        return -1;
-    return 0;
+    return e2e_broker_up(&s_bp, "e2e_cli", "    heartbeat_ms = 1000\n", s_agencies);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down(&s_bp);
 }
 
 static void
 test_dead_letter_listed_and_replayed(void **state)
 {
     (void)state;
-    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
-    mlg_client_t *sub = brokerproc_client(&s_bp, "cd91", 1);
-    assert_non_null(pub);
-    assert_non_null(sub);
-    char json[1024];
-    brokerproc_new_id(s_dead_id);
-    snprintf(
-        json, sizeof(json),
-        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-        " \"to\": [\"cd91\"], \"subject\": \"P-CLI\", \"purpose\": \"protection\","
-        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-        s_dead_id, s_dead_id);
-    mlg_msg_t *a = publish(pub, json);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&a);
-    mlg_msg_t *d = mlg_client_recv(sub, 5000);
-    assert_non_null(d);
-    assert_int_equal(d->op, MLG_OP_DELIVER);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd91", 1);
+    mlg_msg_t *m = e2e_alert(s_dead_id, "cd91", "P-CLI");
+    e2e_confirmed(pub, &m);
+    mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     s_dead = (unsigned long long)d->delivery;
     mlg_client_nack(sub, d->delivery, false, "format inconnu");
     mlg_msg_destroy(&d);
     zclock_sleep(300);
 
     char *out;
-    assert_int_equal(cli(&out, "--json dlq list --agency cd91"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json dlq list --agency cd91"), 0);
     json_t *rows = json_loads(out, 0, NULL);
     assert_int_equal(json_array_size(rows), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "id")),
@@ -132,27 +72,25 @@ test_dead_letter_listed_and_replayed(void **state)
         "format inconnu");
     json_decref(rows);
     free(out);
-    assert_int_equal(cli(&out, "dlq list --agency ehpad-les-tilleuls"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq list --agency ehpad-les-tilleuls"), 0);
     assert_non_null(strstr(out, "(none)"));
     free(out);
 
     /* replay: the connected client gets it again, attempts counted anew */
-    assert_int_equal(cli(&out, "dlq replay %llu", s_dead), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay %llu", s_dead), 0);
     assert_non_null(strstr(out, "replayed delivery"));
     free(out);
-    d = mlg_client_recv(sub, 5000);
-    assert_non_null(d);
-    assert_int_equal(d->op, MLG_OP_DELIVER);
+    d = e2e_expect(sub, MLG_OP_DELIVER, 5000);
     assert_string_equal(d->id, s_dead_id);
     assert_int_equal(d->attempt, 1);
     mlg_client_ack(sub, d->delivery);
     mlg_msg_destroy(&d);
     /* nothing dead is left to replay: not found */
-    assert_int_equal(cli(&out, "dlq replay %llu", s_dead), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay %llu", s_dead), 1);
     free(out);
-    assert_int_equal(cli(&out, "dlq replay"), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay"), 2);
     free(out);
-    assert_int_equal(cli(&out, "dlq replay --agency"), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay --agency"), 2);
     free(out);
     /* arguments longer than any buffer: refused, or looked up, never
        copied past an end (a stack overflow under ASan before) */
@@ -160,11 +98,11 @@ test_dead_letter_listed_and_replayed(void **state)
     assert_non_null(digits);
     memset(digits, '7', 20000);
     digits[20000] = '\0';
-    assert_int_equal(cli(&out, "dlq replay %s", digits), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay %s", digits), 2);
     free(out);
     memset(digits, '1', 100);
     digits[100] = '\0';
-    assert_int_equal(cli(&out, "dlq replay %s %s", digits, digits), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay %s %s", digits, digits), 2);
     free(out);
     free(digits);
     /* 2,000 ids (more than 8 KiB of them): none is dead, so not found */
@@ -172,7 +110,7 @@ test_dead_letter_listed_and_replayed(void **state)
     assert_non_null(many);
     for (int i = 0; i < 2000; i++)
         snprintf(many + i * 8, 9, "%7d ", 9000000 + i);
-    assert_int_equal(cli(&out, "dlq replay %s", many), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "dlq replay %s", many), 1);
     free(out);
     free(many);
     mlg_client_destroy(&sub);
@@ -185,7 +123,7 @@ test_audit(void **state)
     (void)state;
     zclock_sleep(300); /* the ack is written in the store's next batch */
     char *out;
-    assert_int_equal(cli(&out, "--json audit %s", s_dead_id), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json audit %s", s_dead_id), 0);
     json_t *doc = json_loads(out, 0, NULL);
     assert_non_null(doc);
     json_t *msg = json_object_get(doc, "message");
@@ -209,13 +147,14 @@ test_audit(void **state)
     json_decref(doc);
     free(out);
     /* the table for people names each part */
-    assert_int_equal(cli(&out, "audit %s", s_dead_id), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "audit %s", s_dead_id), 0);
     assert_non_null(strstr(out, "decisions"));
     assert_non_null(strstr(out, "legal_obligation"));
     free(out);
-    assert_int_equal(cli(&out, "audit 00000000-0000-4000-8000-000000000000"), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "audit 00000000-0000-4000-8000-000000000000"),
+                     1);
     free(out);
-    assert_int_equal(cli(&out, "audit not-an-id"), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "audit not-an-id"), 2);
     free(out);
 }
 
@@ -223,24 +162,22 @@ static void
 test_subject_report_and_consents(void **state)
 {
     (void)state;
-    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
-    char id[37], json[1024];
-    brokerproc_new_id(id);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"consent.granted\", \"version\": 1,"
-             " \"subject\": \"P-CLI\", \"body\": {\"consent_id\":"
-             " \"dddddddd-0000-4000-8000-000000000001\", \"parties\": [\"ccas-paris-13\","
-             " \"ehpad-les-tilleuls\"], \"purposes\": [\"orientation\"], \"categories\":"
-             " [\"social\"], \"valid_from\": \"2025-01-01T00:00:00Z\", \"collected_by\":"
-             " {\"name\": \"x\", \"role\": \"y\"}, \"method\": \"written\"}}",
-             id);
-    mlg_msg_t *a = publish(pub, json);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&a);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *m = e2e_msg(
+        id,
+        "{\"id\": \"%s\", \"type\": \"consent.granted\", \"version\": 1,"
+        " \"subject\": \"P-CLI\", \"body\": {\"consent_id\":"
+        " \"dddddddd-0000-4000-8000-000000000001\", \"parties\": [\"ccas-paris-13\","
+        " \"ehpad-les-tilleuls\"], \"purposes\": [\"orientation\"], \"categories\":"
+        " [\"social\"], \"valid_from\": \"2025-01-01T00:00:00Z\", \"collected_by\":"
+        " {\"name\": \"x\", \"role\": \"y\"}, \"method\": \"written\"}}",
+        id);
+    e2e_confirmed(pub, &m);
     mlg_client_destroy(&pub);
 
     char *out;
-    assert_int_equal(cli(&out, "subject-report P-CLI"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "subject-report P-CLI"), 0);
     json_t *doc = json_loads(out, 0, NULL);
     assert_non_null(doc);
     assert_int_equal(json_array_size(json_object_get(doc, "messages")), 2);
@@ -252,22 +189,22 @@ test_subject_report_and_consents(void **state)
         "urgent");
     json_decref(doc);
     free(out);
-    assert_int_equal(cli(&out, "subject-report P-NOBODY"), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "subject-report P-NOBODY"), 1);
     free(out);
 
-    assert_int_equal(cli(&out, "consents --subject P-CLI"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "consents --subject P-CLI"), 0);
     assert_non_null(strstr(out, "in force"));
     free(out);
-    assert_int_equal(cli(&out, "--json consents --subject P-CLI"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json consents --subject P-CLI"), 0);
     json_t *rows = json_loads(out, 0, NULL);
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(rows, 0), "status")),
         "in force");
     json_decref(rows);
     free(out);
-    assert_int_equal(cli(&out, "consents --subject P-NOBODY"), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "consents --subject P-NOBODY"), 1);
     free(out);
-    assert_int_equal(cli(&out, "consents"), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "consents"), 2);
     free(out);
 }
 
@@ -276,18 +213,10 @@ test_purge(void **state)
 {
     (void)state;
     /* a message still pending for an offline agency keeps its body */
-    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
-    char pending[37], json[1024];
-    brokerproc_new_id(pending);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-             " \"to\": [\"ehpad-les-tilleuls\"], \"subject\": \"P-CLI\","
-             " \"purpose\": \"protection\", \"body\": {\"alert_id\": \"%s\","
-             " \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-             pending, pending);
-    mlg_msg_t *a = publish(pub, json);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&a);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    char pending[37];
+    mlg_msg_t *m = e2e_alert(pending, "ehpad-les-tilleuls", "P-CLI");
+    e2e_confirmed(pub, &m);
     mlg_client_destroy(&pub);
     zclock_sleep(1100);
     PGconn *db = brokerproc_db(&s_bp);
@@ -295,11 +224,11 @@ test_purge(void **state)
         brokerproc_scalar(db, "select count(*) from messages where body is not null");
     long decisions = brokerproc_scalar(db, "select count(*) from consent_decisions");
     char *out;
-    assert_int_equal(cli(&out, "purge"), 2); /* no period: refused */
+    assert_int_equal(e2e_cli(&s_bp, &out, "purge"), 2); /* no period: refused */
     free(out);
-    assert_int_equal(cli(&out, "purge --older-than soon"), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "purge --older-than soon"), 2);
     free(out);
-    assert_int_equal(cli(&out, "--json purge --older-than 1s --dry-run"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json purge --older-than 1s --dry-run"), 0);
     json_t *doc = json_loads(out, 0, NULL);
     long would = (long)json_integer_value(json_object_get(doc, "messages"));
     json_decref(doc);
@@ -310,7 +239,7 @@ test_purge(void **state)
     assert_int_equal(
         brokerproc_scalar(db, "select count(*) from messages where body is not null"),
         before);
-    assert_int_equal(cli(&out, "purge --older-than 1s"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "purge --older-than 1s"), 0);
     assert_non_null(strstr(out, "cleared the bodies"));
     free(out);
     char sql[256];
@@ -325,7 +254,7 @@ test_purge(void **state)
                      decisions);
     assert_true(brokerproc_scalar(db, "select count(*) from messages") >= before);
     PQfinish(db);
-    assert_int_equal(cli(&out, "--json audit %s", s_dead_id), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json audit %s", s_dead_id), 0);
     doc = json_loads(out, 0, NULL);
     assert_true(
         json_is_null(json_object_get(json_object_get(doc, "message"), "body_bytes")));
@@ -341,14 +270,15 @@ test_publish_and_keygen(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(cli(&out,
-                         "--json publish --endpoint %s --as ccas-paris-13 --type"
-                         " child.protection.alert --version 1 --to cd91 --subject P-PUB"
-                         " --purpose protection --body-json '{\"alert_id\":"
-                         " \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\", \"concern\": \"c\","
-                         " \"urgency\": \"urgent\"}'",
-                         s_bp.endpoint),
-                     0);
+    assert_int_equal(
+        e2e_cli(&s_bp, &out,
+                "--json publish --endpoint %s --as ccas-paris-13 --type"
+                " child.protection.alert --version 1 --to cd91 --subject P-PUB"
+                " --purpose protection --body-json '{\"alert_id\":"
+                " \"0d3e8a52-7c1b-4f6e-8a9d-2b4c6e8f0a1b\", \"concern\": \"c\","
+                " \"urgency\": \"urgent\"}'",
+                s_bp.endpoint),
+        0);
     json_t *doc = json_loads(out, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(doc, "answer")), "CONFIRM");
     assert_string_equal(
@@ -356,21 +286,22 @@ test_publish_and_keygen(void **state)
     json_decref(doc);
     free(out);
     /* refused by the broker: the answer is printed, exit 1 */
-    assert_int_equal(cli(&out,
-                         "publish --endpoint %s --as ccas-paris-13 --type"
-                         " child.protection.alert --version 1 --to cd91 --subject P-PUB"
-                         " --purpose protection --body-json '{\"alert_id\": \"x\"}'",
-                         s_bp.endpoint),
-                     1);
+    assert_int_equal(
+        e2e_cli(&s_bp, &out,
+                "publish --endpoint %s --as ccas-paris-13 --type"
+                " child.protection.alert --version 1 --to cd91 --subject P-PUB"
+                " --purpose protection --body-json '{\"alert_id\": \"x\"}'",
+                s_bp.endpoint),
+        1);
     assert_non_null(strstr(out, "REJECT INVALID: /concern: required"));
     free(out);
-    assert_int_equal(cli(&out, "publish --as ccas-paris-13"), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "publish --as ccas-paris-13"), 2);
     free(out);
     /* keygen never overwrites a key */
-    assert_int_equal(cli(&out, "keygen cd91 %s", s_bp.dir), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "keygen cd91 %s", s_bp.dir), 0);
     assert_non_null(strstr(out, "public_key = \""));
     free(out);
-    assert_int_equal(cli(&out, "keygen cd91 %s", s_bp.dir), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "keygen cd91 %s", s_bp.dir), 2);
     free(out);
     /* a folder whose path with the name is just over 4095 bytes: it is
        refused whole, never cut to another name (".../cd9") and written */
@@ -382,7 +313,7 @@ test_publish_and_keygen(void **state)
     for (size_t i = 0; i < pad; i++)
         memcpy(dir + base + 2 * i, "/.", 2);
     dir[base + 2 * pad] = '\0';
-    assert_int_equal(cli(&out, "keygen cd91 %s", dir), 2);
+    assert_int_equal(e2e_cli(&s_bp, &out, "keygen cd91 %s", dir), 2);
     free(out);
     free(dir);
     char stray[400];
@@ -415,26 +346,18 @@ test_verify(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(cli(&out, "verify"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "verify"), 0);
     assert_non_null(strstr(out, "intact"));
     free(out);
     /* a restart continues the chain */
     assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
     assert_int_equal(brokerproc_start(&s_bp), 0);
-    mlg_client_t *pub = brokerproc_client(&s_bp, "ccas-paris-13", 0);
-    char id[37], json[1024];
-    brokerproc_new_id(id);
-    snprintf(
-        json, sizeof(json),
-        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-        " \"to\": [\"cd91\"], \"subject\": \"P-VERIFY\", \"purpose\": \"protection\","
-        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-        id, id);
-    mlg_msg_t *a = publish(pub, json);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&a);
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    char id[37];
+    mlg_msg_t *m = e2e_alert(id, "cd91", "P-VERIFY");
+    e2e_confirmed(pub, &m);
     mlg_client_destroy(&pub);
-    assert_int_equal(cli(&out, "--json verify"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json verify"), 0);
     json_t *doc = json_loads(out, 0, NULL);
     free(out);
     assert_true(json_is_true(json_object_get(doc, "intact")));
@@ -460,13 +383,13 @@ test_verify(void **state)
     PQclear(r);
     PQfinish(db);
 
-    assert_int_equal(cli(&out, "verify"), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "verify"), 1);
     assert_non_null(strstr(out, "broken"));
     char *changed = strstr(out, id);
     assert_non_null(changed);
     assert_non_null(strstr(out, s_dead_id));
     free(out);
-    assert_int_equal(cli(&out, "--json verify"), 1);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--json verify"), 1);
     doc = json_loads(out, 0, NULL);
     free(out);
     assert_false(json_is_true(json_object_get(doc, "intact")));

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -41,51 +41,29 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_consent", "    heartbeat_ms = 1000\n", s_agencies)
-        || brokerproc_start(&s_bp))
-        return -1;
-    s_db = brokerproc_db(&s_bp);
-    return PQstatus(s_db) == CONNECTION_OK ? 0 : -1;
+    return e2e_broker_up_db(&s_bp, &s_db, "e2e_consent", "    heartbeat_ms = 1000\n",
+                            s_agencies);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    PQfinish(s_db);
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
-}
-
-static mlg_client_t *
-client(const char *agency, uint64_t credit)
-{
-    mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
-    assert_non_null(c);
-    return c;
+    return e2e_broker_down_db(&s_bp, &s_db);
 }
 
 /* Publishes JSON whose first %s is a fresh message id; the answer. */
 static mlg_msg_t *
 publish(mlg_client_t *c, char *id, const char *fmt, ...)
 {
-    char body[2048], json[4096];
+    char body[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    brokerproc_new_id(id);
-    snprintf(json, sizeof(json), "{\"id\": \"%s\", %s}", id, body);
-    mlg_msg_t *m = NULL;
-    mlg_error_t err;
-    if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK)
-        print_error("%s: %s\n", json, err.reason);
-    assert_non_null(m);
-    assert_int_equal(mlg_client_send(c, m), MLG_OK);
+    mlg_msg_t *m = e2e_msg(id, "{\"id\": \"%s\", %s}", id, body);
+    mlg_msg_t *a = e2e_publish(c, m, 10000);
     mlg_msg_destroy(&m);
-    mlg_msg_t *a = brokerproc_answer(c, 10000);
-    assert_non_null(a);
     return a;
 }
 
@@ -142,14 +120,6 @@ share(mlg_client_t *c, char *id, const char *to, const char *subject, const char
     mlg_msg_destroy(&a);
 }
 
-static long
-q(const char *fmt, const char *a1, const char *a2)
-{
-    char sql[1024];
-    snprintf(sql, sizeof(sql), fmt, a1, a2);
-    return brokerproc_scalar(s_db, sql);
-}
-
 #define K1 "aaaaaaaa-0000-4000-8000-000000000001"
 #define K2 "aaaaaaaa-0000-4000-8000-000000000002"
 #define K3 "aaaaaaaa-0000-4000-8000-000000000003"
@@ -160,29 +130,34 @@ static void
 test_denied_then_granted_then_not_covered(void **state)
 {
     (void)state;
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
     char id[37], g[37];
     share(ccas, id, "ehpad-les-tilleuls", "P-1", "coordination", "NO_CONSENT");
     assert_int_equal(
-        q("select count(*) from consent_decisions where message_id = '%s'"
-          " and decision = 'deny' and reason = 'NO_CONSENT' and consent_id is null%s",
-          id, ""),
+        e2e_scalar(
+            s_db,
+            "select count(*) from consent_decisions where message_id = '%s'"
+            " and decision = 'deny' and reason = 'NO_CONSENT' and consent_id is null",
+            id),
         1);
     grant(ccas, g, K1, "P-1", "\"ccas-paris-13\", \"ehpad-les-tilleuls\"",
           "\"coordination\"", "\"social\"", PAST, NULL, "ehpad-les-tilleuls");
-    assert_int_equal(q("select count(*) from consents where id = '%s' and granted_by ="
-                       " 'ccas-paris-13' and granted_message_id = '%s'",
-                       K1, g),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consents where id = '%s' and granted_by ="
+                   " 'ccas-paris-13' and granted_message_id = '%s'",
+                   K1, g),
+        1);
     /* in force for the very next publish, and the decision names it */
     share(ccas, id, "ehpad-les-tilleuls", "P-1", "coordination", "allow");
     assert_int_equal(
-        q("select count(*) from consent_decisions where message_id = '%s'"
-          " and decision = 'allow' and basis = 'consent' and consent_id = '%s'",
-          id, K1),
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and decision = 'allow' and basis = 'consent' and consent_id = '%s'",
+                   id, K1),
         1);
     /* the other direction too: parties share with each other */
-    mlg_client_t *ehpad = client("ehpad-les-tilleuls", 0);
+    mlg_client_t *ehpad = e2e_client(&s_bp, "ehpad-les-tilleuls", 0);
     share(ehpad, id, "ccas-paris-13", "P-1", "coordination", "allow");
     /* another purpose; another category (health.summary.shared) */
     share(ccas, id, "ehpad-les-tilleuls", "P-1", "orientation", "NOT_COVERED");
@@ -203,8 +178,8 @@ static void
 test_consent_events_checked(void **state)
 {
     (void)state;
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
-    mlg_client_t *cd75 = client("cd75", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
+    mlg_client_t *cd75 = e2e_client(&s_bp, "cd75", 0);
     char id[37];
     struct {
         mlg_client_t *c;
@@ -257,7 +232,7 @@ static void
 test_non_party_learns_nothing(void **state)
 {
     (void)state;
-    mlg_client_t *cd75 = client("cd75", 0);
+    mlg_client_t *cd75 = e2e_client(&s_bp, "cd75", 0);
     char id[37];
     const char *probes[] = {
         /* K1 is the consent of ccas-paris-13 and ehpad-les-tilleuls */
@@ -287,10 +262,12 @@ test_non_party_learns_nothing(void **state)
     assert_string_equal(
         first, "/consent_id: no consent with this id has 'cd75' among its parties");
     /* K1 is untouched: neither granted again nor revoked */
-    assert_int_equal(q("select count(*) from consents where id = '%s' and revoked_at is "
-                       "null and granted_by = 'ccas-paris-13'",
-                       K1, NULL),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consents where id = '%s' and revoked_at is "
+                   "null and granted_by = 'ccas-paris-13'",
+                   K1),
+        1);
     mlg_client_destroy(&cd75);
 }
 
@@ -298,12 +275,12 @@ static void
 test_notices_reach_other_parties_only(void **state)
 {
     (void)state;
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
     char g[37];
     grant(ccas, g, K3, "P-3", "\"ehpad-les-tilleuls\", \"ccas-paris-13\", \"cd75\"",
           "\"orientation\", \"coordination\"", "\"social\"", PAST, NULL,
           "ehpad-les-tilleuls cd75");
-    mlg_client_t *cd75 = client("cd75", 10);
+    mlg_client_t *cd75 = e2e_client(&s_bp, "cd75", 10);
     int notices = 0;
     mlg_msg_t *d;
     while ((d = mlg_client_recv(cd75, 500))) {
@@ -317,14 +294,17 @@ test_notices_reach_other_parties_only(void **state)
         mlg_msg_destroy(&d);
     }
     assert_int_equal(notices, 1);
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
-                       " and recipient = 'ccas-paris-13'%s",
-                       g, ""),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where message_id = '%s'"
+                                " and recipient = 'ccas-paris-13'",
+                                g),
                      0);
-    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
-                       " and basis = 'consent_notice' and consent_id = '%s'",
-                       g, K3),
-                     2);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and basis = 'consent_notice' and consent_id = '%s'",
+                   g, K3),
+        2);
     mlg_client_destroy(&cd75);
     mlg_client_destroy(&ccas);
 }
@@ -335,7 +315,7 @@ test_revocation_settles_pending(void **state)
     (void)state;
     /* K1 (P-1, ccas <-> ehpad, coordination/social) is in force; ehpad is
        offline: the share waits in its queue */
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
     char pending[37], r[37], id[37];
     share(ccas, pending, "ehpad-les-tilleuls", "P-1", "coordination", "allow");
     mlg_msg_t *a =
@@ -346,22 +326,26 @@ test_revocation_settles_pending(void **state)
     assert_int_equal(a->routed_count, 1);
     assert_string_equal(a->routed[0].id, "ehpad-les-tilleuls");
     mlg_msg_destroy(&a);
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
-                       " and state = 'revoked'%s",
-                       pending, ""),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where message_id = '%s'"
+                                " and state = 'revoked'",
+                                pending),
                      1);
     assert_int_equal(
-        q("select count(*) from consent_decisions where message_id = '%s'"
-          " and decision = 'deny' and reason = 'REVOKED' and consent_id = '%s'",
-          pending, K1),
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and decision = 'deny' and reason = 'REVOKED' and consent_id = '%s'",
+                   pending, K1),
         1);
     assert_int_equal(
-        q("select count(*) from consents where id = '%s' and revoked_at is not null"
-          " and revoked_message_id = '%s'",
-          K1, r),
+        e2e_scalar(
+            s_db,
+            "select count(*) from consents where id = '%s' and revoked_at is not null"
+            " and revoked_message_id = '%s'",
+            K1, r),
         1);
     /* ehpad comes online: it gets notices, never the revoked share */
-    mlg_client_t *ehpad = client("ehpad-les-tilleuls", 50);
+    mlg_client_t *ehpad = e2e_client(&s_bp, "ehpad-les-tilleuls", 50);
     mlg_msg_t *d;
     bool saw_revocation = false;
     while ((d = mlg_client_recv(ehpad, 700))) {
@@ -383,24 +367,28 @@ static void
 test_expired_and_not_yet_valid(void **state)
 {
     (void)state;
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
     char g[37], id[37];
     grant(ccas, g, "bbbbbbbb-0000-4000-8000-000000000001", "P-5",
           "\"ccas-paris-13\", \"ehpad-les-tilleuls\"", "\"coordination\"", "\"social\"",
           "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z", "ehpad-les-tilleuls");
     share(ccas, id, "ehpad-les-tilleuls", "P-5", "coordination", "EXPIRED");
-    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
-                       " and reason = 'EXPIRED' and detail like '%%expired%%'%s",
-                       id, ""),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and reason = 'EXPIRED' and detail like '%%expired%%'",
+                   id),
+        1);
     grant(ccas, g, "bbbbbbbb-0000-4000-8000-000000000002", "P-6",
           "\"ccas-paris-13\", \"ehpad-les-tilleuls\"", "\"coordination\"", "\"social\"",
           "2099-01-01T00:00:00Z", NULL, "ehpad-les-tilleuls");
     share(ccas, id, "ehpad-les-tilleuls", "P-6", "coordination", "EXPIRED");
-    assert_int_equal(q("select count(*) from consent_decisions where message_id = '%s'"
-                       " and reason = 'EXPIRED' and detail like '%%not yet valid%%'%s",
-                       id, ""),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and reason = 'EXPIRED' and detail like '%%not yet valid%%'",
+                   id),
+        1);
     /* a legal obligation needs no consent */
     mlg_msg_t *a =
         publish(ccas, id,
@@ -417,14 +405,14 @@ static void
 test_in_flight_not_recalled_not_redelivered(void **state)
 {
     (void)state;
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
     char g[37], id[37], r[37];
     const char *k = "cccccccc-0000-4000-8000-000000000001";
     grant(ccas, g, k, "P-7", "\"ccas-paris-13\", \"ehpad-les-tilleuls\"",
           "\"coordination\"", "\"social\"", PAST, NULL, "ehpad-les-tilleuls");
     share(ccas, id, "ehpad-les-tilleuls", "P-7", "coordination", "allow");
     /* ehpad takes the share (and the notice) */
-    mlg_client_t *ehpad = client("ehpad-les-tilleuls", 10);
+    mlg_client_t *ehpad = e2e_client(&s_bp, "ehpad-les-tilleuls", 10);
     mlg_msg_t *d, *shared = NULL;
     while (!shared && (d = mlg_client_recv(ehpad, 3000))) {
         if (d->op == MLG_OP_DELIVER && strcmp(d->id, id) == 0)
@@ -445,9 +433,10 @@ test_in_flight_not_recalled_not_redelivered(void **state)
     mlg_msg_t *a = publish(ccas, r, "%s", revoke);
     assert_int_equal(a->op, MLG_OP_CONFIRM);
     mlg_msg_destroy(&a);
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
-                       " and state = 'pending'%s",
-                       id, ""),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where message_id = '%s'"
+                                " and state = 'pending'",
+                                id),
                      1);
     /* ...but not redelivered when it comes back */
     mlg_client_nack(ehpad, shared->delivery, true, "plus tard");
@@ -458,14 +447,16 @@ test_in_flight_not_recalled_not_redelivered(void **state)
         }
         mlg_msg_destroy(&d);
     }
-    assert_int_equal(q("select count(*) from deliveries where message_id = '%s'"
-                       " and state = 'revoked'%s",
-                       id, ""),
+    assert_int_equal(e2e_scalar(s_db,
+                                "select count(*) from deliveries where message_id = '%s'"
+                                " and state = 'revoked'",
+                                id),
                      1);
     assert_int_equal(
-        q("select count(*) from consent_decisions where message_id = '%s'"
-          " and decision = 'deny' and reason = 'REVOKED' and consent_id = '%s'",
-          id, k),
+        e2e_scalar(s_db,
+                   "select count(*) from consent_decisions where message_id = '%s'"
+                   " and decision = 'deny' and reason = 'REVOKED' and consent_id = '%s'",
+                   id, k),
         1);
     mlg_msg_destroy(&shared);
     mlg_client_destroy(&ehpad);
@@ -478,7 +469,7 @@ test_index_rebuilt_after_restart(void **state)
     (void)state;
     assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
     assert_int_equal(brokerproc_start(&s_bp), 0);
-    mlg_client_t *ccas = client("ccas-paris-13", 0);
+    mlg_client_t *ccas = e2e_client(&s_bp, "ccas-paris-13", 0);
     char id[37];
     share(ccas, id, "ehpad-les-tilleuls", "P-3", "coordination", "allow");   /* K3 */
     share(ccas, id, "ehpad-les-tilleuls", "P-1", "coordination", "REVOKED"); /* K1 */
@@ -493,17 +484,7 @@ static void
 test_audit_chain_whole(void **state)
 {
     (void)state;
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s --database '%s' verify >%s/verify.out 2>&1",
-             getenv("MLG_CLI_BIN"), s_bp.database, s_bp.dir);
-    int status = system(cmd);
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (rc != 0) {
-        snprintf(cmd, sizeof(cmd), "cat %s/verify.out >&2", s_bp.dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no output)\n");
-    }
-    assert_int_equal(rc, 0);
+    assert_int_equal(e2e_verify_chain(&s_bp), 0);
 }
 
 int

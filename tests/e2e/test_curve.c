@@ -19,7 +19,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -47,6 +47,16 @@ s_cert(const char *name, char *pub)
     zcert_destroy(&c);
 }
 
+/* The broker's security section: CURVE, with its certificate of s_dir. */
+static const char *
+s_security(void)
+{
+    static char security[256];
+    snprintf(security, sizeof(security),
+             "    curve = 1\n    secret_cert = %s/broker_secret\n", s_dir);
+    return security;
+}
+
 static int
 setup(void **state)
 {
@@ -59,38 +69,42 @@ setup(void **state)
     s_cert("cd75-old", s_cd75_old);
     s_cert("cd75-new", s_cd75_new);
     s_cert("stranger", s_unknown_key);
-    static char security[256], agencies[1024], both[90];
-    snprintf(security, sizeof(security),
-             "    curve = 1\n    secret_cert = %s/broker_secret\n", s_dir);
+    static char agencies[1024], both[90];
     snprintf(both, sizeof(both), "%s %s", s_cd75_old, s_cd75_new);
     snprintf(agencies, sizeof(agencies), s_agency_fmt, s_ccas, both);
-    brokerproc_security = security;
-    int rc =
-        brokerproc_init(&s_bp, "e2e_curve", NULL, agencies) || brokerproc_start(&s_bp);
+    brokerproc_security = s_security();
+    int rc = e2e_broker_up(&s_bp, "e2e_curve", NULL, agencies);
     brokerproc_security = NULL;
-    return rc ? -1 : 0;
+    return rc;
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
+    int rc = e2e_broker_down(&s_bp);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     if (system(cmd) != 0)
         return -1;
-    return rc == 0 ? 0 : -1;
+    return rc;
+}
+
+/* A client of `agency` with the certificate `cert` and `credit`; NULL
+   when the broker does not welcome it within 2 s. */
+static mlg_client_t *
+join_with(const char *agency, const char *cert, uint64_t credit, mlg_error_t *err)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s_secret", s_dir, cert);
+    return mlg_client_new_curve(s_bp.endpoint, agency, "e2e-curve", credit, 2000, path,
+                                s_server_key, err);
 }
 
 static mlg_client_t *
 join(const char *agency, const char *cert, mlg_error_t *err)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%s_secret", s_dir, cert);
-    return mlg_client_new_curve(s_bp.endpoint, agency, "e2e-curve", 1, 2000, path,
-                                s_server_key, err);
+    return join_with(agency, cert, 1, err);
 }
 
 static void
@@ -151,27 +165,16 @@ test_acl_under_curve(void **state)
     mlg_error_t err;
     mlg_client_t *c = join("cd75", "cd75-new", &err);
     assert_non_null(c);
-    char id[37], json[512];
-    brokerproc_new_id(id);
-    snprintf(
-        json, sizeof(json),
-        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-        " \"to\": [\"ccas-paris-13\"], \"subject\": \"P\", \"purpose\": \"protection\","
-        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-        id, id);
-    mlg_msg_t *m = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
-    mlg_client_send(c, m);
+    char id[37];
+    mlg_msg_t *m = e2e_alert(id, "ccas-paris-13", "P");
+    mlg_msg_t *a = e2e_publish(c, m, 5000);
     mlg_msg_destroy(&m);
-    mlg_msg_t *a = mlg_client_recv(c, 5000);
-    assert_non_null(a);
     assert_int_equal(a->op, MLG_OP_REJECT);
     assert_string_equal(a->code, "FORBIDDEN");
     mlg_msg_destroy(&a);
     PGconn *db = brokerproc_db(&s_bp);
-    char sql[128];
-    snprintf(sql, sizeof(sql), "select count(*) from messages where id = '%s'", id);
-    assert_int_equal(brokerproc_scalar(db, sql), 0);
+    assert_int_equal(e2e_scalar(db, "select count(*) from messages where id = '%s'", id),
+                     0);
     PQfinish(db);
     mlg_client_destroy(&c);
 }
@@ -189,10 +192,7 @@ test_reload_removes_a_key(void **state)
     assert_non_null(other);
     char agencies[1024];
     snprintf(agencies, sizeof(agencies), s_agency_fmt, s_ccas, s_cd75_new);
-    char security[256];
-    snprintf(security, sizeof(security),
-             "    curve = 1\n    secret_cert = %s/broker_secret\n", s_dir);
-    brokerproc_security = security;
+    brokerproc_security = s_security();
     assert_int_equal(brokerproc_rewrite(&s_bp, NULL, agencies), 0);
     brokerproc_security = NULL;
     kill(s_bp.pid, SIGHUP);
@@ -248,51 +248,12 @@ s_raw(const char *cert, const char *rid)
     return d;
 }
 
-static void
-s_raw_send(zsock_t *d, const mlg_msg_t *m)
-{
-    uint8_t *data;
-    size_t size;
-    assert_int_equal(mlg_msg_encode(m, &data, &size), MLG_OK);
-    zframe_t *f = zframe_new(data, size);
-    free(data);
-    assert_int_equal(zframe_send(&f, d, 0), 0);
-}
-
-/* The next map on a raw socket, or NULL after timeout_ms. */
-static mlg_msg_t *
-s_raw_recv(zsock_t *d, int timeout_ms)
-{
-    zsock_set_rcvtimeo(d, timeout_ms);
-    zframe_t *f = zframe_recv(d);
-    if (!f)
-        return NULL;
-    mlg_msg_t *m = NULL;
-    mlg_error_t err;
-    assert_int_equal(mlg_msg_decode(zframe_data(f), zframe_size(f), &m, &err), MLG_OK);
-    zframe_destroy(&f);
-    return m;
-}
-
+/* An alert from c to `to`, confirmed. */
 static void
 s_alert(mlg_client_t *c, const char *to, char id[37])
 {
-    char json[512];
-    brokerproc_new_id(id);
-    snprintf(
-        json, sizeof(json),
-        "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-        " \"to\": [\"%s\"], \"subject\": \"P\", \"purpose\": \"protection\","
-        " \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}}",
-        id, to, id);
-    mlg_msg_t *m = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
-    assert_int_equal(mlg_client_send(c, m), MLG_OK);
-    mlg_msg_destroy(&m);
-    mlg_msg_t *a = brokerproc_answer(c, 5000);
-    assert_non_null(a);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&a);
+    mlg_msg_t *m = e2e_alert(id, to, "P");
+    e2e_confirmed(c, &m);
 }
 
 /* A client of ccas-paris-13 takes the routing id of a cd75 client whose
@@ -300,107 +261,84 @@ s_alert(mlg_client_t *c, const char *to, char id[37])
    cd75's session. Its maps get HELLO_REQUIRED and are not acted on (the
    cd75 delivery stays unacked, nothing is published as cd75), it receives
    no cd75 delivery, and the broker logs both keys. */
-static void
-test_routing_id_taken_by_another_key(void **state)
+
+/* cd75 in session on a raw socket with the routing id `rid` takes the
+   alert `first` from ccas, then its connection drops, the delivery
+   unacked: its delivery id. */
+static uint64_t
+s_victim_takes(const char *rid, mlg_client_t *ccas, char first[37])
 {
-    (void)state;
-    const char *rid = "cd75-desk-1";
     zsock_t *victim = s_raw("cd75-new", rid);
-    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
-    strcpy(hello->agency, "cd75");
-    hello->credit = 2;
-    s_raw_send(victim, hello);
-    mlg_msg_destroy(&hello);
-    mlg_msg_t *a = s_raw_recv(victim, 5000);
-    assert_non_null(a);
-    assert_int_equal(a->op, MLG_OP_WELCOME);
-    mlg_msg_destroy(&a);
-    mlg_error_t err;
-    mlg_client_t *ccas = join("ccas-paris-13", "ccas", &err);
-    assert_non_null(ccas);
-    char first[37], second[37];
+    e2e_raw_hello(victim, "cd75", 2);
     s_alert(ccas, "cd75", first);
-    mlg_msg_t *d = s_raw_recv(victim, 5000);
+    mlg_msg_t *d = e2e_raw_recv(victim, 5000);
     assert_non_null(d);
     assert_int_equal(d->op, MLG_OP_DELIVER);
     assert_string_equal(d->id, first);
     uint64_t delivery = d->delivery;
     mlg_msg_destroy(&d);
     zsock_destroy(&victim);
+    return delivery;
+}
 
-    /* the same routing id, another agency's key; while the dropped
-       connection still holds the routing id, libzmq does not read the new
-       one's maps: connect again until it is answered */
+/* The same routing id, another agency's key; while the dropped
+   connection still holds the routing id, libzmq does not read the new
+   one's maps: connect again until it is answered. Its PING is answered
+   HELLO_REQUIRED (not a PONG of cd75's session). */
+static zsock_t *
+s_thief_connects(const char *rid)
+{
     zsock_t *thief = NULL;
+    mlg_msg_t *a = NULL;
     mlg_msg_t *ping = mlg_msg_new(MLG_OP_PING);
     for (int i = 0; i < 50 && !a; i++) {
         zsock_destroy(&thief);
         thief = s_raw("ccas", rid);
-        s_raw_send(thief, ping);
-        a = s_raw_recv(thief, 200);
+        e2e_raw_send(thief, ping);
+        a = e2e_raw_recv(thief, 200);
     }
     mlg_msg_destroy(&ping);
     assert_non_null(a);
     assert_int_equal(a->op, MLG_OP_ERROR); /* not a PONG of cd75's session */
     assert_string_equal(a->code, "HELLO_REQUIRED");
     mlg_msg_destroy(&a);
-    /* the next cd75 event does not reach it */
-    s_alert(ccas, "cd75", second);
-    /* nor does its ACK settle cd75's delivery, or its PUBLISH go out as cd75 */
+    return thief;
+}
+
+/* The thief's ACK of cd75's delivery and its PUBLISH are refused
+   HELLO_REQUIRED, and nothing else comes to it; the PUBLISH's id in id. */
+static void
+s_thief_refused(zsock_t *thief, uint64_t delivery, char id[37])
+{
     mlg_msg_t *ack = mlg_msg_new(MLG_OP_ACK);
     ack->delivery = delivery;
-    s_raw_send(thief, ack);
+    mlg_msg_t *a = e2e_raw_ask(thief, ack, 5000);
     mlg_msg_destroy(&ack);
-    a = s_raw_recv(thief, 5000);
-    assert_non_null(a);
     assert_int_equal(a->op, MLG_OP_ERROR); /* not a DELIVER */
     assert_string_equal(a->code, "HELLO_REQUIRED");
     mlg_msg_destroy(&a);
-    char id[37], json[512];
-    brokerproc_new_id(id);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"child.protection.alert\", \"version\": 1,"
-             " \"to\": [\"ccas-paris-13\"], \"subject\": \"P\", \"purpose\": "
-             "\"protection\", \"body\": {\"alert_id\": \"%s\", \"concern\": \"c\","
-             " \"urgency\": \"urgent\"}}",
-             id, id);
-    mlg_msg_t *pub = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &pub, NULL), MLG_OK);
-    s_raw_send(thief, pub);
+    mlg_msg_t *pub = e2e_alert(id, "ccas-paris-13", "P");
+    a = e2e_raw_ask(thief, pub, 5000);
     mlg_msg_destroy(&pub);
-    a = s_raw_recv(thief, 5000);
-    assert_non_null(a);
     assert_int_equal(a->op, MLG_OP_REJECT);
     assert_string_equal(a->code, "HELLO_REQUIRED");
     mlg_msg_destroy(&a);
-    assert_null(s_raw_recv(thief, 200));
-    zsock_destroy(&thief);
-    char line[256];
-    snprintf(line, sizeof(line), "key %s) used by another connection (key %s)",
-             s_cd75_new, s_ccas);
-    assert_int_equal(brokerproc_wait_log(&s_bp, line, 3000), 0);
-    PGconn *db = brokerproc_db(&s_bp);
-    char sql[320];
-    snprintf(sql, sizeof(sql),
-             "select count(*) from deliveries where id = %llu"
-             " and state = 'acked'",
-             (unsigned long long)delivery);
-    assert_int_equal(brokerproc_scalar(db, sql), 0);
-    snprintf(sql, sizeof(sql), "select count(*) from messages where id = '%s'", id);
-    assert_int_equal(brokerproc_scalar(db, sql), 0);
-    PQfinish(db);
-    /* cd75's own client gets both: the first again, the second for the
-       first time (it was never sent to the routing id's new holder) */
-    char path[128];
-    snprintf(path, sizeof(path), "%s/cd75-new_secret", s_dir);
-    mlg_client_t *cd75 = mlg_client_new_curve(s_bp.endpoint, "cd75", "e2e-curve", 5, 2000,
-                                              path, s_server_key, &err);
+    assert_null(e2e_raw_recv(thief, 200));
+}
+
+/* cd75's own client gets both: the first again, the second for the
+   first time (it was never sent to the routing id's new holder); both
+   ACKs stored before the client goes (it does not linger), so the next
+   cd75 session finds nothing of this test's. */
+static void
+s_cd75_gets_both(const char *first, const char *second)
+{
+    mlg_error_t err;
+    mlg_client_t *cd75 = join_with("cd75", "cd75-new", 5, &err);
     assert_non_null(cd75);
     int got = 0;
     for (int i = 0; i < 2; i++) {
-        d = mlg_client_recv(cd75, 5000);
-        assert_non_null(d);
-        assert_int_equal(d->op, MLG_OP_DELIVER);
+        mlg_msg_t *d = e2e_expect(cd75, MLG_OP_DELIVER, 5000);
         if (strcmp(d->id, first) == 0) {
             assert_int_equal(d->attempt, 2);
             got |= 1;
@@ -413,63 +351,80 @@ test_routing_id_taken_by_another_key(void **state)
         mlg_msg_destroy(&d);
     }
     assert_int_equal(got, 3);
-    /* both ACKs stored before the client goes (it does not linger), so
-       the next cd75 session finds nothing of this test's */
-    db = brokerproc_db(&s_bp);
-    snprintf(sql, sizeof(sql),
-             "select count(*) from deliveries d join messages m on m.id = d.message_id"
-             " where d.recipient = 'cd75' and d.state = 'acked'"
-             " and m.id in ('%s', '%s')",
-             first, second);
-    long acked = 0;
-    for (int i = 0; i < 100 && (acked = brokerproc_scalar(db, sql)) != 2; i++)
-        zclock_sleep(50);
-    assert_int_equal(acked, 2);
+    PGconn *db = brokerproc_db(&s_bp);
+    assert_int_equal(
+        e2e_wait_scalar(db, 2, 5000,
+                        "select count(*) from deliveries d join messages m on m.id ="
+                        " d.message_id where d.recipient = 'cd75' and d.state = 'acked'"
+                        " and m.id in ('%s', '%s')",
+                        first, second),
+        2);
     PQfinish(db);
     mlg_client_destroy(&cd75);
+}
+
+static void
+test_routing_id_taken_by_another_key(void **state)
+{
+    (void)state;
+    const char *rid = "cd75-desk-1";
+    mlg_error_t err;
+    mlg_client_t *ccas = join("ccas-paris-13", "ccas", &err);
+    assert_non_null(ccas);
+    char first[37], second[37], id[37];
+    uint64_t delivery = s_victim_takes(rid, ccas, first);
+    zsock_t *thief = s_thief_connects(rid);
+    /* the next cd75 event does not reach it */
+    s_alert(ccas, "cd75", second);
+    /* nor does its ACK settle cd75's delivery, or its PUBLISH go out as cd75 */
+    s_thief_refused(thief, delivery, id);
+    zsock_destroy(&thief);
+    char line[256];
+    snprintf(line, sizeof(line), "key %s) used by another connection (key %s)",
+             s_cd75_new, s_ccas);
+    assert_int_equal(brokerproc_wait_log(&s_bp, line, 3000), 0);
+    PGconn *db = brokerproc_db(&s_bp);
+    assert_int_equal(e2e_scalar(db,
+                                "select count(*) from deliveries where id = %llu"
+                                " and state = 'acked'",
+                                (unsigned long long)delivery),
+                     0);
+    assert_int_equal(e2e_scalar(db, "select count(*) from messages where id = '%s'", id),
+                     0);
+    PQfinish(db);
+    s_cd75_gets_both(first, second);
     mlg_client_destroy(&ccas);
 }
 
 /* The adapter host under CURVE: its configuration names its certificate
    and the broker's key; a file dropped in its in/ reaches a client of
    the addressee, and an adapter with an unknown key never joins. */
-static void
-test_adapter_with_curve(void **state)
-{
-    (void)state;
-    char cfg[256], log[256], in[256], path[300];
-    const char *names[] = {"ccas", "stranger"};
-    pid_t pids[2];
-    for (int i = 0; i < 2; i++) {
-        snprintf(cfg, sizeof(cfg), "%s/adapter-%s.cfg", s_dir, names[i]);
-        FILE *f = fopen(cfg, "w");
-        assert_non_null(f);
-        fprintf(f,
-                "adapter\n    agency = ccas-paris-13\n    endpoint = %s\n"
-                "    cert = %s_secret\n    server_key = \"%s\"\n    poll_ms = 50\n"
-                "plugin\n    dir = drop-%s\n",
-                s_bp.endpoint, names[i], s_server_key, names[i]);
-        fclose(f);
-        snprintf(log, sizeof(log), "%s/adapter-%s.log", s_dir, names[i]);
-        pids[i] = fork();
-        assert_true(pids[i] >= 0);
-        if (pids[i] == 0) {
-            FILE *l = freopen(log, "w", stderr);
-            (void)l;
-            const char *bin = getenv("MLG_ADAPTER_BIN");
-            execl(bin, bin, "--plugin", "files", "--config", cfg, (char *)NULL);
-            _exit(127);
-        }
-    }
-    mlg_error_t err;
-    mlg_client_t *cd75 = NULL;
-    char cd75_cert[128];
-    snprintf(cd75_cert, sizeof(cd75_cert), "%s/cd75-new_secret", s_dir);
-    cd75 = mlg_client_new_curve(s_bp.endpoint, "cd75", "e2e-curve", 5, 2000, cd75_cert,
-                                s_server_key, &err);
-    assert_non_null(cd75);
 
-    char id[37];
+/* An adapter of ccas-paris-13 (the files plugin, its folder drop-NAME)
+   with the certificate `name`, started: its pid. */
+static pid_t
+s_curve_adapter(const char *name)
+{
+    char cfg[256], log[256];
+    snprintf(cfg, sizeof(cfg), "%s/adapter-%s.cfg", s_dir, name);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "adapter\n    agency = ccas-paris-13\n    endpoint = %s\n"
+            "    cert = %s_secret\n    server_key = \"%s\"\n    poll_ms = 50\n"
+            "plugin\n    dir = drop-%s\n",
+            s_bp.endpoint, name, s_server_key, name);
+    fclose(f);
+    snprintf(log, sizeof(log), "%s/adapter-%s.log", s_dir, name);
+    return e2e_adapter_spawn("files", cfg, log, false);
+}
+
+/* An alert to cd75, its id in id, dropped in the ccas adapter's in/
+   once the adapter has made it. */
+static void
+s_drop_alert(char id[37])
+{
+    char in[256], path[300];
     brokerproc_new_id(id);
     snprintf(in, sizeof(in), "%s/drop-ccas/in", s_dir);
     for (int i = 0; i < 200 && access(in, W_OK) != 0; i++)
@@ -484,49 +439,27 @@ test_adapter_with_curve(void **state)
             "\"urgent\"}}",
             id, id);
     fclose(f);
-    mlg_msg_t *d = NULL;
-    for (int i = 0; i < 20 && !d; i++) {
-        d = mlg_client_recv(cd75, 500);
-        if (d && d->op != MLG_OP_DELIVER)
-            mlg_msg_destroy(&d);
-    }
-    assert_non_null(d);
-    assert_string_equal(d->id, id);
-    assert_string_equal(d->from, "ccas-paris-13");
-    mlg_client_ack(cd75, d->delivery);
-    mlg_msg_destroy(&d);
-    /* the CLI's publish over CURVE: its certificate and the broker's key */
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "%s publish --as ccas-paris-13 --endpoint %s --cert %s/ccas_secret"
-             " --server-key '%s' --type child.protection.alert --version 1 --to cd75"
-             " --subject P --purpose protection --body-json"
-             " '{\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}'"
-             " >/dev/null",
-             getenv("MLG_CLI_BIN"), s_bp.endpoint, s_dir, s_server_key, id);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    for (int i = 0; i < 20 && !d; i++) {
-        d = mlg_client_recv(cd75, 500);
-        if (d && d->op != MLG_OP_DELIVER)
-            mlg_msg_destroy(&d);
-    }
-    assert_non_null(d);
-    assert_string_equal(d->from, "ccas-paris-13");
-    mlg_client_ack(cd75, d->delivery);
-    mlg_msg_destroy(&d);
-    /* and with a key the broker does not know, no answer: exit 2 */
-    snprintf(cmd, sizeof(cmd),
-             "%s publish --as ccas-paris-13 --endpoint %s --cert %s/stranger_secret"
-             " --server-key '%s' --type child.protection.alert --version 1 --to cd75"
-             " --subject P --purpose protection --body-json '{}' >/dev/null 2>&1",
-             getenv("MLG_CLI_BIN"), s_bp.endpoint, s_dir, s_server_key);
-    rc = system(cmd);
-    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
-    mlg_client_destroy(&cd75);
+}
 
-    /* the stranger's adapter was never welcomed */
-    snprintf(log, sizeof(log), "%s/adapter-stranger.log", s_dir);
+/* The next DELIVER to cd75, from ccas-paris-13, within 10 s; acked. Its
+   id must be `id` when one is given. */
+static void
+s_cd75_takes(mlg_client_t *cd75, const char *id)
+{
+    mlg_msg_t *d = e2e_next_deliver(cd75, 10000);
+    assert_non_null(d);
+    if (id)
+        assert_string_equal(d->id, id);
+    assert_string_equal(d->from, "ccas-paris-13");
+    mlg_client_ack(cd75, d->delivery);
+    mlg_msg_destroy(&d);
+}
+
+/* Stops both adapters (each exits 0); the stranger's log says it could
+   not join, and never that it joined. */
+static void
+s_stranger_never_joined(pid_t pids[2])
+{
     for (int i = 0; i < 2; i++) {
         kill(pids[i], SIGTERM);
         int status = 0;
@@ -534,7 +467,9 @@ test_adapter_with_curve(void **state)
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
     }
-    f = fopen(log, "r");
+    char log[256];
+    snprintf(log, sizeof(log), "%s/adapter-stranger.log", s_dir);
+    FILE *f = fopen(log, "r");
     assert_non_null(f);
     char line[1024];
     bool refused = false, joined = false;
@@ -545,6 +480,44 @@ test_adapter_with_curve(void **state)
     fclose(f);
     assert_true(refused);
     assert_false(joined);
+}
+
+static void
+test_adapter_with_curve(void **state)
+{
+    (void)state;
+    pid_t pids[2];
+    pids[0] = s_curve_adapter("ccas");
+    pids[1] = s_curve_adapter("stranger");
+    mlg_error_t err;
+    mlg_client_t *cd75 = join_with("cd75", "cd75-new", 5, &err);
+    assert_non_null(cd75);
+    char id[37];
+    s_drop_alert(id);
+    s_cd75_takes(cd75, id);
+    /* the CLI's publish over CURVE: its certificate and the broker's key */
+    assert_int_equal(
+        e2e_cli(&s_bp, NULL,
+                "publish --as ccas-paris-13 --endpoint %s --cert %s/ccas_secret"
+                " --server-key '%s' --type child.protection.alert --version 1 --to cd75"
+                " --subject P --purpose protection --body-json"
+                " '{\"alert_id\": \"%s\", \"concern\": \"c\", \"urgency\": \"urgent\"}'",
+                s_bp.endpoint, s_dir, s_server_key, id),
+        0);
+    s_cd75_takes(cd75, NULL);
+    /* and with a key the broker does not know, no answer: exit 2 */
+    char *out = NULL;
+    assert_int_equal(
+        e2e_cli(&s_bp, &out,
+                "publish --as ccas-paris-13 --endpoint %s --cert %s/stranger_secret"
+                " --server-key '%s' --type child.protection.alert --version 1 --to cd75"
+                " --subject P --purpose protection --body-json '{}'",
+                s_bp.endpoint, s_dir, s_server_key),
+        2);
+    free(out);
+    mlg_client_destroy(&cd75);
+    /* the stranger's adapter was never welcomed */
+    s_stranger_never_joined(pids);
 }
 
 int

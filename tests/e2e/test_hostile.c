@@ -26,7 +26,8 @@
 #include <czmq.h>
 #include <msgpack.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
+#include "hostile.h"
 #include "maillage/client.h"
 #include "maillage/forms.h"
 #include "maillage/limits.h"
@@ -44,21 +45,14 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_hostile", "    heartbeat_ms = 1000\n", s_agencies)
-        || brokerproc_start(&s_bp)) {
-        fprintf(stderr, "could not start the broker; its log is %s\n", s_bp.log);
-        return -1;
-    }
-    return 0;
+    return e2e_broker_up(&s_bp, "e2e_hostile", "    heartbeat_ms = 1000\n", s_agencies);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down(&s_bp);
 }
 
 /* ---- bodies ----------------------------------------------------------- */
@@ -66,53 +60,18 @@ teardown(void **state)
 /* Room left for the envelope around a body at the frame limit. */
 #define S_BODY_MAX (MLG_MAX_MESSAGE_BYTES_DEFAULT - 400)
 
-static void
-s_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 /* {"": nil, "": nil, ...} as many as fit. */
 static void
 s_same_names(msgpack_packer *pk)
 {
-    size_t n = (S_BODY_MAX - 5) / 2;
-    msgpack_pack_map(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_pack_str(pk, 0);
-        msgpack_pack_nil(pk);
-    }
+    hostile_same_names(pk, "", S_BODY_MAX);
 }
 
 /* A consent.granted whose purposes are one word, as many as fit. */
 static void
 s_same_purposes(msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 7);
-    s_str(pk, "valid_from");
-    s_str(pk, "2026-01-01T00:00:00Z");
-    s_str(pk, "collected_by");
-    msgpack_pack_map(pk, 2);
-    s_str(pk, "name");
-    s_str(pk, "x");
-    s_str(pk, "role");
-    s_str(pk, "y");
-    s_str(pk, "method");
-    s_str(pk, "written");
-    s_str(pk, "consent_id");
-    s_str(pk, "0b7a3c2e-5f1d-4c8e-9a6b-3d2f1e0c9b8a");
-    s_str(pk, "parties");
-    msgpack_pack_array(pk, 2);
-    s_str(pk, "cd75");
-    s_str(pk, "ccas-paris-13");
-    s_str(pk, "categories");
-    msgpack_pack_array(pk, 1);
-    s_str(pk, "social");
-    s_str(pk, "purposes");
-    size_t n = (S_BODY_MAX - 200) / 12; /* "orientation": 1 + 11 bytes */
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
-        s_str(pk, "orientation");
+    hostile_consent(pk, "purposes", "orientation", S_BODY_MAX);
 }
 
 /* A valid referral.created body, plus one member not allowed whose name
@@ -120,26 +79,9 @@ s_same_purposes(msgpack_packer *pk)
 static void
 s_euro_name(msgpack_packer *pk)
 {
-    char name[601] = "";
-    for (int i = 0; i < 200; i++)
-        strcat(name, "\xe2\x82\xac");
-    msgpack_pack_map(pk, 6);
-    s_str(pk, "referral_id");
-    s_str(pk, "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f");
-    s_str(pk, "service");
-    s_str(pk, "home-care");
-    s_str(pk, "reason");
-    s_str(pk, "x");
-    s_str(pk, "priority");
-    s_str(pk, "routine");
-    s_str(pk, "requested_by");
-    msgpack_pack_map(pk, 2);
-    s_str(pk, "name");
-    s_str(pk, "x");
-    s_str(pk, "role");
-    s_str(pk, "y");
-    s_str(pk, name);
-    msgpack_pack_nil(pk);
+    char name[601];
+    hostile_euros(name, 200);
+    hostile_referral(pk, name);
 }
 
 /* A PUBLISH of `type` from `c` whose body `fill` writes; returns its id
@@ -174,51 +116,14 @@ s_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* The next message on c that is not a DELIVER, or fail. */
-static mlg_msg_t *
-s_next(mlg_client_t *c, int timeout_ms)
-{
-    mlg_msg_t *m = mlg_client_recv(c, timeout_ms);
-    while (m && m->op == MLG_OP_DELIVER) {
-        mlg_msg_destroy(&m);
-        m = mlg_client_recv(c, timeout_ms);
-    }
-    return m;
-}
-
 /* ---- tests ------------------------------------------------------------ */
-
-static mlg_msg_t *
-s_exchange(zsock_t *d, const void *data, size_t size)
-{
-    zframe_t *f = zframe_new(data, size);
-    zframe_send(&f, d, 0);
-    zframe_t *in = zframe_recv(d);
-    assert_non_null(in);
-    mlg_msg_t *m = NULL;
-    mlg_error_t err;
-    assert_int_equal(mlg_msg_decode(zframe_data(in), zframe_size(in), &m, &err), MLG_OK);
-    zframe_destroy(&in);
-    return m;
-}
 
 /* A DEALER in session as `agency`, speaking raw frames. */
 static zsock_t *
 s_raw_session(const char *agency)
 {
-    zsock_t *d = zsock_new_dealer(s_bp.endpoint);
-    assert_non_null(d);
-    zsock_set_rcvtimeo(d, 20000);
-    mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
-    snprintf(hello->agency, sizeof(hello->agency), "%s", agency);
-    uint8_t *data;
-    size_t size;
-    assert_int_equal(mlg_msg_encode(hello, &data, &size), MLG_OK);
-    mlg_msg_t *m = s_exchange(d, data, size);
-    free(data);
-    mlg_msg_destroy(&hello);
-    assert_int_equal(m->op, MLG_OP_WELCOME);
-    mlg_msg_destroy(&m);
+    zsock_t *d = e2e_raw(&s_bp);
+    e2e_raw_hello(d, agency, 0);
     return d;
 }
 
@@ -226,9 +131,8 @@ static void
 test_equal_members_do_not_hold_the_loop(void **state)
 {
     (void)state;
-    mlg_client_t *bad = brokerproc_client(&s_bp, "cd75", 0);
+    mlg_client_t *bad = e2e_client(&s_bp, "cd75", 0);
     zsock_t *other = s_raw_session("ccas-paris-13");
-    assert_non_null(bad);
     char id1[37], id2[37];
     s_publish(bad, "referral.created", s_same_names, id1);
     s_publish(bad, "consent.granted", s_same_purposes, id2);
@@ -237,7 +141,7 @@ test_equal_members_do_not_hold_the_loop(void **state)
        quadratic check took minutes) */
     double t0 = s_now();
     const uint8_t ping[] = {0x81, 0xa2, 'o', 'p', 0xa4, 'P', 'I', 'N', 'G'};
-    mlg_msg_t *pong = s_exchange(other, ping, sizeof(ping));
+    mlg_msg_t *pong = e2e_raw_exchange(other, ping, sizeof(ping), 20000);
     double took = s_now() - t0;
     if (pong->op != MLG_OP_PONG || took > 10.0)
         print_error("%s came after %.1f s\n", mlg_op_name(pong->op), took);
@@ -259,7 +163,7 @@ test_equal_members_do_not_hold_the_loop(void **state)
         mlg_msg_destroy(&a);
     }
     /* both sessions are still in place */
-    pong = s_exchange(other, ping, sizeof(ping));
+    pong = e2e_raw_exchange(other, ping, sizeof(ping), 20000);
     assert_int_equal(pong->op, MLG_OP_PONG);
     mlg_msg_destroy(&pong);
     assert_true(mlg_client_connected(bad));
@@ -271,11 +175,10 @@ static void
 test_reject_quoting_a_name_is_text(void **state)
 {
     (void)state;
-    mlg_client_t *c = brokerproc_client(&s_bp, "cd75", 0);
-    assert_non_null(c);
+    mlg_client_t *c = e2e_client(&s_bp, "cd75", 0);
     char id[37];
     s_publish(c, "referral.created", s_euro_name, id);
-    mlg_msg_t *a = s_next(c, 10000);
+    mlg_msg_t *a = brokerproc_answer(c, 10000);
     assert_non_null(a);
     if (a->op != MLG_OP_REJECT)
         print_error("got %s %s %s\n", mlg_op_name(a->op), a->code, a->reason);
@@ -337,7 +240,7 @@ test_str32_keys_confirmed(void **state)
     zchunk_extend(frame, &zero, 1);
     s_str32(frame, "housing");
     s_str32(frame, "stable");
-    m = s_exchange(d, zchunk_data(frame), zchunk_size(frame));
+    m = e2e_raw_exchange(d, zchunk_data(frame), zchunk_size(frame), 20000);
     zchunk_destroy(&frame);
     if (m->op != MLG_OP_CONFIRM && m->op != MLG_OP_REJECT)
         print_error("got %s %s %s\n", mlg_op_name(m->op), m->code, m->reason);

@@ -36,7 +36,7 @@
 #include <czmq.h>
 #include <jansson.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 #include "toolutil.h"
@@ -62,22 +62,14 @@ s_get(const char *path, int want_status)
     return body;
 }
 
+/* A service.capacity.changed to cd91, answered `want`. */
 static void
 s_publish(mlg_client_t *c, int places, const char *want)
 {
-    char id[37], json[600];
-    brokerproc_new_id(id);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1,"
-             " \"to\": [\"cd91\"], \"body\": {\"service_id\": \"s\", \"service\": "
-             "\"nursing-home\", \"places_total\": 10, \"places_available\": %d}}",
-             id, places);
-    mlg_msg_t *m = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
-    mlg_client_send(c, m);
+    char id[37];
+    mlg_msg_t *m = e2e_capacity(id, "cd91", places);
+    mlg_msg_t *a = e2e_publish(c, m, 10000);
     mlg_msg_destroy(&m);
-    mlg_msg_t *a = mlg_client_recv(c, 10000);
-    assert_non_null(a);
     assert_string_equal(mlg_op_name(a->op), want);
     mlg_msg_destroy(&a);
 }
@@ -89,15 +81,8 @@ setup(void **state)
     char extra[128];
     snprintf(s_http, sizeof(s_http), "127.0.0.1:%d", brokerproc_free_port());
     snprintf(extra, sizeof(extra), "    http = %s\n    heartbeat_ms = 500\n", s_http);
-    if (brokerproc_init(&s_bp, "e2e_http", extra, s_agencies))
+    if (e2e_broker_up(&s_bp, "e2e_http", extra, s_agencies))
         return -1;
-    if (brokerproc_start(&s_bp)) {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", s_bp.log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "no broker log\n");
-        return -1;
-    }
     /* the known data: three for cd91 (offline), one refused */
     mlg_client_t *c = brokerproc_client(&s_bp, "ehpad-les-tilleuls", 0);
     if (!c)
@@ -403,26 +388,6 @@ test_dashboard_in_chromium(void **state)
     free(dom);
 }
 
-/* Runs the CLI with the broker's database and HTTP address; its stdout
-   in out (malloc'd), its exit code returned. */
-static int
-s_cli(char **out, const char *http, const char *args)
-{
-    char cmd[2048], path[300];
-    snprintf(path, sizeof(path), "%s/cli.out", s_bp.dir);
-    snprintf(cmd, sizeof(cmd), "%s --database '%s' --http %s %s >%s 2>&1",
-             getenv("MLG_CLI_BIN"), s_bp.database, http, args, path);
-    int status = system(cmd);
-    FILE *f = fopen(path, "r");
-    *out = calloc(1, 1 << 16);
-    if (f) {
-        size_t n = fread(*out, 1, (1 << 16) - 1, f);
-        (*out)[n] = '\0';
-        fclose(f);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void
 test_cli_status(void **state)
 {
@@ -432,7 +397,7 @@ test_cli_status(void **state)
     mlg_client_t *c = brokerproc_client(&s_bp, "cd91", 2);
     assert_non_null(c);
     zclock_sleep(1300);
-    assert_int_equal(s_cli(&out, s_http, "status"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--http %s status", s_http), 0);
     assert_non_null(strstr(out, "broker: up"));
     char *line = strstr(out, "\ncd91 ");
     assert_non_null(line);
@@ -449,7 +414,7 @@ test_cli_status(void **state)
     free(out);
 
     char *json = NULL;
-    assert_int_equal(s_cli(&json, s_http, "--json status"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &json, "--http %s --json status", s_http), 0);
     json_t *doc = json_loads(json, 0, NULL);
     free(json);
     assert_non_null(doc);
@@ -478,13 +443,31 @@ test_cli_status(void **state)
     /* the broker down: the database still answers, the live part says so */
     char dead_http[64];
     snprintf(dead_http, sizeof(dead_http), "127.0.0.1:%d", brokerproc_free_port());
-    assert_int_equal(s_cli(&out, dead_http, "status"), 0);
+    assert_int_equal(e2e_cli(&s_bp, &out, "--http %s status", dead_http), 0);
     assert_non_null(strstr(out, "broker: unreachable"));
     line = strstr(out, "\ncd91 ");
     assert_non_null(line);
     assert_int_equal(sscanf(line + 1, "cd91 %63s - %d - %d", name, &pending, &dead), 3);
     assert_int_equal(pending, 3);
     free(out);
+}
+
+/* Asks /healthz every 100 ms, at most `tries` times, until it answers
+   `want`: the last status, and its body in *body (malloc'd). */
+static int
+s_healthz_until(int want, int tries, char **body)
+{
+    int status = 0;
+    *body = NULL;
+    for (int i = 0; i < tries; i++) {
+        free(*body);
+        *body = NULL;
+        assert_int_equal(tool_http_get(s_http, "/healthz", 5000, &status, body), 0);
+        if (status == want)
+            break;
+        zclock_sleep(100);
+    }
+    return status;
 }
 
 static void
@@ -503,31 +486,13 @@ test_healthz_when_database_refuses(void **state)
     PQclear(PQexec(admin, "alter database e2e_http allow_connections false"));
     PQclear(PQexec(admin, "select pg_terminate_backend(pid) from pg_stat_activity "
                           "where datname = 'e2e_http'"));
-    int status = 0;
     char *body = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(body);
-        body = NULL;
-        assert_int_equal(tool_http_get(s_http, "/healthz", 5000, &status, &body), 0);
-        if (status == 503)
-            break;
-        zclock_sleep(100);
-    }
-    assert_int_equal(status, 503);
+    assert_int_equal(s_healthz_until(503, 50, &body), 503);
     assert_non_null(strstr(body, "unavailable"));
     free(body);
-    body = NULL;
     /* back: 200 again */
     PQclear(PQexec(admin, "alter database e2e_http allow_connections true"));
-    for (int i = 0; i < 100; i++) {
-        free(body);
-        body = NULL;
-        assert_int_equal(tool_http_get(s_http, "/healthz", 5000, &status, &body), 0);
-        if (status == 200)
-            break;
-        zclock_sleep(100);
-    }
-    assert_int_equal(status, 200);
+    assert_int_equal(s_healthz_until(200, 100, &body), 200);
     free(body);
     PQfinish(admin);
 }

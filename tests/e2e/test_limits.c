@@ -26,7 +26,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "toolutil.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
@@ -52,38 +52,25 @@ setup(void **state)
     snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=8", asan ? asan : "",
              asan && *asan ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
-    if (brokerproc_init(&s_bp, "e2e_limits",
-                        "    max_clients = 3\n"
-                        "    max_outstanding_per_client = 3\n"
-                        "    max_message_bytes = 65536\n",
-                        s_agencies)
-        || brokerproc_start(&s_bp))
-        return -1;
-    return 0;
+    return e2e_broker_up(&s_bp, "e2e_limits",
+                         "    max_clients = 3\n"
+                         "    max_outstanding_per_client = 3\n"
+                         "    max_message_bytes = 65536\n",
+                         s_agencies);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down(&s_bp);
 }
 
+/* A service.capacity.changed to its subscribers, `n` places available. */
 static mlg_msg_t *
 s_event(char id[37], int n)
 {
-    char json[600];
-    brokerproc_new_id(id);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1,"
-             " \"body\": {\"service_id\": \"s\", \"service\": \"nursing-home\","
-             " \"places_total\": 10, \"places_available\": %d}}",
-             id, n);
-    mlg_msg_t *m = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
-    return m;
+    return e2e_capacity(id, NULL, n);
 }
 
 static mlg_msg_t *
@@ -98,12 +85,9 @@ static void
 test_max_clients(void **state)
 {
     (void)state;
-    mlg_client_t *a = brokerproc_client(&s_bp, "ehpad-les-tilleuls", 0);
-    mlg_client_t *b = brokerproc_client(&s_bp, "cd91", 0);
-    mlg_client_t *c = brokerproc_client(&s_bp, "cd91", 0);
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_non_null(c);
+    mlg_client_t *a = e2e_client(&s_bp, "ehpad-les-tilleuls", 0);
+    mlg_client_t *b = e2e_client(&s_bp, "cd91", 0);
+    mlg_client_t *c = e2e_client(&s_bp, "cd91", 0);
     mlg_error_t err;
     mlg_client_t *d =
         mlg_client_new(s_bp.endpoint, "cd91", "one-too-many", 0, 5000, &err);
@@ -113,11 +97,7 @@ test_max_clients(void **state)
     /* the others carry on */
     char id[37];
     mlg_msg_t *m = s_event(id, 1);
-    assert_int_equal(mlg_client_send(a, m), MLG_OK);
-    mlg_msg_destroy(&m);
-    mlg_msg_t *ans = s_answer(a);
-    assert_int_equal(ans->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&ans);
+    e2e_confirmed(a, &m);
     /* a place freed is taken again */
     mlg_client_destroy(&c);
     d = NULL;
@@ -137,10 +117,8 @@ static void
 test_outstanding_per_client(void **state)
 {
     (void)state;
-    mlg_client_t *a = brokerproc_client(&s_bp, "ehpad-les-tilleuls", 0);
-    mlg_client_t *b = brokerproc_client(&s_bp, "cd91", 0);
-    assert_non_null(a);
-    assert_non_null(b);
+    mlg_client_t *a = e2e_client(&s_bp, "ehpad-les-tilleuls", 0);
+    mlg_client_t *b = e2e_client(&s_bp, "cd91", 0);
     PGconn *db = brokerproc_db(&s_bp);
     long before = brokerproc_scalar(db, "select count(*) from messages");
     /* hold the store: it waits on this lock with the first batch */
@@ -197,8 +175,7 @@ test_flood_does_not_starve_others(void **state)
     zsock_set_sndhwm(flood, 100000);
     zsock_set_sndtimeo(flood, 0);
     assert_int_equal(zsock_connect(flood, "%s", s_bp.endpoint), 0);
-    mlg_client_t *ok = brokerproc_client(&s_bp, "cd91", 0);
-    assert_non_null(ok);
+    mlg_client_t *ok = e2e_client(&s_bp, "cd91", 0);
     uint8_t garbage[512];
     for (size_t i = 0; i < sizeof(garbage); i++)
         garbage[i] = (uint8_t)(i * 37 + 11);
@@ -214,9 +191,8 @@ test_flood_does_not_starve_others(void **state)
                 zframe_destroy(&f);
         }
         mlg_msg_t *m = s_event(id, n);
-        assert_int_equal(mlg_client_send(ok, m), MLG_OK);
+        mlg_msg_t *ans = e2e_publish(ok, m, 10000);
         mlg_msg_destroy(&m);
-        mlg_msg_t *ans = s_answer(ok);
         if (ans->op == MLG_OP_CONFIRM && strcmp(ans->id, id) == 0)
             confirmed++;
         mlg_msg_destroy(&ans);
@@ -230,11 +206,7 @@ test_flood_does_not_starve_others(void **state)
     free(blob);
     zframe_send(&f, big, 0);
     mlg_msg_t *m = s_event(id, 1000);
-    assert_int_equal(mlg_client_send(ok, m), MLG_OK);
-    mlg_msg_destroy(&m);
-    mlg_msg_t *ans = s_answer(ok);
-    assert_int_equal(ans->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&ans);
+    e2e_confirmed(ok, &m);
     long rss_after = tool_proc_kib((int)s_bp.pid, "VmRSS");
     fprintf(
         stderr,
@@ -250,36 +222,6 @@ test_flood_does_not_starve_others(void **state)
     mlg_client_destroy(&ok);
 }
 
-/* A DEALER that has sent `m` and read its answer (NULL: none in 5 s). */
-static mlg_msg_t *
-s_raw_exchange(zsock_t *d, const mlg_msg_t *m)
-{
-    uint8_t *data;
-    size_t size;
-    assert_int_equal(mlg_msg_encode(m, &data, &size), MLG_OK);
-    zframe_t *f = zframe_new(data, size);
-    free(data);
-    assert_int_equal(zframe_send(&f, d, 0), 0);
-    zsock_set_rcvtimeo(d, 5000);
-    f = zframe_recv(d);
-    if (!f)
-        return NULL;
-    mlg_msg_t *a = NULL;
-    mlg_error_t err;
-    assert_int_equal(mlg_msg_decode(zframe_data(f), zframe_size(f), &a, &err), MLG_OK);
-    zframe_destroy(&f);
-    return a;
-}
-
-static zsock_t *
-s_raw(const brokerproc_t *bp)
-{
-    zsock_t *d = zsock_new(ZMQ_DEALER);
-    zsock_set_linger(d, 0);
-    assert_int_equal(zsock_connect(d, "%s", bp->endpoint), 0);
-    return d;
-}
-
 /* One agency floods the broker with connections that never say HELLO
    and with sessions kept alive by PING; each of the other agencies still
    gets its share of max_clients. max_clients = 10 and three agencies:
@@ -289,14 +231,13 @@ test_one_agency_cannot_lock_out_others(void **state)
 {
     (void)state;
     brokerproc_t bp;
-    assert_int_equal(brokerproc_init(&bp, "e2e_limits_share",
-                                     "    max_clients = 10\n"
-                                     "    max_clients_per_agency = 4\n",
-                                     "    ehpad-les-tilleuls\n        name = \"EHPAD\"\n"
-                                     "    cd91\n        name = \"Essonne\"\n"
-                                     "    ars-idf\n        name = \"ARS\"\n"),
+    assert_int_equal(e2e_broker_up(&bp, "e2e_limits_share",
+                                   "    max_clients = 10\n"
+                                   "    max_clients_per_agency = 4\n",
+                                   "    ehpad-les-tilleuls\n        name = \"EHPAD\"\n"
+                                   "    cd91\n        name = \"Essonne\"\n"
+                                   "    ars-idf\n        name = \"ARS\"\n"),
                      0);
-    assert_int_equal(brokerproc_start(&bp), 0);
     mlg_msg_t *ping = mlg_msg_new(MLG_OP_PING);
     mlg_msg_t *hello = mlg_msg_new(MLG_OP_HELLO);
     strcpy(hello->agency, "ehpad-les-tilleuls");
@@ -305,9 +246,8 @@ test_one_agency_cannot_lock_out_others(void **state)
     enum { IDLE = 200, SESSIONS = 12 };
     zsock_t *idle[IDLE];
     for (int i = 0; i < IDLE; i++) {
-        idle[i] = s_raw(&bp);
-        mlg_msg_t *a = s_raw_exchange(idle[i], ping);
-        assert_non_null(a);
+        idle[i] = e2e_raw(&bp);
+        mlg_msg_t *a = e2e_raw_ask(idle[i], ping, 5000);
         assert_string_equal(a->code, "HELLO_REQUIRED");
         mlg_msg_destroy(&a);
     }
@@ -315,9 +255,8 @@ test_one_agency_cannot_lock_out_others(void **state)
     zsock_t *own[SESSIONS];
     int welcomed = 0;
     for (int i = 0; i < SESSIONS; i++) {
-        own[i] = s_raw(&bp);
-        mlg_msg_t *a = s_raw_exchange(own[i], hello);
-        assert_non_null(a);
+        own[i] = e2e_raw(&bp);
+        mlg_msg_t *a = e2e_raw_ask(own[i], hello, 5000);
         if (a->op == MLG_OP_WELCOME)
             welcomed++;
         else {
@@ -328,26 +267,21 @@ test_one_agency_cannot_lock_out_others(void **state)
     }
     assert_int_equal(welcomed, 4);
     for (int i = 0; i < SESSIONS; i++) {
-        mlg_msg_t *a = s_raw_exchange(own[i], ping);
-        assert_non_null(a);
+        mlg_msg_t *a = e2e_raw_ask(own[i], ping, 5000);
         assert_int_equal(a->op, i < welcomed ? MLG_OP_PONG : MLG_OP_ERROR);
         mlg_msg_destroy(&a);
     }
     /* the others: each its share; past it, what the first left */
     mlg_client_t *cd91[3], *ars[3];
-    for (int i = 0; i < 3; i++) {
-        cd91[i] = brokerproc_client(&bp, "cd91", 0);
-        assert_non_null(cd91[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        cd91[i] = e2e_client(&bp, "cd91", 0);
     mlg_error_t err;
     mlg_client_t *more = mlg_client_new(bp.endpoint, "cd91", "more", 0, 5000, &err);
     assert_null(more);
     assert_int_equal(err.rc, MLG_UNAVAILABLE);
     assert_non_null(strstr(err.reason, "kept for the other agencies"));
-    for (int i = 0; i < 3; i++) {
-        ars[i] = brokerproc_client(&bp, "ars-idf", 0);
-        assert_non_null(ars[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        ars[i] = e2e_client(&bp, "ars-idf", 0);
     more = mlg_client_new(bp.endpoint, "ars-idf", "more", 0, 5000, &err);
     assert_null(more);
     assert_int_equal(err.rc, MLG_UNAVAILABLE);
@@ -371,8 +305,7 @@ test_one_agency_cannot_lock_out_others(void **state)
         zsock_destroy(&idle[i]);
     mlg_msg_destroy(&ping);
     mlg_msg_destroy(&hello);
-    assert_int_equal(brokerproc_stop(&bp, SIGTERM), 0);
-    brokerproc_cleanup(&bp);
+    assert_int_equal(e2e_broker_down(&bp), 0);
 }
 
 int

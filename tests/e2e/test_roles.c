@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -59,17 +59,14 @@ s_denied(const char *conninfo, const char *sql)
     return denied;
 }
 
+static brokerproc_t owner, bp;
+
+/* The CLI on `database` (another role's URL), its exit code. */
 static int
 s_cli(const char *database, const char *args)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s --database '%s' %s >/dev/null", getenv("MLG_CLI_BIN"),
-             database, args);
-    int status = system(cmd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return e2e_cli_on(database, bp.dir, NULL, "%s", args);
 }
-
-static brokerproc_t owner, bp;
 
 /* Whatever happens in the test, no broker outlives it. */
 static int
@@ -81,13 +78,12 @@ teardown(void **state)
     return 0;
 }
 
-static void
-test_restricted_roles(void **state)
+/* The owner applies the migrations (a broker started and stopped), then
+   examples/roles.sql: the owner's connection, kept for the end. */
+static PGconn *
+s_owner_applies_roles(void)
 {
-    (void)state;
-    /* the owner applies the migrations */
-    assert_int_equal(brokerproc_init(&owner, "e2e_roles", NULL, s_agencies), 0);
-    assert_int_equal(brokerproc_start(&owner), 0);
+    assert_int_equal(e2e_broker_up(&owner, "e2e_roles", NULL, s_agencies), 0);
     assert_int_equal(brokerproc_stop(&owner, SIGTERM), 0);
     char path[600];
     snprintf(path, sizeof(path), "%s/examples/roles.sql", getenv("MLG_SOURCE_DIR"));
@@ -103,46 +99,24 @@ test_restricted_roles(void **state)
         fail_msg("roles.sql: %s", PQresultErrorMessage(r));
     PQclear(r);
     free(sql);
+    return admin;
+}
 
-    /* the broker as maillage_broker */
-    char url[600], conninfo[2100], op_url[600], op_conninfo[2100];
-    s_as_role(owner.database, "maillage_broker", url, sizeof(url));
-    s_as_role(owner.conninfo, "maillage_broker", conninfo, sizeof(conninfo));
-    s_as_role(owner.database, "maillage_operator", op_url, sizeof(op_url));
-    s_as_role(owner.conninfo, "maillage_operator", op_conninfo, sizeof(op_conninfo));
+/* The broker as maillage_broker (its database URL `url`) does its work:
+   a publish confirmed, delivered, and its ACK written as this role (it
+   moves store_mark too). */
+static void
+s_broker_works_as(const char *url)
+{
     assert_int_equal(brokerproc_init_url(&bp, url, owner.conninfo, NULL, s_agencies), 0);
-    if (brokerproc_start(&bp) != 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", bp.log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "no log\n");
+    if (e2e_broker_start(&bp) != 0)
         fail_msg("the broker did not start as maillage_broker");
-    }
-    mlg_client_t *pub = brokerproc_client(&bp, "ehpad-les-tilleuls", 0);
-    mlg_client_t *sub = brokerproc_client(&bp, "cd91", 5);
-    assert_non_null(pub);
-    assert_non_null(sub);
-    char id[37], json[600];
-    brokerproc_new_id(id);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"type\": \"service.capacity.changed\", \"version\": 1,"
-             " \"to\": [\"cd91\"], \"body\": {\"service_id\": \"s\", \"service\":"
-             " \"nursing-home\", \"places_total\": 10, \"places_available\": 1}}",
-             id);
-    mlg_msg_t *m = NULL;
-    assert_int_equal(mlg_publish_from_json(json, strlen(json), &m, NULL), MLG_OK);
-    mlg_client_send(pub, m);
-    mlg_msg_destroy(&m);
-    mlg_msg_t *a = mlg_client_recv(pub, 10000);
-    assert_non_null(a);
-    assert_int_equal(a->op, MLG_OP_CONFIRM);
-    mlg_msg_destroy(&a);
-    mlg_msg_t *d = NULL;
-    for (int i = 0; i < 20 && !d; i++) {
-        d = mlg_client_recv(sub, 500);
-        if (d && d->op != MLG_OP_DELIVER)
-            mlg_msg_destroy(&d);
-    }
+    mlg_client_t *pub = e2e_client(&bp, "ehpad-les-tilleuls", 0);
+    mlg_client_t *sub = e2e_client(&bp, "cd91", 5);
+    char id[37];
+    mlg_msg_t *m = e2e_capacity(id, "cd91", 1);
+    e2e_confirmed(pub, &m);
+    mlg_msg_t *d = e2e_next_deliver(sub, 10000);
     assert_non_null(d);
     assert_string_equal(d->id, id);
     mlg_client_ack(sub, d->delivery);
@@ -150,17 +124,26 @@ test_restricted_roles(void **state)
     mlg_client_destroy(&pub);
     mlg_client_destroy(&sub);
     zclock_sleep(300);
-    /* the ACK was written as this role (it moves store_mark too) */
     PGconn *db = brokerproc_db(&bp);
-    char acked[200];
-    snprintf(
-        acked, sizeof(acked),
-        "select count(*) from deliveries where message_id = '%s' and state = 'acked'",
-        id);
-    for (int i = 0; i < 50 && brokerproc_scalar(db, acked) != 1; i++)
-        zclock_sleep(100);
-    assert_int_equal(brokerproc_scalar(db, acked), 1);
+    assert_int_equal(e2e_wait_scalar(db, 1, 5000,
+                                     "select count(*) from deliveries where message_id ="
+                                     " '%s' and state = 'acked'",
+                                     id),
+                     1);
     PQfinish(db);
+}
+
+static void
+test_restricted_roles(void **state)
+{
+    (void)state;
+    PGconn *admin = s_owner_applies_roles();
+    char url[600], conninfo[2100], op_url[600], op_conninfo[2100];
+    s_as_role(owner.database, "maillage_broker", url, sizeof(url));
+    s_as_role(owner.conninfo, "maillage_broker", conninfo, sizeof(conninfo));
+    s_as_role(owner.database, "maillage_operator", op_url, sizeof(op_url));
+    s_as_role(owner.conninfo, "maillage_operator", op_conninfo, sizeof(op_conninfo));
+    s_broker_works_as(url);
 
     /* what the runtime role cannot do */
     assert_true(s_denied(conninfo, "delete from messages"));

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "brokerproc.h"
+#include "e2e.h"
 
 static brokerproc_t s_bp;
 
@@ -33,20 +33,14 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_send", NULL, s_agencies) || brokerproc_start(&s_bp)) {
-        fprintf(stderr, "could not start the broker; its log is %s\n", s_bp.log);
-        return -1;
-    }
-    return 0;
+    return e2e_broker_up(&s_bp, "e2e_send", NULL, s_agencies);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down(&s_bp);
 }
 
 /* Runs maillage-send with args; its output in out, its exit status

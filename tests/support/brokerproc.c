@@ -1,4 +1,9 @@
-/*  brokerproc.c: see brokerproc.h. */
+/*  brokerproc.c: the real maillage-broker as a child process of an
+    end-to-end test (see brokerproc.h): makes its database in the suite's
+    PostgreSQL, writes its configuration in a temporary folder, starts,
+    stops and cleans it up, and gives the test a client and a database
+    connection. Asserts nothing: tests/support/e2e.c holds the steps
+    that check. */
 
 #include <czmq.h>
 #include <signal.h>

@@ -1217,20 +1217,28 @@ test_reject_ack_nack(void **state)
     free(reason);
 }
 
+/* A CONFIRM of `members` keys, its first five written: op, id, seq,
+   duplicate (false) and routed (empty). */
+static void
+fb_confirm_head(fb_t *fb, uint32_t members)
+{
+    fb_init(fb);
+    msgpack_pack_map(&fb->pk, members);
+    fb_kv_str(fb, "op", "CONFIRM");
+    fb_kv_str(fb, "id", ID1);
+    fb_kv_uint(fb, "seq", 1);
+    fb_str(fb, "duplicate");
+    msgpack_pack_false(&fb->pk);
+    fb_str(fb, "routed");
+    msgpack_pack_array(&fb->pk, 0);
+}
+
 static void
 test_reject_confirm_denied(void **state)
 {
     (void)state;
     fb_t fb;
-    fb_init(&fb);
-    msgpack_pack_map(&fb.pk, 6);
-    fb_kv_str(&fb, "op", "CONFIRM");
-    fb_kv_str(&fb, "id", ID1);
-    fb_kv_uint(&fb, "seq", 1);
-    fb_str(&fb, "duplicate");
-    msgpack_pack_false(&fb.pk);
-    fb_str(&fb, "routed");
-    msgpack_pack_array(&fb.pk, 0);
+    fb_confirm_head(&fb, 6);
     fb_str(&fb, "denied");
     msgpack_pack_array(&fb.pk, 1);
     msgpack_pack_map(&fb.pk, 1);
@@ -1240,15 +1248,7 @@ test_reject_confirm_denied(void **state)
     fb_free(&fb);
 
     /* CONFIRM without `denied`: all five keys are required */
-    fb_init(&fb);
-    msgpack_pack_map(&fb.pk, 5);
-    fb_kv_str(&fb, "op", "CONFIRM");
-    fb_kv_str(&fb, "id", ID1);
-    fb_kv_uint(&fb, "seq", 1);
-    fb_str(&fb, "duplicate");
-    msgpack_pack_false(&fb.pk);
-    fb_str(&fb, "routed");
-    msgpack_pack_array(&fb.pk, 0);
+    fb_confirm_head(&fb, 5);
     err = expect_fail(fb.sb.data, fb.sb.size, MLG_MALFORMED);
     assert_string_equal(err.reason, "missing key 'denied'");
     fb_free(&fb);

@@ -211,18 +211,25 @@ s_seconds(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* {"v": <what fill packs>} in sb (initialised here). */
+static void
+pack_v(msgpack_sbuffer *sb, void (*fill)(msgpack_packer *))
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    fill(&pk);
+}
+
 /* {"v": <what fill packs>}, checked against fragment within 5 s. */
 static void
 check_timed(const char *fragment, void (*fill)(msgpack_packer *), const char *expect)
 {
     mlg_schema_t *schema = compile_fragment(fragment);
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "v", 1);
-    fill(&pk);
+    pack_v(&sb, fill);
     double t0 = s_seconds();
     check_bytes(schema, (const uint8_t *)sb.data, sb.size, expect);
     double took = s_seconds() - t0;
@@ -352,12 +359,7 @@ test_reasons_are_text(void **state)
     for (size_t reasonlen = 40; reasonlen <= 1024; reasonlen += 37)
         for (int f = 0; f < 2; f++) {
             msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            msgpack_packer pk;
-            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-            msgpack_pack_map(&pk, 1);
-            msgpack_pack_str_with_body(&pk, "v", 1);
-            fills[f](&pk);
+            pack_v(&sb, fills[f]);
             char reason[1024];
             assert_int_equal(mlg_schema_validate(schema, (const uint8_t *)sb.data,
                                                  sb.size, reason, reasonlen),
@@ -560,12 +562,7 @@ check_packed(const char *fragment, void (*fn)(msgpack_packer *), const char *exp
 {
     mlg_schema_t *schema = compile_fragment(fragment);
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "v", 1);
-    fn(&pk);
+    pack_v(&sb, fn);
     check_bytes(schema, (const uint8_t *)sb.data, sb.size, expect);
     msgpack_sbuffer_destroy(&sb);
     mlg_schema_destroy(&schema);
