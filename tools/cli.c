@@ -39,7 +39,8 @@ cli_query(cli_t *cli, const char *sql, int n, const char *const *params)
 }
 
 /* Rows as a JSON array of objects, one member per column; NULL values
-   stay null. Columns named `body` (bytea) become their JSON form. */
+   stay null. Columns named `body` (bytea) become their JSON form;
+   integers, booleans and numbers stay JSON's. */
 json_t *
 cli_rows(PGresult *res)
 {
@@ -66,6 +67,11 @@ cli_rows(PGresult *res)
             }
             else if (PQftype(res, c) == 20 || PQftype(res, c) == 23) /* int8, int4 */
                 json_object_set_new(row, name, json_integer(strtoll(v, NULL, 10)));
+            else if (PQftype(res, c) == 16) /* bool: "t" or "f" */
+                json_object_set_new(row, name, json_boolean(v[0] == 't'));
+            else if (PQftype(res, c) == 701
+                     || PQftype(res, c) == 1700) /* float8, numeric */
+                json_object_set_new(row, name, json_real(strtod(v, NULL)));
             else
                 json_object_set_new(row, name, json_string(v));
         }

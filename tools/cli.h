@@ -32,7 +32,9 @@ int cli_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 PGresult *cli_query(cli_t *cli, const char *sql, int n, const char *const *params);
 
 /* Rows as a JSON array of objects, one member per column; NULL values
-   stay null. Columns named `body` (bytea) become their JSON form. */
+   stay null. Columns named `body` (bytea) become their JSON form; int4
+   and int8 columns integers, bool ones true or false, float8 and numeric
+   ones numbers; the others strings as the database writes them. */
 json_t *cli_rows(PGresult *res);
 
 /* A table for people: a header and one line per row, columns aligned;
