@@ -12,6 +12,19 @@
         dlq replay ID... | --agency A
                                   dead deliveries back to pending; a
                                   running broker sends them at once
+        referrals [--agency A] [--state S] [--overdue] [--service V]
+                [--subject P]     the referrals' legs: referrer, recipient,
+                                  state, opened, decided, due, overdue;
+                                  S a leg's state, or open or closed
+        referral REFERRAL_ID      one referral's timeline: each leg's moves,
+                                  the messages behind them and their
+                                  decisions, the broker's notices, the
+                                  duplicate matches
+        referrals stats [--since 90d] [--by service|recipient]
+                                  per service (or recipient): legs opened,
+                                  answered, accepted, declined and why,
+                                  overdue, time to a first decision (p50,
+                                  p90)
         keygen AGENCY [DIR]       a CURVE certificate pair, and the
                                   configuration line to add
         publish --as AGENCY --type T --version N [--to A ...]
@@ -29,8 +42,9 @@
                                   audit trail
 
     The database comes from --database, else from the broker's
-    configuration (--config, or MAILLAGE_CONFIG). Exit codes: 0 success,
-    1 not found, 2 usage or connection error. */
+    configuration (--config, or MAILLAGE_CONFIG). --json may also follow
+    the referral commands. Exit codes: 0 success, 1 not found, 2 usage or
+    connection error. */
 
 #include <errno.h>
 #include <jansson.h>
@@ -50,6 +64,7 @@
 #include "maillage/forms.h"
 #include "maillage/json.h"
 #include "cli.h"
+#include "referrals.h"
 #include "toolutil.h"
 
 int
@@ -65,6 +80,12 @@ cli_usage(FILE *out, int rc)
         "  consents --subject SUBJECT\n"
         "  dlq list [--agency AGENCY]\n"
         "  dlq replay DELIVERY_ID... | --agency AGENCY\n"
+        "  referrals [--agency AGENCY] [--state STATE] [--overdue] [--service SERVICE]\n"
+        "            [--subject SUBJECT] [--json]\n"
+        "            (STATE: sent, received, waitlisted, accepted, started, declined,\n"
+        "             completed, cancelled, superseded; or open, closed)\n"
+        "  referral REFERRAL_ID [--json]\n"
+        "  referrals stats [--since DURATION (90d)] [--by service|recipient] [--json]\n"
         "  purge --older-than DURATION (e.g. 365d, 12h) [--dry-run]\n"
         "  verify\n"
         "  keygen AGENCY [DIR]\n"
@@ -1053,6 +1074,10 @@ main(int argc, char **argv)
             rc = s_dlq_list(&cli, n - 1, args + 1);
         else if (strcmp(cmd, "dlq") == 0 && n >= 1 && strcmp(args[0], "replay") == 0)
             rc = s_dlq_replay(&cli, n - 1, args + 1);
+        else if (strcmp(cmd, "referrals") == 0)
+            rc = cli_referrals(&cli, n, args);
+        else if (strcmp(cmd, "referral") == 0)
+            rc = cli_referral(&cli, n, args);
         else if (strcmp(cmd, "purge") == 0)
             rc = s_purge(&cli, n, args);
         else
