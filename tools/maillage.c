@@ -6,7 +6,8 @@
         status                    broker up or not; per agency: clients,
                                   pending, in flight, dead, oldest pending
         audit MESSAGE_ID          the whole trail of one message
-        subject-report SUBJECT    everything about one person (JSON)
+        subject-report SUBJECT    everything about one person (JSON), their
+                                  referrals' legs and moves included
         consents --subject S      the person's consents, in force or not
         dlq list [--agency A]     dead deliveries
         dlq replay ID... | --agency A
@@ -621,8 +622,9 @@ s_subject_report(cli_t *cli, int argc, char **argv)
         " where m.subject = $1 order by m.seq, c.id",
         1, p);
     PGresult *consents = cli_query(cli, SQL_CONSENTS, 1, p);
+    json_t *referrals = cli_referral_legs_of(cli, argv[0]);
     int rc = 0;
-    if (!msgs || !decisions || !consents)
+    if (!msgs || !decisions || !consents || !referrals)
         rc = EXIT_USAGE;
     else if (PQntuples(msgs) == 0 && PQntuples(consents) == 0)
         rc = cli_error(EXIT_NOT_FOUND, "nothing is stored about subject %s", argv[0]);
@@ -633,9 +635,11 @@ s_subject_report(cli_t *cli, int argc, char **argv)
         json_object_set_new(doc, "messages", cli_rows(msgs));
         json_object_set_new(doc, "decisions", cli_rows(decisions));
         json_object_set_new(doc, "consents", cli_rows(consents));
+        json_object_set(doc, "referrals", referrals);
         cli_print_json(doc);
         json_decref(doc);
     }
+    json_decref(referrals);
     PQclear(msgs);
     PQclear(decisions);
     PQclear(consents);
