@@ -6,12 +6,26 @@
         status                    broker up or not; per agency: clients,
                                   pending, in flight, dead, oldest pending
         audit MESSAGE_ID          the whole trail of one message
-        subject-report SUBJECT    everything about one person (JSON)
+        subject-report SUBJECT    everything about one person (JSON), their
+                                  referrals' legs and moves included
         consents --subject S      the person's consents, in force or not
         dlq list [--agency A]     dead deliveries
         dlq replay ID... | --agency A
                                   dead deliveries back to pending; a
                                   running broker sends them at once
+        referrals [--agency A] [--state S] [--overdue] [--service V]
+                [--subject P]     the referrals' legs: referrer, recipient,
+                                  state, opened, decided, due, overdue;
+                                  S a leg's state, or open or closed
+        referral REFERRAL_ID      one referral's timeline: each leg's moves,
+                                  the messages behind them and their
+                                  decisions, the broker's notices, the
+                                  duplicate matches
+        referrals stats [--since 90d] [--by service|recipient]
+                                  per service (or recipient): legs opened,
+                                  answered, accepted, declined and why,
+                                  overdue, time to a first decision (p50,
+                                  p90)
         keygen AGENCY [DIR]       a CURVE certificate pair, and the
                                   configuration line to add
         publish --as AGENCY --type T --version N [--to A ...]
@@ -29,8 +43,9 @@
                                   audit trail
 
     The database comes from --database, else from the broker's
-    configuration (--config, or MAILLAGE_CONFIG). Exit codes: 0 success,
-    1 not found, 2 usage or connection error. */
+    configuration (--config, or MAILLAGE_CONFIG). --json may also follow
+    the referral commands. Exit codes: 0 success, 1 not found, 2 usage or
+    connection error. */
 
 #include <errno.h>
 #include <jansson.h>
@@ -49,19 +64,12 @@
 #include "maillage/client.h"
 #include "maillage/forms.h"
 #include "maillage/json.h"
+#include "cli.h"
+#include "referrals.h"
 #include "toolutil.h"
 
-#define EXIT_NOT_FOUND 1
-#define EXIT_USAGE 2
-
-typedef struct {
-    PGconn *db;
-    bool json;
-    const char *http; /* the broker's HTTP address, for live figures */
-} s_cli_t;
-
-static int
-s_usage(FILE *out, int rc)
+int
+cli_usage(FILE *out, int rc)
 {
     fprintf(
         out,
@@ -73,6 +81,12 @@ s_usage(FILE *out, int rc)
         "  consents --subject SUBJECT\n"
         "  dlq list [--agency AGENCY]\n"
         "  dlq replay DELIVERY_ID... | --agency AGENCY\n"
+        "  referrals [--agency AGENCY] [--state STATE] [--overdue] [--service SERVICE]\n"
+        "            [--subject SUBJECT] [--json]\n"
+        "            (STATE: sent, received, waitlisted, accepted, started, declined,\n"
+        "             completed, cancelled, superseded; or open, closed)\n"
+        "  referral REFERRAL_ID [--json]\n"
+        "  referrals stats [--since DURATION (90d)] [--by service|recipient] [--json]\n"
         "  purge --older-than DURATION (e.g. 365d, 12h) [--dry-run]\n"
         "  verify\n"
         "  keygen AGENCY [DIR]\n"
@@ -80,103 +94,6 @@ s_usage(FILE *out, int rc)
         "          [--purpose P] [--correlation C] (--body-json JSON | --body-file F)\n"
         "          [--endpoint URL] [--cert FILE --server-key KEY]\n");
     return rc;
-}
-
-static int
-s_error(int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "maillage: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return rc;
-}
-
-/* Runs a query; NULL (and the error printed) on failure. */
-static PGresult *
-s_query(s_cli_t *cli, const char *sql, int n, const char *const *params)
-{
-    PGresult *res = PQexecParams(cli->db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return res;
-    char *msg = PQerrorMessage(cli->db);
-    fprintf(stderr, "maillage: query failed: %.*s\n", (int)strcspn(msg, "\n"), msg);
-    PQclear(res);
-    return NULL;
-}
-
-/* Rows as a JSON array of objects, one member per column; NULL values
-   stay null. Columns named `body` (bytea) become their JSON form. */
-static json_t *
-s_rows(PGresult *res)
-{
-    json_t *rows = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *row = json_object();
-        for (int c = 0; c < PQnfields(res); c++) {
-            const char *name = PQfname(res, c);
-            if (PQgetisnull(res, i, c)) {
-                json_object_set_new(row, name, json_null());
-                continue;
-            }
-            const char *v = PQgetvalue(res, i, c);
-            if (strcmp(name, "body") == 0) {
-                size_t len = 0;
-                unsigned char *raw = PQunescapeBytea((const unsigned char *)v, &len);
-                char *text = NULL;
-                json_t *body = NULL;
-                if (raw && mlg_msgpack_to_json(raw, len, &text, NULL, 0) == MLG_OK)
-                    body = json_loads(text, 0, NULL);
-                free(text);
-                PQfreemem(raw);
-                json_object_set_new(row, name, body ? body : json_null());
-            }
-            else if (PQftype(res, c) == 20 || PQftype(res, c) == 23) /* int8, int4 */
-                json_object_set_new(row, name, json_integer(strtoll(v, NULL, 10)));
-            else
-                json_object_set_new(row, name, json_string(v));
-        }
-        json_array_append_new(rows, row);
-    }
-    return rows;
-}
-
-/* A table for people: a header and one line per row, columns aligned. */
-static void
-s_table(PGresult *res, const char *title)
-{
-    if (title)
-        printf("%s\n", title);
-    int n = PQnfields(res);
-    size_t width[32] = {0};
-    for (int c = 0; c < n && c < 32; c++) {
-        width[c] = strlen(PQfname(res, c));
-        for (int i = 0; i < PQntuples(res); i++)
-            if (strlen(PQgetvalue(res, i, c)) > width[c])
-                width[c] = strlen(PQgetvalue(res, i, c));
-        if (width[c] > 60)
-            width[c] = 60;
-    }
-    for (int c = 0; c < n && c < 32; c++)
-        printf("%-*s%s", (int)width[c], PQfname(res, c), c + 1 < n ? "  " : "\n");
-    for (int i = 0; i < PQntuples(res); i++)
-        for (int c = 0; c < n && c < 32; c++) {
-            const char *v = PQgetisnull(res, i, c) ? "-" : PQgetvalue(res, i, c);
-            printf("%-*.*s%s", (int)width[c], 60, v, c + 1 < n ? "  " : "\n");
-        }
-    if (PQntuples(res) == 0)
-        printf("(none)\n");
-}
-
-static void
-s_print_json(json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    printf("%s\n", text ? text : "null");
-    free(text);
 }
 
 /* ---- verify: the audit chain ---------------------------------------------- */
@@ -296,8 +213,7 @@ s_check_body(s_verdict_t *v, PGresult *r, int i, const char *desc)
 }
 
 static int
-s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
-       uint8_t last_link[BRK_LINK_BYTES])
+s_walk(cli_t *cli, s_verdict_t *v, uint64_t *last_seq, uint8_t last_link[BRK_LINK_BYTES])
 {
     uint8_t prev[BRK_LINK_BYTES] = {0};
     uint64_t expected = 1;
@@ -305,12 +221,12 @@ s_walk(s_cli_t *cli, s_verdict_t *v, uint64_t *last_seq,
     char *prev_desc = strdup("the start of the chain");
     char *prev_message = strdup("");
     int rc = -1;
-    PGresult *r = prev_desc && prev_message ? s_query(cli, SQL_CHAIN, 0, NULL) : NULL;
+    PGresult *r = prev_desc && prev_message ? cli_query(cli, SQL_CHAIN, 0, NULL) : NULL;
     if (!r)
         goto done;
     PQclear(r);
     for (;;) {
-        r = s_query(cli, "fetch 1000 from chain", 0, NULL);
+        r = cli_query(cli, "fetch 1000 from chain", 0, NULL);
         if (!r)
             goto done;
         int n = PQntuples(r);
@@ -382,16 +298,16 @@ done:
 }
 
 static int
-s_verify(s_cli_t *cli, int argc, char **argv)
+s_verify(cli_t *cli, int argc, char **argv)
 {
     (void)argv;
     if (argc != 0)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     if (brk_chain_init() != 0)
-        return s_error(EXIT_USAGE, "libsodium could not start");
+        return cli_error(EXIT_USAGE, "libsodium could not start");
     s_verdict_t v = {json_array(), 0};
     PGresult *r =
-        s_query(cli, "begin isolation level repeatable read read only", 0, NULL);
+        cli_query(cli, "begin isolation level repeatable read read only", 0, NULL);
     if (!r)
         return EXIT_USAGE;
     PQclear(r);
@@ -402,7 +318,7 @@ s_verify(s_cli_t *cli, int argc, char **argv)
         return EXIT_USAGE;
     }
     /* the head: rows removed at the end of the chain */
-    r = s_query(cli, "select chain_seq, link from chain_head where id = 1", 0, NULL);
+    r = cli_query(cli, "select chain_seq, link from chain_head where id = 1", 0, NULL);
     if (!r) {
         json_decref(v.problems);
         return EXIT_USAGE;
@@ -423,7 +339,7 @@ s_verify(s_cli_t *cli, int argc, char **argv)
         s_problem(&v, "changed", head, "the last row",
                   "the chain's head does not end on the last row's link");
     /* rows stored since the chain began that are not in it */
-    r = s_query(
+    r = cli_query(
         cli,
         "select 'message ' || id || ' (' || type || ' from ' || sender || ')'"
         " from messages where chain_seq is null"
@@ -450,7 +366,7 @@ s_verify(s_cli_t *cli, int argc, char **argv)
         json_object_set_new(doc, "rows", json_integer((json_int_t)v.checked));
         json_object_set_new(doc, "head", json_integer((json_int_t)head));
         json_object_set(doc, "problems", v.problems);
-        s_print_json(doc);
+        cli_print_json(doc);
         json_decref(doc);
     }
     else {
@@ -519,17 +435,17 @@ s_live_agency(json_t *live, const char *id)
 }
 
 static int
-s_status(s_cli_t *cli, int argc, char **argv)
+s_status(cli_t *cli, int argc, char **argv)
 {
     (void)argv;
     if (argc != 0)
-        return s_usage(stderr, EXIT_USAGE);
-    PGresult *res = s_query(cli, SQL_STATUS, 0, NULL);
+        return cli_usage(stderr, EXIT_USAGE);
+    PGresult *res = cli_query(cli, SQL_STATUS, 0, NULL);
     if (!res)
         return EXIT_USAGE;
     char why[300] = "";
     json_t *live = s_broker_status(cli->http, why, sizeof(why));
-    json_t *rows = s_rows(res);
+    json_t *rows = cli_rows(res);
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row)
@@ -552,7 +468,7 @@ s_status(s_cli_t *cli, int argc, char **argv)
             json_object_set_new(broker, "reason", json_string(why));
         json_object_set_new(doc, "broker", broker);
         json_object_set(doc, "agencies", rows);
-        s_print_json(doc);
+        cli_print_json(doc);
         json_decref(doc);
     }
     else {
@@ -613,38 +529,38 @@ static const char *SQL_EVENTS =
     " where d.message_id = $1::uuid order by e.id";
 
 static int
-s_audit(s_cli_t *cli, int argc, char **argv)
+s_audit(cli_t *cli, int argc, char **argv)
 {
     if (argc != 1)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     const char *id = argv[0];
     if (!mlg_is_uuid(id, strlen(id)))
-        return s_error(EXIT_USAGE, "'%s' is not a message id (a UUID)", id);
+        return cli_error(EXIT_USAGE, "'%s' is not a message id (a UUID)", id);
     const char *p[1] = {id};
     PGresult *res[4] = {
-        s_query(cli, SQL_MESSAGE, 1, p), s_query(cli, SQL_DECISIONS, 1, p),
-        s_query(cli, SQL_DELIVERIES, 1, p), s_query(cli, SQL_EVENTS, 1, p)};
+        cli_query(cli, SQL_MESSAGE, 1, p), cli_query(cli, SQL_DECISIONS, 1, p),
+        cli_query(cli, SQL_DELIVERIES, 1, p), cli_query(cli, SQL_EVENTS, 1, p)};
     int rc = 0;
     if (!res[0] || !res[1] || !res[2] || !res[3])
         rc = EXIT_USAGE;
     else if (PQntuples(res[0]) == 0)
-        rc = s_error(EXIT_NOT_FOUND, "no message with id %s", id);
+        rc = cli_error(EXIT_NOT_FOUND, "no message with id %s", id);
     else if (cli->json) {
         json_t *doc = json_object();
-        json_t *m = s_rows(res[0]);
+        json_t *m = cli_rows(res[0]);
         json_object_set(doc, "message", json_array_get(m, 0));
         json_decref(m);
-        json_object_set_new(doc, "decisions", s_rows(res[1]));
-        json_object_set_new(doc, "deliveries", s_rows(res[2]));
-        json_object_set_new(doc, "delivery_events", s_rows(res[3]));
-        s_print_json(doc);
+        json_object_set_new(doc, "decisions", cli_rows(res[1]));
+        json_object_set_new(doc, "deliveries", cli_rows(res[2]));
+        json_object_set_new(doc, "delivery_events", cli_rows(res[3]));
+        cli_print_json(doc);
         json_decref(doc);
     }
     else {
-        s_table(res[0], "message");
-        s_table(res[1], "\ndecisions");
-        s_table(res[2], "\ndeliveries");
-        s_table(res[3], "\ndelivery events");
+        cli_table(res[0], "message");
+        cli_table(res[1], "\ndecisions");
+        cli_table(res[2], "\ndeliveries");
+        cli_table(res[3], "\ndelivery events");
     }
     for (int i = 0; i < 4; i++)
         PQclear(res[i]);
@@ -662,41 +578,41 @@ static const char *SQL_CONSENTS =
     " from consents where subject = $1 order by valid_from, id";
 
 static int
-s_consents(s_cli_t *cli, int argc, char **argv)
+s_consents(cli_t *cli, int argc, char **argv)
 {
     if (argc != 2 || strcmp(argv[0], "--subject") != 0)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     const char *p[1] = {argv[1]};
-    PGresult *res = s_query(cli, SQL_CONSENTS, 1, p);
+    PGresult *res = cli_query(cli, SQL_CONSENTS, 1, p);
     if (!res)
         return EXIT_USAGE;
     int rc = PQntuples(res) ? 0 : EXIT_NOT_FOUND;
     if (cli->json) {
-        json_t *rows = s_rows(res);
-        s_print_json(rows);
+        json_t *rows = cli_rows(res);
+        cli_print_json(rows);
         json_decref(rows);
     }
     else
-        s_table(res, NULL);
+        cli_table(res, NULL);
     if (rc)
-        s_error(rc, "no consent about subject %s", argv[1]);
+        cli_error(rc, "no consent about subject %s", argv[1]);
     PQclear(res);
     return rc;
 }
 
 static int
-s_subject_report(s_cli_t *cli, int argc, char **argv)
+s_subject_report(cli_t *cli, int argc, char **argv)
 {
     if (argc != 1)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     const char *p[1] = {argv[0]};
     PGresult *msgs =
-        s_query(cli,
-                "select id, seq, type, version, sender, purpose, correlation,"
-                " occurred_at, received_at, body from messages"
-                " where subject = $1 order by seq",
-                1, p);
-    PGresult *decisions = s_query(
+        cli_query(cli,
+                  "select id, seq, type, version, sender, purpose, correlation,"
+                  " occurred_at, received_at, body from messages"
+                  " where subject = $1 order by seq",
+                  1, p);
+    PGresult *decisions = cli_query(
         cli,
         "select c.message_id, c.recipient, c.decision, c.basis, c.consent_id, c.reason,"
         " c.detail, c.decided_at, d.state as delivery_state, d.attempts, d.settled_at"
@@ -705,22 +621,25 @@ s_subject_report(s_cli_t *cli, int argc, char **argv)
         " and d.recipient = c.recipient and c.decision = 'allow'"
         " where m.subject = $1 order by m.seq, c.id",
         1, p);
-    PGresult *consents = s_query(cli, SQL_CONSENTS, 1, p);
+    PGresult *consents = cli_query(cli, SQL_CONSENTS, 1, p);
+    json_t *referrals = cli_referral_legs_of(cli, argv[0]);
     int rc = 0;
-    if (!msgs || !decisions || !consents)
+    if (!msgs || !decisions || !consents || !referrals)
         rc = EXIT_USAGE;
     else if (PQntuples(msgs) == 0 && PQntuples(consents) == 0)
-        rc = s_error(EXIT_NOT_FOUND, "nothing is stored about subject %s", argv[0]);
+        rc = cli_error(EXIT_NOT_FOUND, "nothing is stored about subject %s", argv[0]);
     else {
         /* always JSON: the document handed to a data-protection officer */
         json_t *doc = json_object();
         json_object_set_new(doc, "subject", json_string(argv[0]));
-        json_object_set_new(doc, "messages", s_rows(msgs));
-        json_object_set_new(doc, "decisions", s_rows(decisions));
-        json_object_set_new(doc, "consents", s_rows(consents));
-        s_print_json(doc);
+        json_object_set_new(doc, "messages", cli_rows(msgs));
+        json_object_set_new(doc, "decisions", cli_rows(decisions));
+        json_object_set_new(doc, "consents", cli_rows(consents));
+        json_object_set(doc, "referrals", referrals);
+        cli_print_json(doc);
         json_decref(doc);
     }
+    json_decref(referrals);
     PQclear(msgs);
     PQclear(decisions);
     PQclear(consents);
@@ -730,39 +649,39 @@ s_subject_report(s_cli_t *cli, int argc, char **argv)
 /* ---- dead letters ------------------------------------------------------ */
 
 static int
-s_dlq_list(s_cli_t *cli, int argc, char **argv)
+s_dlq_list(cli_t *cli, int argc, char **argv)
 {
     const char *agency = NULL;
     if (argc == 2 && strcmp(argv[0], "--agency") == 0)
         agency = argv[1];
     else if (argc != 0)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     const char *p[1] = {agency};
     PGresult *res =
-        s_query(cli,
-                "select d.id, d.recipient, d.message_id, m.type, d.attempts,"
-                " d.last_error, d.settled_at from deliveries d"
-                " join messages m on m.id = d.message_id where d.state = 'dead'"
-                " and ($1::text is null or d.recipient = $1) order by d.id",
-                1, p);
+        cli_query(cli,
+                  "select d.id, d.recipient, d.message_id, m.type, d.attempts,"
+                  " d.last_error, d.settled_at from deliveries d"
+                  " join messages m on m.id = d.message_id where d.state = 'dead'"
+                  " and ($1::text is null or d.recipient = $1) order by d.id",
+                  1, p);
     if (!res)
         return EXIT_USAGE;
     if (cli->json) {
-        json_t *rows = s_rows(res);
-        s_print_json(rows);
+        json_t *rows = cli_rows(res);
+        cli_print_json(rows);
         json_decref(rows);
     }
     else
-        s_table(res, NULL);
+        cli_table(res, NULL);
     PQclear(res);
     return 0;
 }
 
 static int
-s_dlq_replay(s_cli_t *cli, int argc, char **argv)
+s_dlq_replay(cli_t *cli, int argc, char **argv)
 {
     if (argc == 0)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     /* an explicit target: ids, or one agency; never "everything" */
     const char *agency = NULL;
     char *ids = NULL;
@@ -772,10 +691,10 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
         /* each id is written back from its value: at most 20 digits and a
            comma, whatever the argument's length */
         if ((size_t)argc > (SIZE_MAX - 3) / 21)
-            return s_error(EXIT_USAGE, "too many delivery ids");
+            return cli_error(EXIT_USAGE, "too many delivery ids");
         ids = malloc((size_t)argc * 21 + 3);
         if (!ids)
-            return s_error(EXIT_USAGE, "out of memory");
+            return cli_error(EXIT_USAGE, "out of memory");
         size_t at = 0;
         ids[at++] = '{';
         for (int i = 0; i < argc; i++) {
@@ -784,8 +703,8 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
             unsigned long long id = strtoull(argv[i], &end, 10);
             if (!argv[i][0] || *end || argv[i][0] == '-' || errno == ERANGE) {
                 free(ids);
-                return s_error(EXIT_USAGE, "'%.40s%s' is not a delivery id", argv[i],
-                               strlen(argv[i]) > 40 ? "..." : "");
+                return cli_error(EXIT_USAGE, "'%.40s%s' is not a delivery id", argv[i],
+                                 strlen(argv[i]) > 40 ? "..." : "");
             }
             at += (size_t)sprintf(ids + at, "%s%llu", i ? "," : "", id);
         }
@@ -796,7 +715,7 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
     char actor[128];
     snprintf(actor, sizeof(actor), "operator:%s", user);
     const char *p[3] = {agency ? NULL : ids, agency, actor};
-    PGresult *res = s_query(
+    PGresult *res = cli_query(
         cli,
         /* replay_dead (migration 0005_queues.sql) moves them, records
            who did, and tells the broker which queues to read again */
@@ -809,8 +728,8 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
         return EXIT_USAGE;
     int n = PQntuples(res);
     if (cli->json) {
-        json_t *rows = s_rows(res);
-        s_print_json(rows);
+        json_t *rows = cli_rows(res);
+        cli_print_json(rows);
         json_decref(rows);
     }
     else
@@ -819,45 +738,28 @@ s_dlq_replay(s_cli_t *cli, int argc, char **argv)
                    PQgetvalue(res, i, 2));
     PQclear(res);
     if (n == 0)
-        return s_error(EXIT_NOT_FOUND, "no dead delivery matched");
+        return cli_error(EXIT_NOT_FOUND, "no dead delivery matched");
     return 0;
 }
 
 /* ---- retention --------------------------------------------------------- */
 
-/* "365d", "12h", "30m", "45s" -> seconds; -1 if not such a duration. */
-static long long
-s_duration(const char *text)
-{
-    char *end = NULL;
-    long long n = strtoll(text, &end, 10);
-    if (!end || end == text || n < 0 || end[0] == '\0' || end[1] != '\0')
-        return -1;
-    switch (end[0]) {
-    case 'd': return n * 86400;
-    case 'h': return n * 3600;
-    case 'm': return n * 60;
-    case 's': return n;
-    default: return -1;
-    }
-}
-
 static int
-s_purge(s_cli_t *cli, int argc, char **argv)
+s_purge(cli_t *cli, int argc, char **argv)
 {
     long long seconds = -1;
     bool dry = false;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--older-than") == 0 && i + 1 < argc)
-            seconds = s_duration(argv[++i]);
+            seconds = cli_duration(argv[++i]);
         else if (strcmp(argv[i], "--dry-run") == 0)
             dry = true;
         else
-            return s_usage(stderr, EXIT_USAGE);
+            return cli_usage(stderr, EXIT_USAGE);
     }
     /* an explicit period, always: a purge cannot be undone */
     if (seconds < 0)
-        return s_error(EXIT_USAGE, "give --older-than DURATION, such as 365d or 12h");
+        return cli_error(EXIT_USAGE, "give --older-than DURATION, such as 365d or 12h");
     char secs[32];
     snprintf(secs, sizeof(secs), "%lld", seconds);
     const char *p[1] = {secs};
@@ -878,14 +780,14 @@ s_purge(s_cli_t *cli, int argc, char **argv)
                  "with p as (update messages set body = null where id in (select m.id%s)"
                  " returning 1) select count(*) as messages from p",
                  eligible);
-    PGresult *res = s_query(cli, sql, 1, p);
+    PGresult *res = cli_query(cli, sql, 1, p);
     if (!res)
         return EXIT_USAGE;
     if (cli->json) {
-        json_t *rows = s_rows(res);
+        json_t *rows = cli_rows(res);
         json_t *doc = json_array_get(rows, 0);
         json_object_set_new(doc, "dry_run", json_boolean(dry));
-        s_print_json(doc);
+        cli_print_json(doc);
         json_decref(rows);
     }
     else if (dry)
@@ -906,20 +808,20 @@ static int
 s_keygen(int argc, char **argv)
 {
     if (argc < 1 || argc > 2)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     if (!mlg_is_agency_id(argv[0], strlen(argv[0])) && strcmp(argv[0], "broker") != 0)
-        return s_error(EXIT_USAGE, "'%s' is not an agency id", argv[0]);
+        return cli_error(EXIT_USAGE, "'%s' is not an agency id", argv[0]);
     /* the paths as given, however long: a cut one would name another file */
     char *path = zsys_sprintf("%s/%s", argc == 2 ? argv[1] : ".", argv[0]);
     char *secret = path ? zsys_sprintf("%s_secret", path) : NULL;
     int rc = 0;
     zcert_t *cert = NULL;
     if (!path || !secret)
-        rc = s_error(EXIT_USAGE, "out of memory");
+        rc = cli_error(EXIT_USAGE, "out of memory");
     else if (zsys_file_exists(path) || zsys_file_exists(secret))
-        rc = s_error(EXIT_USAGE, "%s exists already: not overwritten", path);
+        rc = cli_error(EXIT_USAGE, "%s exists already: not overwritten", path);
     else if (!(cert = zcert_new()) || zcert_save(cert, path) != 0)
-        rc = s_error(EXIT_USAGE, "could not write %s", path);
+        rc = cli_error(EXIT_USAGE, "could not write %s", path);
     else {
         printf("wrote %s (public) and %s (secret: give it to the agency only)\n", path,
                secret);
@@ -940,8 +842,8 @@ s_copy_field(char *field, size_t size, const char *opt, const char *val)
 {
     size_t len = strlen(val);
     if (len >= size)
-        return s_error(EXIT_USAGE, "%s: %zu bytes, more than the %zu allowed", opt, len,
-                       size - 1);
+        return cli_error(EXIT_USAGE, "%s: %zu bytes, more than the %zu allowed", opt, len,
+                         size - 1);
     memcpy(field, val, len + 1);
     return 0;
 }
@@ -958,7 +860,7 @@ s_publish_opts(int argc, char **argv, mlg_msg_t *m, s_publish_opts_t *o)
     for (int i = 0; i < argc && rc == 0; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val)
-            return s_usage(stderr, EXIT_USAGE);
+            return cli_usage(stderr, EXIT_USAGE);
         i++;
         if (strcmp(opt, "--as") == 0)
             o->as = val;
@@ -968,7 +870,7 @@ s_publish_opts(int argc, char **argv, mlg_msg_t *m, s_publish_opts_t *o)
             m->version = strtoull(val, NULL, 10);
         else if (strcmp(opt, "--to") == 0) {
             if (mlg_msg_add_to(m, val) != MLG_OK)
-                rc = s_error(EXIT_USAGE, "'%s' is not an agency id", val);
+                rc = cli_error(EXIT_USAGE, "'%s' is not an agency id", val);
         }
         else if (strcmp(opt, "--subject") == 0)
             rc = s_copy_field(m->subject, sizeof(m->subject), opt, val);
@@ -987,16 +889,16 @@ s_publish_opts(int argc, char **argv, mlg_msg_t *m, s_publish_opts_t *o)
         else if (strcmp(opt, "--server-key") == 0)
             o->server_key = val;
         else
-            rc = s_usage(stderr, EXIT_USAGE);
+            rc = cli_usage(stderr, EXIT_USAGE);
     }
     if (rc == 0 && o->type)
         rc = s_copy_field(m->type, sizeof(m->type), "--type", o->type);
     if (rc == 0
         && (!o->as || !o->type || !m->version || (!o->body == !o->body_file)
             || !o->endpoint))
-        rc = s_error(EXIT_USAGE,
-                     "publish needs --as, --type, --version, one of --body-json"
-                     " or --body-file, and --endpoint (or --config)");
+        rc = cli_error(EXIT_USAGE,
+                       "publish needs --as, --type, --version, one of --body-json"
+                       " or --body-file, and --endpoint (or --config)");
     return rc;
 }
 
@@ -1010,7 +912,7 @@ s_publish_body(const s_publish_opts_t *o, mlg_msg_t *m)
         char why[512];
         file_text = brk_read_file(o->body_file, 1 << 20, &len, why, sizeof(why));
         if (!file_text)
-            return s_error(EXIT_USAGE, "%s", why);
+            return cli_error(EXIT_USAGE, "%s", why);
     }
     const char *text = file_text ? file_text : o->body;
     uint8_t *mp = NULL;
@@ -1019,7 +921,7 @@ s_publish_body(const s_publish_opts_t *o, mlg_msg_t *m)
     mlg_rc_t jrc = mlg_json_to_msgpack(text, strlen(text), &mp, &mplen, err, sizeof(err));
     free(file_text);
     if (jrc != MLG_OK)
-        return s_error(EXIT_USAGE, "the body is not JSON: %s", err);
+        return cli_error(EXIT_USAGE, "the body is not JSON: %s", err);
     mlg_msg_set_body(m, mp, mplen);
     free(mp);
     zuuid_t *u = zuuid_new();
@@ -1052,7 +954,7 @@ s_publish_answer(const mlg_msg_t *m, const mlg_msg_t *a, bool json_out)
             json_object_set_new(doc, "code", json_string(a->code));
             json_object_set_new(doc, "reason", json_string(a->reason));
         }
-        s_print_json(doc);
+        cli_print_json(doc);
         json_decref(doc);
     }
     else if (a->op == MLG_OP_CONFIRM) {
@@ -1074,7 +976,7 @@ s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
     s_publish_opts_t o = {.endpoint = cfg ? cfg->endpoint : NULL};
     mlg_msg_t *m = mlg_msg_new(MLG_OP_PUBLISH);
     if (!m)
-        return s_error(EXIT_USAGE, "out of memory");
+        return cli_error(EXIT_USAGE, "out of memory");
     int rc = s_publish_opts(argc, argv, m, &o);
     if (rc == 0)
         rc = s_publish_body(&o, m);
@@ -1085,14 +987,14 @@ s_publish(const brk_config_t *cfg, bool json_out, int argc, char **argv)
                                           o.cert, o.server_key, &e)
                    : mlg_client_new(o.endpoint, o.as, "maillage-cli", 0, 5000, &e);
         if (!c)
-            rc = s_error(EXIT_USAGE, "could not join %s as %s: %s", o.endpoint, o.as,
-                         e.reason);
+            rc = cli_error(EXIT_USAGE, "could not join %s as %s: %s", o.endpoint, o.as,
+                           e.reason);
     }
     if (rc == 0) {
         mlg_client_send(c, m);
         mlg_msg_t *a = mlg_client_recv(c, 10000);
         if (!a)
-            rc = s_error(EXIT_USAGE, "no answer from %s within 10 s", o.endpoint);
+            rc = cli_error(EXIT_USAGE, "no answer from %s within 10 s", o.endpoint);
         else
             s_publish_answer(m, a, json_out);
         if (a && a->op != MLG_OP_CONFIRM)
@@ -1110,11 +1012,11 @@ int
 main(int argc, char **argv)
 {
     const char *config = getenv("MAILLAGE_CONFIG"), *database = NULL;
-    s_cli_t cli = {NULL, false, NULL};
+    cli_t cli = {NULL, false, NULL};
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--help") == 0)
-            return s_usage(stdout, 0);
+            return cli_usage(stdout, 0);
         else if (strcmp(argv[i], "--json") == 0)
             cli.json = true;
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -1124,28 +1026,28 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc)
             cli.http = argv[++i];
         else
-            return s_usage(stderr, EXIT_USAGE);
+            return cli_usage(stderr, EXIT_USAGE);
     }
     if (i == argc)
-        return s_usage(stderr, EXIT_USAGE);
+        return cli_usage(stderr, EXIT_USAGE);
     if (strcmp(argv[i], "keygen") == 0)
         return s_keygen(argc - i - 1, argv + i + 1);
     brk_config_t *cfg = NULL;
     if (strcmp(argv[i], "publish") == 0) {
         char err[1024];
         if (config && !(cfg = brk_config_load(config, err, sizeof(err))))
-            return s_error(EXIT_USAGE, "%s", err);
+            return cli_error(EXIT_USAGE, "%s", err);
         int rc = s_publish(cfg, cli.json, argc - i - 1, argv + i + 1);
         brk_config_destroy(&cfg);
         return rc;
     }
     if (!database || (config && !cli.http)) {
         if (!config)
-            return s_error(EXIT_USAGE, "give --database URL or --config FILE");
+            return cli_error(EXIT_USAGE, "give --database URL or --config FILE");
         char err[1024];
         cfg = brk_config_load(config, err, sizeof(err));
         if (!cfg)
-            return s_error(EXIT_USAGE, "%s", err);
+            return cli_error(EXIT_USAGE, "%s", err);
         if (!database)
             database = cfg->database;
         if (!cli.http && cfg->http && *cfg->http)
@@ -1155,8 +1057,8 @@ main(int argc, char **argv)
     int rc;
     if (PQstatus(cli.db) != CONNECTION_OK) {
         char *msg = PQerrorMessage(cli.db);
-        rc = s_error(EXIT_USAGE, "could not connect to the database: %.*s",
-                     (int)strcspn(msg, "\n"), msg);
+        rc = cli_error(EXIT_USAGE, "could not connect to the database: %.*s",
+                       (int)strcspn(msg, "\n"), msg);
     }
     else {
         const char *cmd = argv[i];
@@ -1176,10 +1078,14 @@ main(int argc, char **argv)
             rc = s_dlq_list(&cli, n - 1, args + 1);
         else if (strcmp(cmd, "dlq") == 0 && n >= 1 && strcmp(args[0], "replay") == 0)
             rc = s_dlq_replay(&cli, n - 1, args + 1);
+        else if (strcmp(cmd, "referrals") == 0)
+            rc = cli_referrals(&cli, n, args);
+        else if (strcmp(cmd, "referral") == 0)
+            rc = cli_referral(&cli, n, args);
         else if (strcmp(cmd, "purge") == 0)
             rc = s_purge(&cli, n, args);
         else
-            rc = s_usage(stderr, EXIT_USAGE);
+            rc = cli_usage(stderr, EXIT_USAGE);
     }
     PQfinish(cli.db);
     brk_config_destroy(&cfg);
