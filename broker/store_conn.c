@@ -176,6 +176,38 @@ brk_store_ahead(brk_store_t *self, brk_sent_t kind, brk_sql_t sql, int n,
     return true;
 }
 
+/* The arrays finished, as a statement's binary parameters (at most 32);
+   false (logged) when one could not be built. */
+bool
+brk_store_array_params(brk_pgbin_t *arrays, int n, const char **values, int *lengths,
+                       int *formats)
+{
+    if (n > 32)
+        return false;
+    for (int i = 0; i < n; i++) {
+        brk_pgbin_array_finish(&arrays[i]);
+        if (arrays[i].failed) {
+            brk_log(BRK_LOG_ERROR, "store", "could not build a statement's arrays");
+            return false;
+        }
+        values[i] = (const char *)arrays[i].p;
+        lengths[i] = (int)arrays[i].n;
+        formats[i] = 1;
+    }
+    return true;
+}
+
+/* Sends a statement whose parameters are binary arrays ahead
+   (brk_store_ahead). */
+bool
+brk_store_send_arrays(brk_store_t *self, brk_sql_t stmt, int n, brk_pgbin_t *arrays)
+{
+    const char *values[32];
+    int lengths[32], formats[32];
+    return brk_store_array_params(arrays, n, values, lengths, formats)
+           && brk_store_ahead(self, BRK_SENT_PLAIN, stmt, n, values, lengths, formats);
+}
+
 /* Reads the answers of everything sent ahead and leaves pipeline mode;
    `last`, if given, receives the last statement's result (the caller
    clears it). false if any failed. */
