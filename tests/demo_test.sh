@@ -41,21 +41,30 @@ expect() { # expect WHAT GOT WANT
 expect "decisions, in order" \
   "$(q "$MLG_DATABASE_URL" "select string_agg(m.type || ' ' || d.recipient || ' ' || d.decision || ' ' || d.basis || coalesce(' ' || d.reason, ''), '; ' order by m.seq, d.id)
       from consent_decisions d join messages m on m.id = d.message_id")" \
-  "consent.granted ehpad-les-tilleuls allow consent_notice; referral.created ehpad-les-tilleuls allow consent; referral.accepted ccas-paris-13 allow consent; situation.shared ehpad-les-tilleuls allow consent; situation.shared cd75 deny consent NO_CONSENT; consent.revoked ehpad-les-tilleuls allow consent_notice; situation.shared ehpad-les-tilleuls deny consent REVOKED"
+  "consent.granted ehpad-les-tilleuls allow consent_notice; referral.created ehpad-les-tilleuls allow consent; referral.accepted ccas-paris-13 allow consent; situation.shared ehpad-les-tilleuls allow consent; situation.shared cd75 deny consent NO_CONSENT; consent.revoked ehpad-les-tilleuls allow consent_notice; situation.shared ehpad-les-tilleuls deny consent REVOKED; consent.granted ehpad-les-tilleuls allow consent_notice; consent.granted ehpad-les-glycines allow consent_notice; consent.granted cd75 allow consent_notice; referral.created ehpad-les-tilleuls allow consent; referral.created ehpad-les-glycines allow consent; referral.received ccas-paris-13 allow consent; referral.waitlisted ccas-paris-13 allow consent; referral.overdue ccas-paris-13 allow service_notice; referral.overdue ehpad-les-glycines allow service_notice; referral.accepted ccas-paris-13 allow consent; referral.started ccas-paris-13 allow consent; referral.superseded ccas-paris-13 allow service_notice; referral.superseded ehpad-les-glycines allow service_notice; referral.created ehpad-les-tilleuls allow consent"
 expect "the consent" \
   "$(q "$MLG_DATABASE_URL" "select count(*) from consents where subject = 'pseudo-7f3a9c' and revoked_at is not null")" "1"
-expect "every delivery settled" \
-  "$(q "$MLG_DATABASE_URL" "select count(*) from deliveries where state not in ('acked')")" "0"
+expect "every delivery settled but the département's (it never connects)" \
+  "$(q "$MLG_DATABASE_URL" "select string_agg(d.recipient || ' ' || m.type, ', ') from deliveries d join messages m on m.id = d.message_id where d.state not in ('acked')")" \
+  "cd75 consent.granted"
 expect "deliveries acked" \
-  "$(q "$MLG_DATABASE_URL" "select count(*) from deliveries where state = 'acked'")" "5"
+  "$(q "$MLG_DATABASE_URL" "select count(*) from deliveries where state = 'acked'")" "18"
 expect "outbox rows sent, none refused" \
   "$(q "$legacy" "select count(*) filter (where sent_at is not null) || '/' || count(*) || '/' || count(error_code) from maillage_outbox")" \
-  "6/6/0"
+  "8/8/0"
 expect "the CCAS's inbox" \
-  "$(q "$legacy" "select string_agg(type || ' from ' || sender, ', ') from maillage_inbox")" \
-  "referral.accepted from ehpad-les-tilleuls"
-expect "the care home's out/" "$(ls "$state/drop-ehpad/out" | wc -l)" "4"
-expect "the care home's done/" "$(ls "$state/drop-ehpad/done")" "accept.json"
+  "$(q "$legacy" "select string_agg(type || ' from ' || sender, ', ' order by received_at, id) from maillage_inbox")" \
+  "referral.accepted from ehpad-les-tilleuls, referral.received from ehpad-les-tilleuls, referral.waitlisted from ehpad-les-tilleuls, referral.overdue from maillage, referral.accepted from ehpad-les-tilleuls, referral.started from ehpad-les-tilleuls, referral.superseded from maillage"
+expect "the care home's out/" "$(ls "$state/drop-ehpad/out" | wc -l)" "7"
+expect "the care home's done/" "$(ls "$state/drop-ehpad/done" | tr '\n' ' ')" \
+  "accept.json accepted.json received.json started.json waitlisted.json "
+expect "the legs of the two-care-home referral" \
+  "$(q "$MLG_DATABASE_URL" "select string_agg(l.recipient || ' ' || l.state || ' ' || (l.overdue_notified_at is not null), ', ' order by l.recipient) from referral_legs l join referrals r using (referral_id) where r.priority = 'urgent'")" \
+  "ehpad-les-glycines superseded true, ehpad-les-tilleuls started false"
+expect "the département told of the CCAS's open legs" \
+  "$(q "$MLG_DATABASE_URL" "select count(*) filter (where told_publisher) || '/' || count(*) from referral_duplicates d join referrals r on r.referral_id = d.referral_id where r.referrer = 'cd75'")" \
+  "2/2"
+grep -q "nursing-home" "$state/demo.out" || { echo "demo_test: no referrals stats" >&2; failures=$((failures + 1)); }
 expect "the care home's failed/" "$(ls "$state/drop-ehpad/failed" | wc -l)" "0"
 grep -q "where to look" "$state/demo.out" || { echo "demo_test: no 'where to look'" >&2; failures=$((failures + 1)); }
 
