@@ -1,6 +1,7 @@
 /*  metrics.c: see metrics.h. Counters keyed by their label values in
     czmq hash tables, two histograms with fixed buckets, the loop's
-    snapshot of agencies; all behind the set's mutex. */
+    snapshot of agencies; all behind the set's mutex. The referral
+    figures are metrics_referral.c's. */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ brk_metrics_destroy(brk_metrics_t **self_p)
     zhashx_destroy(&self->rejected);
     zhashx_destroy(&self->decisions);
     s_free_agencies(self);
+    brk_referral_figures_destroy(&self->referrals);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -363,6 +365,7 @@ brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrow
               "Seconds from reading a PUBLISH to sending its CONFIRM.", &self->confirm);
     s_latency(out, "maillage_store_commit_seconds",
               "Seconds from BEGIN to COMMIT of one store batch.", &self->commit);
+    brk_metrics_render_referrals(self, out);
     pthread_mutex_unlock(&self->lock);
     return s_take(&out);
 }
@@ -413,8 +416,11 @@ brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows, size_t
         }
         json_array_append_new(list, o);
     }
+    json_t *referrals = brk_metrics_referrals_json(self);
     pthread_mutex_unlock(&self->lock);
     json_object_set_new(root, "agencies", list);
+    if (referrals)
+        json_object_set_new(root, "referrals", referrals);
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     return text;

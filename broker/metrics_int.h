@@ -1,7 +1,7 @@
-/*  metrics_int.h: the set's structure and the writers of the
-    Prometheus text, for metrics.c and the modules that write figures of
-    their own beside it; nothing else includes it. Every field is read
-    and written under `lock`. */
+/*  metrics_int.h: what metrics.c (the set, its counters and the queue
+    figures) and metrics_referral.c (the referral figures) share, and
+    nothing else includes: the set's structure and the writers of the
+    Prometheus text. Every field is read and written under `lock`. */
 
 #ifndef BRK_METRICS_INT_H
 #define BRK_METRICS_INT_H
@@ -38,6 +38,15 @@ typedef struct {
     uint64_t inflight;
 } brk_metrics_agency_t;
 
+/* A duplicate match (PROTOCOL.md §9), by whom it was told to. */
+typedef enum {
+    BRK_TOLD_PUBLISHER,
+    BRK_TOLD_RECIPIENT,
+    BRK_TOLD_NO,
+} brk_metrics_told_t;
+
+#define BRK_TOLD_N 3
+
 struct brk_metrics_t {
     pthread_mutex_t lock;
     zhashx_t *received;  /* type -> uint64_t * */
@@ -48,6 +57,8 @@ struct brk_metrics_t {
     brk_metrics_agency_t *agencies;
     size_t nagencies;
     int64_t started;
+    brk_referral_figures_t *referrals; /* the loop's last copy; NULL before */
+    uint64_t duplicates[BRK_TOLD_N];   /* since the broker started */
 };
 
 /* The Prometheus text's pieces: a formatted line, a family's HELP and
@@ -60,5 +71,10 @@ void brk_metrics_family(zchunk_t *out, const char *name, const char *type,
 void brk_metrics_label(zchunk_t *out, const char *value);
 void brk_metrics_histogram(zchunk_t *out, const char *name, const char *labels,
                            const brk_metrics_histogram_t *h);
+
+/* metrics_referral.c, under the lock: the referral families, and the
+   dashboard's "referrals" object (NULL before the loop's first copy). */
+void brk_metrics_render_referrals(const brk_metrics_t *self, zchunk_t *out);
+json_t *brk_metrics_referrals_json(const brk_metrics_t *self);
 
 #endif
