@@ -12,9 +12,10 @@
       broker), 404 and 405;
     - the dashboard, opened in headless Chromium, shows the agencies and
       the queue depth;
-    - the referral series of /metrics and the referrals of /api/status
-      hold exactly the legs above, and neither says the person's
-      subject;
+    - the referral series of /metrics hold exactly the legs above, the
+      dashboard's referrals panel the overdue leg by its referral's id
+      and a bar for each service with a decision, and neither says the
+      person's subject;
     - `maillage status`, as a table and as JSON, with the broker up and
       down;
     - slow connections that send their headers a byte a second, more of
@@ -564,10 +565,11 @@ test_status_api_and_errors(void **state)
     assert_non_null(strstr(line, " 405 "));
 }
 
-static void
-test_dashboard_in_chromium(void **state)
+/* The dashboard as headless Chromium leaves it once its script has run;
+   malloc'd. */
+static char *
+s_dashboard_dom(void)
 {
-    (void)state;
     char cmd[2048], out[300];
     snprintf(out, sizeof(out), "%s/dom.html", s_bp.dir);
     snprintf(cmd, sizeof(cmd),
@@ -583,6 +585,14 @@ test_dashboard_in_chromium(void **state)
     size_t n = fread(dom, 1, (1 << 20) - 1, f);
     fclose(f);
     dom[n] = '\0';
+    return dom;
+}
+
+static void
+test_dashboard_in_chromium(void **state)
+{
+    (void)state;
+    char *dom = s_dashboard_dom();
     /* every agency, by id and name, and cd91's queue of three */
     assert_non_null(strstr(dom, "data-agency=\"cd91\""));
     assert_non_null(strstr(dom, "data-agency=\"ars-idf\""));
@@ -739,6 +749,77 @@ test_referral_status(void **state)
     assert_int_equal(
         json_integer_value(json_object_get(json_array_get(decisions, 1), "count")), 1);
     json_decref(doc);
+}
+
+/* The text from `from` to the next `to` after it, both included, in a
+   static buffer; fails when either is missing. */
+static const char *
+s_between(const char *text, const char *from, const char *to)
+{
+    static char part[1 << 16];
+    const char *start = strstr(text, from);
+    if (!start)
+        fail_msg("'%s' is not in the page", from);
+    const char *end = strstr(start, to);
+    if (!end)
+        fail_msg("no '%s' after '%s'", to, from);
+    snprintf(part, sizeof(part), "%.*s", (int)(end + strlen(to) - start), start);
+    return part;
+}
+
+static int
+s_count(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+        n++;
+    return n;
+}
+
+/* The referrals panel in Chromium: the open legs by state, the overdue
+   leg by its referral's id and agencies, one bar for each service with
+   a decision (nursing home, accommodation), labelled; no subject. */
+static void
+test_referral_dashboard_in_chromium(void **state)
+{
+    (void)state;
+    char *dom = s_dashboard_dom();
+    assert_null(strstr(dom, S_SUBJECT));
+    const char *card = s_between(dom, "data-state=\"sent\">", "</div></div>");
+    assert_non_null(strstr(card, "class=\"v\">4<"));
+    card = s_between(dom, "data-state=\"accepted\">", "</div></div>");
+    assert_non_null(strstr(card, "class=\"v\">1<"));
+    card = s_between(dom, "data-state=\"started\">", "</div></div>");
+    assert_non_null(strstr(card, "class=\"v\">0<"));
+
+    const char *rows = s_between(dom, "<tbody id=\"overdue\">", "</tbody>");
+    assert_int_equal(s_count(rows, "<tr"), 1);
+    char cell[80];
+    snprintf(cell, sizeof(cell), "<td>%s</td>", s_overdue);
+    assert_non_null(strstr(rows, cell));
+    const char *want[] = {"<td>home-care</td>", "<td>ccas-evry</td>",
+                          "<td>ssiad-evry</td>", "<td>sent</td>", "class=\"late\""};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(rows, want[i]))
+            fail_msg("the overdue row has no %s: %s", want[i], rows);
+
+    char chart[1 << 14];
+    snprintf(chart, sizeof(chart), "%s",
+             s_between(dom, "id=\"decision-chart\"", "</svg>"));
+    assert_non_null(strstr(chart, "<svg"));
+    assert_int_equal(s_count(chart, "<rect"), 2);
+    assert_int_equal(s_count(chart, "data-service="), 2);
+    const char *bars[] = {"nursing-home", "accommodation"};
+    for (int i = 0; i < 2; i++) {
+        char g[200], label[100];
+        snprintf(g, sizeof(g), "<g data-service=\"%s\">", bars[i]);
+        snprintf(label, sizeof(label), ">%s</text>", bars[i]);
+        const char *bar = s_between(chart, g, "</g>");
+        assert_int_equal(s_count(bar, "<rect"), 1);
+        assert_non_null(strstr(bar, label));
+        assert_non_null(strstr(bar, "1 decision<"));
+    }
+    free(dom);
 }
 
 /* Runs the CLI with the broker's database and HTTP address; its stdout
@@ -1026,6 +1107,7 @@ main(void)
         cmocka_unit_test(test_dashboard_in_chromium),
         cmocka_unit_test(test_referral_metrics),
         cmocka_unit_test(test_referral_status),
+        cmocka_unit_test(test_referral_dashboard_in_chromium),
         cmocka_unit_test(test_cli_status),
         cmocka_unit_test_teardown(test_slow_headers, s_close_slow),
         cmocka_unit_test(test_healthz_when_database_refuses),
