@@ -22,8 +22,9 @@
 #include "loop.h"
 #include "metrics.h"
 
-#define S_FETCH_LIMIT 256 /* read-ahead of one queue */
-#define S_DRAIN_MS 5000   /* how long SIGTERM waits for the store */
+#define S_FETCH_LIMIT 256    /* read-ahead of one queue */
+#define S_DRAIN_MS 5000      /* how long SIGTERM waits for the store */
+#define S_OVERDUE_LISTED 100 /* the dashboard's list of overdue legs */
 
 static void
 s_free_item(void **item)
@@ -55,6 +56,7 @@ s_on_store(zloop_t *loop, zsock_t *reader, void *arg)
     case BRK_STORE_REFERRALS:
         /* the same for the legs, keeping what is in flight */
         brk_referrals_replace(self->referrals, &r.referrals);
+        self->referrals_loaded = true;
         brk_notices_tick(self);
         break;
     case BRK_STORE_DB_UP:
@@ -148,7 +150,9 @@ s_reload(brk_broker_t *self)
 }
 
 /* The loop's figures for the HTTP thread: clients and deliveries in
-   flight, per registered agency. */
+   flight, per registered agency; the referral legs' counts, kept by the
+   index as they change, and its overdue legs (the cost is theirs, not
+   every leg's: referral_figures.c). */
 static void
 s_publish_figures(brk_broker_t *self)
 {
@@ -168,6 +172,12 @@ s_publish_figures(brk_broker_t *self)
     }
     free(clients);
     free(inflight);
+    if (!self->referrals_loaded)
+        return; /* an empty index is not "no referral" */
+    brk_referral_figures_t *referrals = brk_referrals_figures(
+        self->referrals, mlg_time_us(mlg_time_now()), S_OVERDUE_LISTED);
+    if (referrals)
+        brk_metrics_set_referrals(self->metrics, &referrals);
 }
 
 static int

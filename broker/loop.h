@@ -68,6 +68,7 @@ struct brk_broker_t {
     brk_consents_t *consents;   /* the consent index, from the store */
     zhashx_t *granting;         /* consent ids being granted: at the store */
     brk_referrals_t *referrals; /* the referral legs, from the store */
+    bool referrals_loaded;      /* once: until then, no referral figures */
     size_t outstanding;
     size_t clients; /* sessions after HELLO */
     bool db_up;

@@ -1,48 +1,20 @@
 /*  metrics.c: see metrics.h. Counters keyed by their label values in
     czmq hash tables, two histograms with fixed buckets, the loop's
-    snapshot of agencies; all behind the set's mutex. */
+    snapshot of agencies; all behind the set's mutex. The referral
+    figures are metrics_referral.c's. */
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <czmq.h>
-#include <jansson.h>
-
-#include "metrics.h"
+#include "metrics_int.h"
 
 /* Seconds: from well under a millisecond (a commit of one row on a fast
    disk) to seconds (a struggling database). */
-static const double s_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-#define S_NBOUNDS (sizeof(s_bounds) / sizeof(s_bounds[0]))
-
-typedef struct {
-    uint64_t buckets[S_NBOUNDS]; /* not cumulative; summed when written */
-    uint64_t count;
-    double sum;
-} s_histogram_t;
-
-typedef struct {
-    char id[MLG_AGENCY_ID_MAX + 1];
-    char *name;
-    size_t clients;
-    uint64_t inflight;
-} s_agency_t;
-
-struct brk_metrics_t {
-    pthread_mutex_t lock;
-    zhashx_t *received;  /* type -> uint64_t * */
-    zhashx_t *rejected;  /* code -> uint64_t * */
-    zhashx_t *decisions; /* "allow,consent" -> uint64_t * */
-    s_histogram_t confirm, commit;
-    bool db_up;
-    s_agency_t *agencies;
-    size_t nagencies;
-    int64_t started;
-};
+static const double s_bounds[BRK_LATENCY_NBOUNDS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define S_NBOUNDS BRK_LATENCY_NBOUNDS
 
 static void
 s_free_agencies(brk_metrics_t *self)
@@ -89,6 +61,7 @@ brk_metrics_destroy(brk_metrics_t **self_p)
     zhashx_destroy(&self->rejected);
     zhashx_destroy(&self->decisions);
     s_free_agencies(self);
+    brk_referral_figures_destroy(&self->referrals);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -137,7 +110,7 @@ brk_metrics_decision(brk_metrics_t *self, bool allow, const char *basis)
 }
 
 static void
-s_observe(s_histogram_t *h, double seconds)
+s_observe(brk_latency_t *h, double seconds)
 {
     if (!(seconds >= 0))
         seconds = 0;
@@ -187,7 +160,7 @@ void
 brk_metrics_set_agencies(brk_metrics_t *self, const brk_agency_t *agencies, size_t n,
                          const size_t *clients, const uint64_t *inflight)
 {
-    s_agency_t *copy = calloc(n ? n : 1, sizeof(*copy));
+    brk_metrics_agency_t *copy = calloc(n ? n : 1, sizeof(*copy));
     if (!copy)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -208,8 +181,8 @@ brk_metrics_set_agencies(brk_metrics_t *self, const brk_agency_t *agencies, size
 /* A label value as the exposition format wants it: \, " and newline
    escaped. Values here are agency ids, type names and codes, but the
    writer does not rely on it. */
-static void
-s_label(zchunk_t *out, const char *value)
+void
+brk_metrics_label(zchunk_t *out, const char *value)
 {
     for (const char *c = value; *c; c++) {
         if (*c == '\\' || *c == '"')
@@ -221,11 +194,8 @@ s_label(zchunk_t *out, const char *value)
     }
 }
 
-static void s_printf(zchunk_t *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-s_printf(zchunk_t *out, const char *fmt, ...)
+void
+brk_metrics_printf(zchunk_t *out, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -236,10 +206,10 @@ s_printf(zchunk_t *out, const char *fmt, ...)
         zchunk_extend(out, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static void
-s_family(zchunk_t *out, const char *name, const char *type, const char *help)
+void
+brk_metrics_family(zchunk_t *out, const char *name, const char *type, const char *help)
 {
-    s_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    brk_metrics_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static int
@@ -253,7 +223,7 @@ static void
 s_counter(zchunk_t *out, const char *name, const char *help, zhashx_t *h,
           const char *label)
 {
-    s_family(out, name, "counter", help);
+    brk_metrics_family(out, name, "counter", help);
     zlistx_t *keys = zhashx_keys(h);
     size_t n = zlistx_size(keys), i = 0;
     const char **sorted = calloc(n ? n : 1, sizeof(*sorted));
@@ -264,36 +234,57 @@ s_counter(zchunk_t *out, const char *name, const char *help, zhashx_t *h,
     for (size_t k = 0; sorted && k < i; k++) {
         uint64_t *v = zhashx_lookup(h, sorted[k]);
         if (label) {
-            s_printf(out, "%s{%s=\"", name, label);
-            s_label(out, sorted[k]);
-            s_printf(out, "\"} %llu\n", (unsigned long long)*v);
+            brk_metrics_printf(out, "%s{%s=\"", name, label);
+            brk_metrics_label(out, sorted[k]);
+            brk_metrics_printf(out, "\"} %llu\n", (unsigned long long)*v);
         }
         else {
             /* "allow,consent": two labels */
             const char *comma = strchr(sorted[k], ',');
-            s_printf(out, "%s{decision=\"%.*s\",basis=\"", name,
-                     (int)(comma ? comma - sorted[k] : 0), sorted[k]);
-            s_label(out, comma ? comma + 1 : "");
-            s_printf(out, "\"} %llu\n", (unsigned long long)*v);
+            brk_metrics_printf(out, "%s{decision=\"%.*s\",basis=\"", name,
+                               (int)(comma ? comma - sorted[k] : 0), sorted[k]);
+            brk_metrics_label(out, comma ? comma + 1 : "");
+            brk_metrics_printf(out, "\"} %llu\n", (unsigned long long)*v);
         }
     }
     free(sorted);
     zlistx_destroy(&keys);
 }
 
-static void
-s_histogram(zchunk_t *out, const char *name, const char *help, const s_histogram_t *h)
+void
+brk_metrics_histogram(zchunk_t *out, const char *name, const char *labels,
+                      const brk_metrics_histogram_t *h)
 {
-    s_family(out, name, "histogram", help);
+    const char *sep = labels[0] ? "," : "";
     uint64_t cumulative = 0;
-    for (size_t i = 0; i < S_NBOUNDS; i++) {
+    for (size_t i = 0; i < h->nbounds; i++) {
         cumulative += h->buckets[i];
-        s_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, s_bounds[i],
-                 (unsigned long long)cumulative);
+        brk_metrics_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                           h->bounds[i], (unsigned long long)cumulative);
     }
-    s_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
-    s_printf(out, "%s_sum %.9f\n", name, h->sum);
-    s_printf(out, "%s_count %llu\n", name, (unsigned long long)h->count);
+    brk_metrics_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                       (unsigned long long)h->count);
+    if (labels[0]) {
+        brk_metrics_printf(out, "%s_sum{%s} %.9f\n", name, labels, h->sum);
+        brk_metrics_printf(out, "%s_count{%s} %llu\n", name, labels,
+                           (unsigned long long)h->count);
+        return;
+    }
+    brk_metrics_printf(out, "%s_sum %.9f\n", name, h->sum);
+    brk_metrics_printf(out, "%s_count %llu\n", name, (unsigned long long)h->count);
+}
+
+/* A latency: a family of one histogram without labels. */
+static void
+s_latency(zchunk_t *out, const char *name, const char *help, const brk_latency_t *h)
+{
+    brk_metrics_family(out, name, "histogram", help);
+    brk_metrics_histogram_t view = {.bounds = s_bounds,
+                                    .nbounds = S_NBOUNDS,
+                                    .buckets = h->buckets,
+                                    .count = h->count,
+                                    .sum = h->sum};
+    brk_metrics_histogram(out, name, "", &view);
 }
 
 static char *
@@ -322,9 +313,10 @@ brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrow
     s_counter(out, "maillage_consent_decisions_total",
               "Decisions stored for recipients, by decision and legal basis.",
               self->decisions, NULL);
-    s_family(out, "maillage_queue_depth", "gauge",
-             "Deliveries per recipient agency: pending in the database (in flight "
-             "included), in flight to a client now, dead-lettered.");
+    brk_metrics_family(
+        out, "maillage_queue_depth", "gauge",
+        "Deliveries per recipient agency: pending in the database (in flight "
+        "included), in flight to a client now, dead-lettered.");
     /* agencies with nothing in the database: zeros, so every registered
        agency has its series */
     for (size_t k = 0; k < self->nagencies; k++) {
@@ -333,41 +325,47 @@ brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrow
             found = strcmp(rows[i].agency, self->agencies[k].id) == 0;
         if (!found && rows)
             for (const char *st = "pending\0inflight\0dead\0"; *st; st += strlen(st) + 1)
-                s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"%s\"} %llu\n",
-                         self->agencies[k].id, st,
-                         strcmp(st, "inflight") == 0
-                             ? (unsigned long long)self->agencies[k].inflight
-                             : 0ull);
+                brk_metrics_printf(
+                    out, "maillage_queue_depth{agency=\"%s\",state=\"%s\"} %llu\n",
+                    self->agencies[k].id, st,
+                    strcmp(st, "inflight") == 0
+                        ? (unsigned long long)self->agencies[k].inflight
+                        : 0ull);
     }
     for (size_t i = 0; i < nrows; i++) {
         uint64_t inflight = 0;
         for (size_t k = 0; k < self->nagencies; k++)
             if (strcmp(self->agencies[k].id, rows[i].agency) == 0)
                 inflight = self->agencies[k].inflight;
-        s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"pending\"} %llu\n",
-                 rows[i].agency, (unsigned long long)rows[i].pending);
-        s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"inflight\"} %llu\n",
-                 rows[i].agency, (unsigned long long)inflight);
-        s_printf(out, "maillage_queue_depth{agency=\"%s\",state=\"dead\"} %llu\n",
-                 rows[i].agency, (unsigned long long)rows[i].dead);
+        brk_metrics_printf(out,
+                           "maillage_queue_depth{agency=\"%s\",state=\"pending\"} %llu\n",
+                           rows[i].agency, (unsigned long long)rows[i].pending);
+        brk_metrics_printf(
+            out, "maillage_queue_depth{agency=\"%s\",state=\"inflight\"} %llu\n",
+            rows[i].agency, (unsigned long long)inflight);
+        brk_metrics_printf(out,
+                           "maillage_queue_depth{agency=\"%s\",state=\"dead\"} %llu\n",
+                           rows[i].agency, (unsigned long long)rows[i].dead);
     }
-    s_family(out, "maillage_oldest_pending_seconds", "gauge",
-             "Age of the oldest pending delivery per recipient agency (0: none).");
+    brk_metrics_family(
+        out, "maillage_oldest_pending_seconds", "gauge",
+        "Age of the oldest pending delivery per recipient agency (0: none).");
     for (size_t i = 0; i < nrows; i++)
-        s_printf(out, "maillage_oldest_pending_seconds{agency=\"%s\"} %.3f\n",
-                 rows[i].agency, rows[i].oldest_pending_seconds);
-    s_family(out, "maillage_clients_connected", "gauge",
-             "Clients in session, per agency.");
+        brk_metrics_printf(out, "maillage_oldest_pending_seconds{agency=\"%s\"} %.3f\n",
+                           rows[i].agency, rows[i].oldest_pending_seconds);
+    brk_metrics_family(out, "maillage_clients_connected", "gauge",
+                       "Clients in session, per agency.");
     for (size_t i = 0; i < self->nagencies; i++)
-        s_printf(out, "maillage_clients_connected{agency=\"%s\"} %zu\n",
-                 self->agencies[i].id, self->agencies[i].clients);
-    s_family(out, "maillage_database_up", "gauge",
-             "1 when the broker's store has its database, 0 otherwise.");
-    s_printf(out, "maillage_database_up %d\n", self->db_up ? 1 : 0);
-    s_histogram(out, "maillage_publish_confirm_seconds",
-                "Seconds from reading a PUBLISH to sending its CONFIRM.", &self->confirm);
-    s_histogram(out, "maillage_store_commit_seconds",
-                "Seconds from BEGIN to COMMIT of one store batch.", &self->commit);
+        brk_metrics_printf(out, "maillage_clients_connected{agency=\"%s\"} %zu\n",
+                           self->agencies[i].id, self->agencies[i].clients);
+    brk_metrics_family(out, "maillage_database_up", "gauge",
+                       "1 when the broker's store has its database, 0 otherwise.");
+    brk_metrics_printf(out, "maillage_database_up %d\n", self->db_up ? 1 : 0);
+    s_latency(out, "maillage_publish_confirm_seconds",
+              "Seconds from reading a PUBLISH to sending its CONFIRM.", &self->confirm);
+    s_latency(out, "maillage_store_commit_seconds",
+              "Seconds from BEGIN to COMMIT of one store batch.", &self->commit);
+    brk_metrics_render_referrals(self, out);
     pthread_mutex_unlock(&self->lock);
     return s_take(&out);
 }
@@ -399,7 +397,7 @@ brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows, size_t
     json_object_set_new(root, "confirmed_total",
                         json_integer((json_int_t)self->confirm.count));
     for (size_t i = 0; i < self->nagencies; i++) {
-        const s_agency_t *a = &self->agencies[i];
+        const brk_metrics_agency_t *a = &self->agencies[i];
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(a->id));
         json_object_set_new(o, "name", json_string(a->name ? a->name : ""));
@@ -418,8 +416,11 @@ brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows, size_t
         }
         json_array_append_new(list, o);
     }
+    json_t *referrals = brk_metrics_referrals_json(self);
     pthread_mutex_unlock(&self->lock);
     json_object_set_new(root, "agencies", list);
+    if (referrals)
+        json_object_set_new(root, "referrals", referrals);
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     return text;

@@ -44,6 +44,13 @@ void brk_metrics_set_db(brk_metrics_t *self, bool up);
 void brk_metrics_set_agencies(brk_metrics_t *self, const brk_agency_t *agencies, size_t n,
                               const size_t *clients, const uint64_t *inflight);
 
+/* The loop's referral figures, taken about once a second (the set takes
+   them, and frees the previous ones); a duplicate match of §9 stored,
+   by whom it was told to (a match told to both counts for both). */
+void brk_metrics_set_referrals(brk_metrics_t *self, brk_referral_figures_t **figures_p);
+void brk_metrics_referral_duplicate(brk_metrics_t *self, bool told_publisher,
+                                    bool told_recipient);
+
 /* The Prometheus text exposition (format 0.0.4) of everything, with the
    queue rows read from the database (NULL, 0 when it could not be read).
    malloc'd. */

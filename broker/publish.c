@@ -296,15 +296,19 @@ s_confirm(brk_broker_t *self, const brk_job_t *job, bool send)
 }
 
 /* A referral plan's outcome reaches the index: stored, its moves are
-   the index's (and a leg that started supersedes the others at once);
-   otherwise nothing moved. */
+   the index's (and a leg that started supersedes the others at once),
+   its duplicate matches are counted; otherwise nothing moved. */
 static void
 s_referral_done(brk_broker_t *self, const brk_job_t *job)
 {
-    if (job->referral.step == BRK_REFERRAL_NONE)
+    const brk_referral_plan_t *plan = &job->referral;
+    if (plan->step == BRK_REFERRAL_NONE)
         return;
     if (job->rc == MLG_OK && !job->duplicate) {
-        brk_referrals_commit(self->referrals, &job->referral);
+        brk_referrals_commit(self->referrals, plan);
+        for (size_t i = 0; i < plan->nmatches; i++)
+            brk_metrics_referral_duplicate(self->metrics, plan->matches[i].told_publisher,
+                                           plan->matches[i].told_recipient);
         brk_notices_tick(self);
     }
     else

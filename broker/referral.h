@@ -16,7 +16,9 @@
     The broker's own notices come from here too: brk_referrals_due gives
     a plan for each leg that is overdue (a heap of due times, so a tick
     costs the legs that fell due, not every leg) and for each open leg of
-    a referral whose other leg started (superseded). */
+    a referral whose other leg started (superseded). So do the figures
+    operators watch (brk_referrals_figures): counts kept as legs load and
+    plans commit, and the overdue legs. */
 
 #ifndef BRK_REFERRAL_H
 #define BRK_REFERRAL_H
@@ -214,5 +216,63 @@ void brk_referral_deliver_notices(const brk_referral_plan_t *plan, const char *r
                                   mlg_msg_t *deliver);
 
 void brk_referral_plan_clear(brk_referral_plan_t *plan);
+
+/* ---- figures, for /metrics and the dashboard (referral_figures.c) ------ */
+
+/* The buckets of a leg's time to its first decision, in seconds: from a
+   second (an automated answer) to three months. */
+#define BRK_DECISION_NBOUNDS 14
+extern const double brk_decision_bounds[BRK_DECISION_NBOUNDS];
+
+/* The legs of one service and priority that the index holds (every leg
+   of the database, loaded at each connection, and those committed
+   since): how many are in each state, and the times from opening to
+   first decision (waitlisted, accepted, declined) of those decided.
+   Kept as legs are loaded and plans committed, never by a scan. */
+typedef struct {
+    char service[BRK_REFERRAL_WORD_MAX + 1];
+    char priority[BRK_REFERRAL_WORD_MAX + 1];
+    uint64_t legs[BRK_LEG_NSTATES];
+    uint64_t buckets[BRK_DECISION_NBOUNDS]; /* first decisions; not cumulative */
+    uint64_t decisions;                     /* all of them (+Inf) */
+    double decision_seconds;                /* their sum */
+} brk_referral_tally_t;
+
+/* An overdue leg (open, no decision, past its due time) as operators see
+   it: agencies and the referral's id, never its subject. */
+typedef struct {
+    char referral_id[MLG_UUID_LEN + 1];
+    char referrer[MLG_AGENCY_ID_MAX + 1];
+    char recipient[MLG_AGENCY_ID_MAX + 1];
+    char service[BRK_REFERRAL_WORD_MAX + 1];
+    brk_leg_state_t state;
+    int64_t due_us;
+} brk_overdue_leg_t;
+
+typedef struct {
+    char recipient[MLG_AGENCY_ID_MAX + 1];
+    uint64_t legs;
+} brk_overdue_count_t;
+
+/* The figures at one moment, for the HTTP thread: a copy, owning its
+   arrays. */
+typedef struct {
+    int64_t at;                    /* µs: when taken */
+    brk_referral_tally_t *tallies; /* by service, then priority */
+    size_t ntallies;
+    brk_overdue_count_t *recipients; /* the recipients with overdue legs, by id */
+    size_t nrecipients;
+    brk_overdue_leg_t *overdue; /* the longest overdue first, at most max_listed */
+    size_t noverdue;
+    size_t overdue_total; /* all of them */
+} brk_referral_figures_t;
+
+/* The figures at `now`; NULL when out of memory. The tallies are copied
+   as kept; the overdue legs are those told overdue and still waiting,
+   and those fallen due that no notice has taken yet (the heap's due
+   times up to now): the cost is the overdue legs', not every leg's. */
+brk_referral_figures_t *brk_referrals_figures(const brk_referrals_t *self, int64_t now,
+                                              size_t max_listed);
+void brk_referral_figures_destroy(brk_referral_figures_t **self_p);
 
 #endif

@@ -4,8 +4,10 @@
     duplicates), a min-heap of due times (a tick costs the legs that fell
     due, not every leg) and the referrals whose started leg supersedes
     the others; loading, a new connection's index taken in place of the
-    old, a plan's commit or abandon, and the broker's notices due. Called
-    by the event loop and the store's rebuild; the rules are referral.c's. */
+    old, a plan's commit or abandon, and the broker's notices due. Each
+    change of a leg is told to referral_figures.c, which keeps the
+    figures. Called by the event loop and the store's rebuild; the rules
+    are referral.c's. */
 
 #include <czmq.h>
 #include <stdio.h>
@@ -35,6 +37,13 @@ s_list_free(void **item)
     zlistx_destroy((zlistx_t **)item);
 }
 
+static void
+s_tally_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
 brk_referrals_t *
 brk_referrals_new(void)
 {
@@ -44,12 +53,16 @@ brk_referrals_new(void)
     self->by_id = zhashx_new();
     self->by_person = zhashx_new();
     self->supersede = zlistx_new();
-    if (!self->by_id || !self->by_person || !self->supersede) {
+    self->tallies = zhashx_new();
+    self->overdue = zhashx_new(); /* a set of legs: no destructor */
+    if (!self->by_id || !self->by_person || !self->supersede || !self->tallies
+        || !self->overdue) {
         brk_referrals_destroy(&self);
         return NULL;
     }
     zhashx_set_destructor(self->by_id, s_referral_free);
     zhashx_set_destructor(self->by_person, s_list_free);
+    zhashx_set_destructor(self->tallies, s_tally_free);
     zlistx_set_destructor(self->supersede, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->supersede, (zlistx_duplicator_fn *)strdup);
     return self;
@@ -62,7 +75,9 @@ brk_referrals_destroy(brk_referrals_t **self_p)
     if (!self)
         return;
     zhashx_destroy(&self->by_person); /* before the referrals it lists */
+    zhashx_destroy(&self->overdue);   /* likewise */
     zhashx_destroy(&self->by_id);
+    zhashx_destroy(&self->tallies);
     zlistx_destroy(&self->supersede);
     free(self->heap);
     free(self);
@@ -240,6 +255,7 @@ s_add_leg(brk_referrals_t *self, brk_referral_rec_t *r, const brk_leg_t *leg)
     *copy = *leg;
     r->legs[r->nlegs++] = copy;
     self->nlegs++;
+    brk_referral_tally_add(self, copy);
     if (s_waiting(copy))
         s_heap_push(self, copy->due_us, r->id, copy->recipient);
     return copy;
@@ -333,6 +349,7 @@ brk_referrals_commit(brk_referrals_t *self, const brk_referral_plan_t *plan)
             s_add_leg(self, r, after);
             continue;
         }
+        brk_leg_t was = *leg;
         leg->state = after->state;
         if (!leg->decided_us)
             leg->decided_us = after->decided_us;
@@ -340,6 +357,7 @@ brk_referrals_commit(brk_referrals_t *self, const brk_referral_plan_t *plan)
             leg->closed_us = after->closed_us;
         if (!leg->overdue_us)
             leg->overdue_us = after->overdue_us;
+        brk_referral_tally_move(self, &was, leg);
         started |= after->state == BRK_LEG_STARTED && plan->from[i] != BRK_LEG_STARTED;
     }
     s_person_update(self, r);
@@ -446,6 +464,8 @@ s_due_overdue(brk_referrals_t *self, int64_t now, brk_referral_plan_t *plans, si
         brk_referral_due_t d = s_heap_pop(self);
         brk_referral_rec_t *r = brk_referrals_find(self, d.referral_id);
         brk_leg_t *leg = brk_referral_rec_leg(r, d.recipient);
+        if (leg)
+            brk_referral_overdue_seen(self, leg, now); /* for the figures */
         if (!leg || !s_waiting(leg) || leg->due_us > now)
             continue; /* moved on since, or due later */
         if (r->busy || r->quiet_until > now) {

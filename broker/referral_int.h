@@ -1,6 +1,7 @@
-/*  referral_int.h: what referral.c (the table and the plans) and
+/*  referral_int.h: what referral.c (the table and the plans),
     referral_index.c (the index, its heap of due times and the notices
-    due) share, and nothing else includes. Pure, like both. */
+    due) and referral_figures.c (the counts kept for operators) share,
+    and nothing else includes. Pure, like them. */
 
 #ifndef BRK_REFERRAL_INT_H
 #define BRK_REFERRAL_INT_H
@@ -39,6 +40,10 @@ struct brk_referrals_t {
     size_t nheap, capheap;
     zlistx_t *supersede; /* referral ids (owned strings) with a started leg */
     size_t nlegs;
+    zhashx_t *tallies; /* service \x1f priority -> brk_referral_tally_t (owned) */
+    zhashx_t *overdue; /* referral id \x1f recipient -> brk_leg_t (not owned): the
+                          legs still waiting that were told overdue, or taken
+                          from the heap past their due time */
 };
 
 /* The referral of that id, or NULL. */
@@ -56,6 +61,13 @@ void brk_referral_plan_start(brk_referral_plan_t *plan, brk_referral_step_t step
 bool brk_referral_plan_alloc(brk_referral_plan_t *plan, size_t nlegs, size_t nmatches);
 void brk_referral_plan_move(brk_referral_plan_t *plan, const brk_leg_t *leg,
                             brk_leg_state_t to, int64_t at);
+
+/* The figures kept as the legs change (referral_figures.c): a leg added
+   (loaded, or opened by a commit); a leg changed by a commit, `was` as
+   it was before; a leg taken from the heap at `now`. */
+void brk_referral_tally_add(brk_referrals_t *self, brk_leg_t *leg);
+void brk_referral_tally_move(brk_referrals_t *self, const brk_leg_t *was, brk_leg_t *leg);
+void brk_referral_overdue_seen(brk_referrals_t *self, brk_leg_t *leg, int64_t now);
 
 /* After a notice the store did not take, the referral's next one waits
    this long (µs): a notice that cannot be stored never holds the store. */

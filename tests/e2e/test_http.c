@@ -1,5 +1,8 @@
 /*  test_http.c: the broker's HTTP listener and `maillage status`, with
-    known data: three events waiting for an offline agency, one refused.
+    known data: three events waiting for an offline agency, one refused;
+    and referrals (PROTOCOL.md §9) about one person: a leg accepted, one
+    declined, one received, one overdue (a deadline of two seconds),
+    and duplicates told to the publisher, to the recipient, to nobody.
 
     - /metrics parses as Prometheus text (metric and label names, label
       syntax, HELP and TYPE before each family's samples, histograms
@@ -9,6 +12,10 @@
       broker), 404 and 405;
     - the dashboard, opened in headless Chromium, shows the agencies and
       the queue depth;
+    - the referral series of /metrics hold exactly the legs above, the
+      dashboard's referrals panel the overdue leg by its referral's id
+      and a bar for each service with a decision, and neither says the
+      person's subject;
     - `maillage status`, as a table and as JSON, with the broker up and
       down;
     - slow connections that send their headers a byte a second, more of
@@ -44,13 +51,39 @@
 static brokerproc_t s_bp;
 static char s_http[64];
 
+/* The agencies, then the referrals' deadlines: two seconds for home
+   care, so that a leg falls overdue during the setup. */
 static const char *s_agencies = "    ehpad-les-tilleuls\n"
                                 "        name = \"EHPAD Les Tilleuls\"\n"
                                 "        publish = \"service.*\"\n"
                                 "    ars-idf\n"
                                 "        name = \"ARS Île-de-France\"\n"
                                 "    cd91\n"
-                                "        name = \"Essonne\"\n";
+                                "        name = \"Essonne\"\n"
+                                "    ccas-evry\n"
+                                "        name = \"CCAS d'Evry\"\n"
+                                "        publish = \"referral.*, consent.*\"\n"
+                                "    ccas-massy\n"
+                                "        name = \"CCAS de Massy\"\n"
+                                "        publish = \"referral.*, consent.*\"\n"
+                                "    ssiad-evry\n"
+                                "        name = \"SSIAD d'Evry\"\n"
+                                "        publish = \"referral.*\"\n"
+                                "    ehpad-evry\n"
+                                "        name = \"EHPAD d'Evry\"\n"
+                                "        publish = \"referral.*\"\n"
+                                "referrals\n"
+                                "    deadline\n"
+                                "        home-care\n"
+                                "            routine = 2s\n";
+#define S_NAGENCIES 7
+
+/* The person every referral is about: never in a figure. */
+#define S_SUBJECT "NIR-1840275056023"
+
+/* The referrals, by what happens to their legs (setup). */
+static char s_accepted[37], s_declined[37], s_overdue[37], s_received[37], s_told[37],
+    s_untold[37], s_again[37];
 
 static char *
 s_get(const char *path, int want_status)
@@ -74,6 +107,116 @@ s_publish(mlg_client_t *c, int places, const char *want)
     mlg_msg_destroy(&a);
 }
 
+/* Sends a PUBLISH written as JSON (the envelope after the id, from
+   `fmt`); the answer's op name, or "nothing". */
+static const char *
+s_send(mlg_client_t *c, const char *fmt, ...)
+{
+    char envelope[2048], json[2200], id[37];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(envelope, sizeof(envelope), fmt, ap);
+    va_end(ap);
+    brokerproc_new_id(id);
+    snprintf(json, sizeof(json), "{\"id\": \"%s\", %s}", id, envelope);
+    mlg_msg_t *m = NULL;
+    mlg_error_t err;
+    if (mlg_publish_from_json(json, strlen(json), &m, &err) != MLG_OK) {
+        fprintf(stderr, "%s: %s\n", json, err.reason);
+        return "unbuilt";
+    }
+    mlg_client_send(c, m);
+    mlg_msg_destroy(&m);
+    mlg_msg_t *a = brokerproc_answer(c, 10000);
+    const char *op = a ? mlg_op_name(a->op) : "nothing";
+    if (a && a->op == MLG_OP_REJECT)
+        fprintf(stderr, "%s: REJECT %s %s\n", json, a->code, a->reason);
+    mlg_msg_destroy(&a);
+    return op;
+}
+
+static int
+s_grant(mlg_client_t *c, const char *parties)
+{
+    char consent[37];
+    brokerproc_new_id(consent);
+    return strcmp(s_send(c,
+                         "\"type\": \"consent.granted\", \"version\": 1, \"subject\": "
+                         "\"%s\", \"body\": {\"consent_id\": \"%s\", \"parties\": [%s], "
+                         "\"purposes\": [\"orientation\"], \"categories\": [\"social\"], "
+                         "\"valid_from\": \"2020-01-01T00:00:00Z\", \"collected_by\": "
+                         "{\"name\": \"E. Martin\", \"role\": \"AS\"}, \"method\": "
+                         "\"written\"}",
+                         S_SUBJECT, consent, parties),
+                  "CONFIRM");
+}
+
+/* A new referral `rid` from c to one recipient, for `service`. */
+static int
+s_create(mlg_client_t *c, char rid[37], const char *to, const char *service)
+{
+    brokerproc_new_id(rid);
+    return strcmp(
+        s_send(c,
+               "\"type\": \"referral.created\", \"version\": 1, \"to\": [\"%s\"], "
+               "\"subject\": \"%s\", \"purpose\": \"orientation\", \"correlation\": "
+               "\"%s\", \"body\": {\"referral_id\": \"%s\", \"service\": \"%s\", "
+               "\"reason\": \"Perte d'autonomie.\", \"priority\": \"routine\", "
+               "\"requested_by\": {\"name\": \"E. Martin\", \"role\": \"AS\"}}",
+               to, S_SUBJECT, rid, rid, service),
+        "CONFIRM");
+}
+
+/* The recipient's move of `rid` (referral.<what>) told to `referrer`. */
+static int
+s_move(mlg_client_t *c, const char *what, const char *rid, const char *referrer)
+{
+    return strcmp(
+        s_send(c,
+               "\"type\": \"referral.%s\", \"version\": 1, \"to\": [\"%s\"], "
+               "\"subject\": \"%s\", \"purpose\": \"orientation\", "
+               "\"correlation\": \"%s\", \"body\": {\"referral_id\": \"%s\"%s}",
+               what, referrer, S_SUBJECT, rid, rid,
+               strcmp(what, "declined") == 0 ? ", \"reason_code\": \"no-capacity\"" : ""),
+        "CONFIRM");
+}
+
+/* The referrals: the home-care one first (due two seconds later), then
+   one accepted (nursing-home) and one declined (accommodation), one
+   received (social-support), and three more for social support about
+   the same person, each matching the open legs before it: from the same
+   referrer to the same recipient (one match, told to both); from
+   another CCAS that shares no consent with the first, to another
+   recipient (two matches, told to nobody); from the first CCAS to that
+   recipient (three matches: two told to the publisher, one to the
+   recipient). */
+static int
+s_referrals(void)
+{
+    mlg_client_t *evry = brokerproc_client(&s_bp, "ccas-evry", 0),
+                 *massy = brokerproc_client(&s_bp, "ccas-massy", 0),
+                 *ssiad = brokerproc_client(&s_bp, "ssiad-evry", 0),
+                 *ehpad = brokerproc_client(&s_bp, "ehpad-evry", 0);
+    int failed = !evry || !massy || !ssiad || !ehpad;
+    failed = failed || s_grant(evry, "\"ccas-evry\", \"ssiad-evry\", \"ehpad-evry\"")
+             || s_grant(massy, "\"ccas-massy\", \"ehpad-evry\"")
+             || s_create(evry, s_overdue, "ssiad-evry", "home-care")
+             || s_create(evry, s_accepted, "ehpad-evry", "nursing-home")
+             || s_move(ehpad, "accepted", s_accepted, "ccas-evry")
+             || s_create(evry, s_declined, "ehpad-evry", "accommodation")
+             || s_move(ehpad, "declined", s_declined, "ccas-evry")
+             || s_create(evry, s_received, "ssiad-evry", "social-support")
+             || s_move(ssiad, "received", s_received, "ccas-evry")
+             || s_create(evry, s_told, "ssiad-evry", "social-support")
+             || s_create(massy, s_untold, "ehpad-evry", "social-support")
+             || s_create(evry, s_again, "ehpad-evry", "social-support");
+    mlg_client_destroy(&evry);
+    mlg_client_destroy(&massy);
+    mlg_client_destroy(&ssiad);
+    mlg_client_destroy(&ehpad);
+    return failed ? -1 : 0;
+}
+
 static int
 setup(void **state)
 {
@@ -92,8 +235,20 @@ setup(void **state)
     s_publish(c, 3, "CONFIRM");
     s_publish(c, -1, "REJECT");
     mlg_client_destroy(&c);
-    zclock_sleep(1200); /* the loop's figures are refreshed every second */
-    return 0;
+    if (s_referrals() != 0)
+        return -1;
+    /* the home-care leg overdue (its notice stored), and the loop's
+       figures refreshed since (every second) */
+    PGconn *db = brokerproc_db(&s_bp);
+    long told = 0;
+    for (int i = 0; i < 100 && told != 1; i++) {
+        zclock_sleep(100);
+        told = brokerproc_scalar(db, "select count(*) from messages where type = "
+                                     "'referral.overdue'");
+    }
+    PQfinish(db);
+    zclock_sleep(1200);
+    return told == 1 ? 0 : -1;
 }
 
 static int
@@ -191,6 +346,25 @@ s_family_of(const char *name, zhashx_t *types, char *family, size_t len)
     }
 }
 
+/* A sample's labels without its le="..." (a histogram's series). */
+static void
+s_without_le(const char *labels, char *out, size_t len)
+{
+    snprintf(out, len, "%s", labels);
+    char *le = strstr(out, "le=\"");
+    if (!le || (le != out && le[-1] != ','))
+        return;
+    char *end = strchr(le + 4, '"');
+    if (!end)
+        return;
+    end++;
+    if (*end == ',')
+        end++;
+    else if (le != out)
+        le--; /* the comma before it */
+    memmove(le, end, strlen(end) + 1);
+}
+
 /* Checks the whole text; returns the value of the sample `want` (name
    and labels as written), or -1. */
 static double
@@ -201,8 +375,9 @@ s_check_exposition(const char *text, const char *want)
     zhashx_set_duplicator(types, (zhashx_duplicator_fn *)strdup);
     zhashx_t *helps = zhashx_new();
     zhashx_t *done = zhashx_new(); /* families whose samples ended */
-    char current[256] = "";
+    char current[256] = "", series[1024] = "";
     double found = -1, last_bucket = -1;
+    bool last_inf = false;
     int lines = 0;
     char *copy = strdup(text), *save = NULL;
     for (char *line = strtok_r(copy, "\n", &save); line;
@@ -244,14 +419,26 @@ s_check_exposition(const char *text, const char *want)
             last_bucket = -1;
         }
         if (strcmp(zhashx_lookup(types, family), "histogram") == 0) {
+            /* each series (its labels but le) on its own: buckets
+               cumulative, the last one +Inf and equal to its _count */
             size_t fl = strlen(family);
+            char key[1024];
+            s_without_le(labels, key, sizeof(key));
             if (strcmp(name + fl, "_bucket") == 0) {
                 assert_non_null(strstr(labels, "le=\""));
+                if (strcmp(key, series) != 0) {
+                    snprintf(series, sizeof(series), "%s", key);
+                    last_bucket = -1;
+                }
                 assert_true(value >= last_bucket); /* cumulative */
                 last_bucket = value;
+                last_inf = strstr(labels, "le=\"+Inf\"") != NULL;
             }
-            else if (strcmp(name + fl, "_count") == 0)
+            else if (strcmp(name + fl, "_count") == 0) {
+                assert_string_equal(key, series);
+                assert_true(last_inf);
                 assert_true(value == last_bucket); /* +Inf bucket == count */
+            }
         }
         char full[1300];
         snprintf(full, sizeof(full), labels[0] ? "%s{%s}" : "%s%s", name, labels);
@@ -287,16 +474,25 @@ test_metrics(void **state)
     assert_true(
         s_check_exposition(
             text, "maillage_messages_received_total{type=\"service.capacity.changed\"}")
-        == (double)brokerproc_scalar(db, "select count(*) from messages"));
+        == (double)brokerproc_scalar(
+            db, "select count(*) from messages where type = 'service.capacity.changed'"));
     assert_true(
         s_check_exposition(text, "maillage_messages_rejected_total{code=\"INVALID\"}")
         == 1);
-    assert_true(
-        s_check_exposition(text,
-                           "maillage_consent_decisions_total{decision=\"allow\",basis=\""
-                           "not_personal\"}")
-        == (double)brokerproc_scalar(db, "select count(*) from consent_decisions"));
-    assert_true(s_check_exposition(text, "maillage_publish_confirm_seconds_count") == 3);
+    assert_true(s_check_exposition(
+                    text, "maillage_consent_decisions_total{decision=\"allow\",basis=\""
+                          "not_personal\"}")
+                == (double)brokerproc_scalar(
+                    db, "select count(*) from consent_decisions where "
+                        "decision = 'allow' and basis = 'not_personal'"));
+    /* every stored publish of an agency confirmed, none of the broker's
+       notices (no one to confirm them to): capacities, consents,
+       referrals, moves */
+    long confirmed =
+        brokerproc_scalar(db, "select count(*) from messages where sender <> 'maillage'");
+    assert_int_equal(confirmed, 3 + 2 + 7 + 3);
+    assert_true(s_check_exposition(text, "maillage_publish_confirm_seconds_count")
+                == (double)confirmed);
     assert_true(s_check_exposition(text, "maillage_database_up") == 1);
     PQfinish(db);
     free(text);
@@ -312,7 +508,7 @@ test_status_api_and_errors(void **state)
     assert_non_null(doc);
     assert_true(json_is_true(json_object_get(doc, "database_up")));
     json_t *agencies = json_object_get(doc, "agencies");
-    assert_int_equal(json_array_size(agencies), 3);
+    assert_int_equal(json_array_size(agencies), S_NAGENCIES);
     bool seen = false;
     size_t i;
     json_t *a;
@@ -354,10 +550,11 @@ test_status_api_and_errors(void **state)
     assert_non_null(strstr(line, " 405 "));
 }
 
-static void
-test_dashboard_in_chromium(void **state)
+/* The dashboard as headless Chromium leaves it once its script has run;
+   malloc'd. */
+static char *
+s_dashboard_dom(void)
 {
-    (void)state;
     char cmd[2048], out[300];
     snprintf(out, sizeof(out), "%s/dom.html", s_bp.dir);
     snprintf(cmd, sizeof(cmd),
@@ -373,6 +570,14 @@ test_dashboard_in_chromium(void **state)
     size_t n = fread(dom, 1, (1 << 20) - 1, f);
     fclose(f);
     dom[n] = '\0';
+    return dom;
+}
+
+static void
+test_dashboard_in_chromium(void **state)
+{
+    (void)state;
+    char *dom = s_dashboard_dom();
     /* every agency, by id and name, and cd91's queue of three */
     assert_non_null(strstr(dom, "data-agency=\"cd91\""));
     assert_non_null(strstr(dom, "data-agency=\"ars-idf\""));
@@ -385,6 +590,220 @@ test_dashboard_in_chromium(void **state)
     assert_non_null(strstr(row, "data-state=\"pending\">3</td>"));
     assert_non_null(strstr(dom, "id=\"db\">up<") ? strstr(dom, "id=\"db\">up<")
                                                  : strstr(dom, ">up</div>"));
+    free(dom);
+}
+
+/* ---- referrals ------------------------------------------------------------ */
+
+/* A number the database computes from the test's query. */
+static double
+s_db_real(PGconn *db, const char *sql)
+{
+    PGresult *res = PQexec(db, sql);
+    double v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                   ? strtod(PQgetvalue(res, 0, 0), NULL)
+                   : -1;
+    PQclear(res);
+    return v;
+}
+
+/* The referral series of /metrics: exactly the legs the setup made, as
+   the database has them, and never the person's subject. */
+static void
+test_referral_metrics(void **state)
+{
+    (void)state;
+    char *text = s_get("/metrics", 200);
+    assert_null(strstr(text, S_SUBJECT));
+    const struct {
+        const char *sample;
+        double value;
+    } want[] = {
+        {"maillage_referral_legs_open{service=\"nursing-home\",state=\"accepted\"}", 1},
+        {"maillage_referral_legs_open{service=\"nursing-home\",state=\"sent\"}", 0},
+        {"maillage_referral_legs_open{service=\"accommodation\",state=\"sent\"}", 0},
+        {"maillage_referral_legs_open{service=\"accommodation\",state=\"accepted\"}", 0},
+        {"maillage_referral_legs_open{service=\"home-care\",state=\"sent\"}", 1},
+        {"maillage_referral_legs_open{service=\"social-support\",state=\"sent\"}", 3},
+        {"maillage_referral_legs_open{service=\"social-support\",state=\"received\"}", 1},
+        {"maillage_referral_legs_open{service=\"social-support\",state=\"started\"}", 0},
+        {"maillage_referral_legs_overdue{recipient=\"ssiad-evry\"}", 1},
+        {"maillage_referral_legs_overdue{recipient=\"ehpad-evry\"}", 0},
+        {"maillage_referral_legs_overdue{recipient=\"cd91\"}", 0},
+        {"maillage_referral_first_decision_seconds_count{service=\"nursing-home\","
+         "priority=\"routine\"}",
+         1},
+        {"maillage_referral_first_decision_seconds_bucket{service=\"nursing-home\","
+         "priority=\"routine\",le=\"60\"}",
+         1},
+        {"maillage_referral_first_decision_seconds_bucket{service=\"nursing-home\","
+         "priority=\"routine\",le=\"+Inf\"}",
+         1},
+        {"maillage_referral_first_decision_seconds_count{service=\"accommodation\","
+         "priority=\"routine\"}",
+         1},
+        {"maillage_referral_first_decision_seconds_count{service=\"home-care\","
+         "priority=\"routine\"}",
+         0},
+        {"maillage_referral_first_decision_seconds_count{service=\"social-support\","
+         "priority=\"routine\"}",
+         0},
+        {"maillage_referral_duplicates_total{told=\"publisher\"}", 3},
+        {"maillage_referral_duplicates_total{told=\"recipient\"}", 2},
+        {"maillage_referral_duplicates_total{told=\"no\"}", 2},
+        {"maillage_messages_received_total{type=\"referral.overdue\"}", 1},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        double got = s_check_exposition(text, want[i].sample);
+        if (got != want[i].value)
+            fail_msg("%s: %g, not %g", want[i].sample, got, want[i].value);
+    }
+    /* closed states are not open legs */
+    assert_true(s_check_exposition(text, "maillage_referral_legs_open{service=\""
+                                         "accommodation\",state=\"declined\"}")
+                == -1);
+    /* the same as the database: each open state of each service, and the
+       time to the first decision */
+    PGconn *db = brokerproc_db(&s_bp);
+    PGresult *res = PQexec(db, "select service, state, count(*) from referral_legs where "
+                               "state in ('sent', 'received', 'waitlisted', 'accepted', "
+                               "'started') group by 1, 2");
+    assert_int_equal(PQntuples(res), 4);
+    for (int i = 0; i < PQntuples(res); i++) {
+        char sample[200];
+        snprintf(sample, sizeof(sample),
+                 "maillage_referral_legs_open{service=\"%s\",state=\"%s\"}",
+                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        assert_true(s_check_exposition(text, sample) == atof(PQgetvalue(res, i, 2)));
+    }
+    PQclear(res);
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "select extract(epoch from decided_at - opened_at) from referral_legs where "
+             "referral_id = '%s'",
+             s_accepted);
+    double seconds = s_db_real(db, sql);
+    assert_true(seconds > 0 && seconds < 60);
+    double sum =
+        s_check_exposition(text, "maillage_referral_first_decision_seconds_sum{"
+                                 "service=\"nursing-home\",priority=\"routine\"}");
+    if (sum < seconds - 1e-6 || sum > seconds + 1e-6)
+        fail_msg("the time to the first decision is %.6f s, the database says %.6f s",
+                 sum, seconds);
+    PQfinish(db);
+    free(text);
+}
+
+/* /api/status's referrals: the open legs by state, the overdue leg by
+   its referral's id and agencies, a decision entry per service that has
+   decisions; no subject. */
+static void
+test_referral_status(void **state)
+{
+    (void)state;
+    char *body = s_get("/api/status", 200);
+    assert_null(strstr(body, S_SUBJECT));
+    json_t *doc = json_loads(body, 0, NULL);
+    free(body);
+    json_t *r = json_object_get(doc, "referrals");
+    assert_non_null(r);
+    json_t *open = json_object_get(r, "open");
+    assert_int_equal(json_object_size(open), 5);
+    assert_int_equal(json_integer_value(json_object_get(open, "sent")), 4);
+    assert_int_equal(json_integer_value(json_object_get(open, "received")), 1);
+    assert_int_equal(json_integer_value(json_object_get(open, "accepted")), 1);
+    assert_int_equal(json_integer_value(json_object_get(open, "waitlisted")), 0);
+    assert_int_equal(json_integer_value(json_object_get(r, "overdue_total")), 1);
+    json_t *overdue = json_object_get(r, "overdue");
+    assert_int_equal(json_array_size(overdue), 1);
+    json_t *o = json_array_get(overdue, 0);
+    assert_string_equal(json_string_value(json_object_get(o, "referral_id")), s_overdue);
+    assert_string_equal(json_string_value(json_object_get(o, "referrer")), "ccas-evry");
+    assert_string_equal(json_string_value(json_object_get(o, "recipient")), "ssiad-evry");
+    assert_string_equal(json_string_value(json_object_get(o, "service")), "home-care");
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "sent");
+    assert_true(json_integer_value(json_object_get(o, "late_seconds")) >= 0);
+    json_t *decisions = json_object_get(r, "decisions");
+    assert_int_equal(json_array_size(decisions), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(decisions, 0), "service")),
+        "accommodation");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(decisions, 1), "service")),
+        "nursing-home");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(decisions, 1), "count")), 1);
+    json_decref(doc);
+}
+
+/* The text from `from` to the next `to` after it, both included, in a
+   static buffer; fails when either is missing. */
+static const char *
+s_between(const char *text, const char *from, const char *to)
+{
+    static char part[1 << 16];
+    const char *start = strstr(text, from);
+    if (!start)
+        fail_msg("'%s' is not in the page", from);
+    const char *end = strstr(start, to);
+    if (!end)
+        fail_msg("no '%s' after '%s'", to, from);
+    snprintf(part, sizeof(part), "%.*s", (int)(end + strlen(to) - start), start);
+    return part;
+}
+
+static int
+s_count(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+        n++;
+    return n;
+}
+
+/* The referrals panel in Chromium: the open legs by state, the overdue
+   leg by its referral's id and agencies, one bar for each service with
+   a decision (nursing home, accommodation), labelled; no subject. */
+static void
+test_referral_dashboard_in_chromium(void **state)
+{
+    (void)state;
+    char *dom = s_dashboard_dom();
+    assert_null(strstr(dom, S_SUBJECT));
+    const char *card = s_between(dom, "data-state=\"sent\">", "</div></div>");
+    assert_non_null(strstr(card, "class=\"v\">4<"));
+    card = s_between(dom, "data-state=\"accepted\">", "</div></div>");
+    assert_non_null(strstr(card, "class=\"v\">1<"));
+    card = s_between(dom, "data-state=\"started\">", "</div></div>");
+    assert_non_null(strstr(card, "class=\"v\">0<"));
+
+    const char *rows = s_between(dom, "<tbody id=\"overdue\">", "</tbody>");
+    assert_int_equal(s_count(rows, "<tr"), 1);
+    char cell[80];
+    snprintf(cell, sizeof(cell), "<td>%s</td>", s_overdue);
+    assert_non_null(strstr(rows, cell));
+    const char *want[] = {"<td>home-care</td>", "<td>ccas-evry</td>",
+                          "<td>ssiad-evry</td>", "<td>sent</td>", "class=\"late\""};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(rows, want[i]))
+            fail_msg("the overdue row has no %s: %s", want[i], rows);
+
+    char chart[1 << 14];
+    snprintf(chart, sizeof(chart), "%s",
+             s_between(dom, "id=\"decision-chart\"", "</svg>"));
+    assert_non_null(strstr(chart, "<svg"));
+    assert_int_equal(s_count(chart, "<rect"), 2);
+    assert_int_equal(s_count(chart, "data-service="), 2);
+    const char *bars[] = {"nursing-home", "accommodation"};
+    for (int i = 0; i < 2; i++) {
+        char g[200], label[100];
+        snprintf(g, sizeof(g), "<g data-service=\"%s\">", bars[i]);
+        snprintf(label, sizeof(label), ">%s</text>", bars[i]);
+        const char *bar = s_between(chart, g, "</g>");
+        assert_int_equal(s_count(bar, "<rect"), 1);
+        assert_non_null(strstr(bar, label));
+        assert_non_null(strstr(bar, "1 decision<"));
+    }
     free(dom);
 }
 
@@ -651,6 +1070,9 @@ main(void)
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_status_api_and_errors),
         cmocka_unit_test(test_dashboard_in_chromium),
+        cmocka_unit_test(test_referral_metrics),
+        cmocka_unit_test(test_referral_status),
+        cmocka_unit_test(test_referral_dashboard_in_chromium),
         cmocka_unit_test(test_cli_status),
         cmocka_unit_test_teardown(test_slow_headers, s_close_slow),
         cmocka_unit_test(test_healthz_when_database_refuses),
