@@ -31,7 +31,7 @@ s_rfc3339(int64_t us, char *out, size_t len)
     gmtime_r(&sec, &tm);
     char day[32];
     strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, len, "%s.%06lldZ", day, (long long)(us % 1000000));
+    snprintf(out, len, "%.19s.%06dZ", day, (int)(us % 1000000));
 }
 
 static const char *
@@ -47,7 +47,7 @@ static mlg_msg_t *
 s_message(brk_broker_t *self, const brk_referral_plan_t *plan)
 {
     const brk_leg_t *leg = &plan->legs[0];
-    char body[512], due[40];
+    char body[512], due[64];
     s_rfc3339(leg->due_us, due, sizeof(due));
     if (plan->step == BRK_REFERRAL_OVERDUE)
         snprintf(body, sizeof(body),
