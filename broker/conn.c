@@ -146,14 +146,22 @@ s_maps_waiting(brk_broker_t *self)
     return (zsock_events(self->router) & ZMQ_POLLIN) != 0;
 }
 
+/* The sessions marked closed end once no map waits (the usual case, none
+   marked, costs nothing: no look at the socket). */
+static void
+s_end_if_read(brk_broker_t *self)
+{
+    if (self->nclosed && !s_maps_waiting(self))
+        brk_sessions_end_closed(self);
+}
+
 /* Ends the sessions whose connection closed, unless maps still wait:
    then the router's reader ends them once it has read them. */
 void
 brk_conn_end_closed(brk_broker_t *self)
 {
     brk_conn_read_closures(self);
-    if (!s_maps_waiting(self))
-        brk_sessions_end_closed(self);
+    s_end_if_read(self);
 }
 
 int
@@ -294,6 +302,8 @@ brk_conn_on_router(zloop_t *loop, zsock_t *reader, void *arg)
     free(hex);
     zframe_destroy(&rid);
     zmsg_destroy(&msg);
-    brk_conn_end_closed(self);
+    /* the closures were read before this map; one seen since comes
+       through the monitor's reader */
+    s_end_if_read(self);
     return 0;
 }

@@ -109,9 +109,8 @@ brk_session_end(brk_broker_t *self, brk_session_t *s, const char *why)
 void
 brk_sessions_end_closed(brk_broker_t *self)
 {
-    brk_conn_read_closures(self);
     if (self->nclosed == 0)
-        return; /* the usual case, once per map: no walk of the sessions */
+        return; /* the usual case: no walk of the sessions */
     self->nclosed = 0;
     zlistx_t *keys = zhashx_keys(self->sessions);
     for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
