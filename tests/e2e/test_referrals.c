@@ -391,10 +391,11 @@ test_overdue_once_across_restart(void **state)
                      1);
 }
 
-/* Duplicates: the département refers P-1 to care home A, which holds a
-   leg of the CCAS's referral already. A is told in its DELIVER; the
-   département is told in its CONFIRM only once it shares a consent with
-   the CCAS. Every match is stored. */
+/* Duplicates: the département refers P-2 to care home A, which holds a
+   leg of the CCAS's referral already. A is told in its DELIVER (also one
+   read back from the database after a restart); the département is told
+   in its CONFIRM only once it shares a consent with the CCAS. Every
+   match is stored. */
 static void
 test_duplicates(void **state)
 {
@@ -447,6 +448,25 @@ test_duplicates(void **state)
                      2);
     mlg_client_destroy(&ccas);
     mlg_client_destroy(&cd75);
+    mlg_client_destroy(&a); /* the third's delivery not acked: pending */
+    /* read back from the database after a restart, the DELIVER says the
+       same: both other referrals' legs are the care home's */
+    assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
+    assert_int_equal(brokerproc_start(&s_bp), 0);
+    a = client("ehpad-a", 100);
+    d = NULL;
+    assert_int_equal(deliveries(a, "referral.created", 3000, &d), 1);
+    assert_string_equal(d->correlation, third);
+    assert_int_equal(d->notices_count, 2);
+    bool seen[2] = {false, false};
+    for (size_t i = 0; i < d->notices_count; i++) {
+        assert_string_equal(d->notices[i].code, "DUPLICATE_REFERRAL");
+        assert_true(d->notices[i].has_since);
+        seen[0] |= strcmp(d->notices[i].referral_id, first) == 0;
+        seen[1] |= strcmp(d->notices[i].referral_id, second) == 0;
+    }
+    assert_true(seen[0] && seen[1]);
+    mlg_msg_destroy(&d);
     mlg_client_destroy(&a);
 }
 
