@@ -47,8 +47,8 @@ s_publish_check(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *m,
         return MLG_TOO_LARGE;
     }
     const brk_agency_t *agency = brk_config_agency(self->cfg, s->agency);
-    const mlg_schema_t *known = mlg_registry_find(self->reg, m->type, m->version);
-    if (known && mlg_schema_basis(known) == MLG_BASIS_SERVICE_NOTICE) {
+    p->schema = mlg_registry_find(self->reg, m->type, m->version);
+    if (p->schema && mlg_schema_basis(p->schema) == MLG_BASIS_SERVICE_NOTICE) {
         snprintf(p->reason, sizeof(p->reason),
                  "%s is published by the broker only (PROTOCOL.md §9)", m->type);
         return MLG_FORBIDDEN;
@@ -58,7 +58,6 @@ s_publish_check(brk_broker_t *self, const brk_session_t *s, const mlg_msg_t *m,
                  s->agency, m->type);
         return MLG_FORBIDDEN;
     }
-    p->schema = mlg_registry_find(self->reg, m->type, m->version);
     if (!p->schema) {
         snprintf(p->reason, sizeof(p->reason), "no schema for %s version %llu", m->type,
                  (unsigned long long)m->version);

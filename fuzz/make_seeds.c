@@ -106,18 +106,12 @@ s_frame(const char *dir, mlg_msg_t *msg)
     mlg_msg_destroy(&msg);
 }
 
-int
-main(int argc, char **argv)
+/* One map of every op, with every field its table reads, CONFIRM and
+   DELIVER with notices (PROTOCOL.md §9), into dir. */
+static void
+s_decode_seeds(const char *dir)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: make_seeds SOURCE_DIR\n");
-        return 2;
-    }
-    const char *src = argv[1];
-    char dir[4096], path[4096], err[512];
     const uint8_t body[] = {0x81, 0xa1, 'n', 0x01};
-
-    snprintf(dir, sizeof(dir), "%s/fuzz/corpus/decode", src);
     for (int op = MLG_OP_HELLO; op < MLG_OP_COUNT; op++) {
         mlg_msg_t *m = mlg_msg_new((mlg_op_t)op);
         strcpy(m->agency, "cd75");
@@ -161,6 +155,20 @@ main(int argc, char **argv)
         }
         s_frame(dir, m);
     }
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_seeds SOURCE_DIR\n");
+        return 2;
+    }
+    const char *src = argv[1];
+    char dir[4096], path[4096], err[512];
+
+    snprintf(dir, sizeof(dir), "%s/fuzz/corpus/decode", src);
+    s_decode_seeds(dir);
 
     snprintf(path, sizeof(path), "%s/schemas", src);
     mlg_registry_t *reg = mlg_registry_load(path, err, sizeof(err));

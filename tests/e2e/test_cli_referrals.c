@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
 
@@ -58,21 +59,15 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_cli_referrals", "    heartbeat_ms = 5000\n", s_config)
-        || brokerproc_start(&s_bp))
-        return -1;
-    s_db = brokerproc_db(&s_bp);
-    return PQstatus(s_db) == CONNECTION_OK ? 0 : -1;
+    return e2e_broker_up_db(&s_bp, &s_db, "e2e_cli_referrals",
+                            "    heartbeat_ms = 5000\n", s_config);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    PQfinish(s_db);
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down_db(&s_bp, &s_db);
 }
 
 /* Runs the CLI; its stdout in *out and its stderr in *err (malloc'd),

@@ -20,6 +20,7 @@
 #include <czmq.h>
 
 #include "brokerproc.h"
+#include "e2e.h"
 #include "maillage/body.h"
 #include "maillage/client.h"
 #include "maillage/json.h"
@@ -50,21 +51,15 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (brokerproc_init(&s_bp, "e2e_referrals", "    heartbeat_ms = 5000\n", s_config)
-        || brokerproc_start(&s_bp))
-        return -1;
-    s_db = brokerproc_db(&s_bp);
-    return PQstatus(s_db) == CONNECTION_OK ? 0 : -1;
+    return e2e_broker_up_db(&s_bp, &s_db, "e2e_referrals", "    heartbeat_ms = 5000\n",
+                            s_config);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    PQfinish(s_db);
-    int rc = brokerproc_stop(&s_bp, SIGTERM);
-    brokerproc_cleanup(&s_bp);
-    return rc == 0 ? 0 : -1;
+    return e2e_broker_down_db(&s_bp, &s_db);
 }
 
 static mlg_client_t *
@@ -73,17 +68,6 @@ client(const char *agency, uint64_t credit)
     mlg_client_t *c = brokerproc_client(&s_bp, agency, credit);
     assert_non_null(c);
     return c;
-}
-
-static long
-q(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    return brokerproc_scalar(s_db, sql);
 }
 
 /* Sends JSON whose first %s is the message id `id` (a fresh one when
@@ -259,10 +243,12 @@ test_moves_and_superseding(void **state)
         id[0] = '\0';
         expect_confirm(move(a, id, steps[i], rid, "ccas"));
         assert_string_equal(leg_state(rid, "ehpad-a"), steps[i]);
-        assert_int_equal(q("select count(*) from referral_moves where message_id = '%s'"
-                           " and to_state = '%s' and recipient = 'ehpad-a'",
-                           id, steps[i]),
-                         1);
+        assert_int_equal(
+            e2e_scalar(s_db,
+                       "select count(*) from referral_moves where message_id = '%s'"
+                       " and to_state = '%s' and recipient = 'ehpad-a'",
+                       id, steps[i]),
+            1);
     }
     /* the other leg closes, with one notice to its recipient and to the
        referrer */
@@ -276,19 +262,23 @@ test_moves_and_superseding(void **state)
     mlg_msg_destroy(&d);
     assert_int_equal(deliveries(ccas, "referral.superseded", 1000, NULL), 1);
     assert_string_equal(leg_state(rid, "ehpad-b"), "superseded");
-    assert_int_equal(q("select count(*) from messages m join consent_decisions c on"
-                       " c.message_id = m.id where m.type = 'referral.superseded' and"
-                       " m.sender = 'maillage' and m.correlation = '%s' and"
-                       " c.basis = 'service_notice' and c.decision = 'allow'",
-                       rid),
-                     2);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from messages m join consent_decisions c on"
+                   " c.message_id = m.id where m.type = 'referral.superseded' and"
+                   " m.sender = 'maillage' and m.correlation = '%s' and"
+                   " c.basis = 'service_notice' and c.decision = 'allow'",
+                   rid),
+        2);
     /* first decision: waitlisted (the clock stops there, not at received) */
-    assert_int_equal(q("select count(*) from referral_legs l join referral_moves m on"
-                       " m.referral_id = l.referral_id and m.recipient = l.recipient"
-                       " and m.to_state = 'waitlisted' where l.referral_id = '%s' and"
-                       " l.decided_at = m.moved_at",
-                       rid),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from referral_legs l join referral_moves m on"
+                   " m.referral_id = l.referral_id and m.recipient = l.recipient"
+                   " and m.to_state = 'waitlisted' where l.referral_id = '%s' and"
+                   " l.decided_at = m.moved_at",
+                   rid),
+        1);
     mlg_client_destroy(&ccas);
     mlg_client_destroy(&a);
     mlg_client_destroy(&b);
@@ -306,7 +296,7 @@ test_refusals(void **state)
     brokerproc_new_id(rid);
     brokerproc_new_id(other);
     expect_confirm(create(ccas, rid, "\"ehpad-a\"", "P-1", "nursing-home"));
-    long before = q("select count(*) from messages");
+    long before = e2e_scalar(s_db, "select count(*) from messages");
     const char *none = "/referral_id: no open referral between you and ccas";
     id[0] = '\0';
     expect_reject(move(b, id, "accepted", rid, "ccas"), "INVALID", none);
@@ -331,7 +321,7 @@ test_refusals(void **state)
                   "FORBIDDEN",
                   "referral.overdue is published by the broker only "
                   "(PROTOCOL.md §9)");
-    assert_int_equal(q("select count(*) from messages"), before);
+    assert_int_equal(e2e_scalar(s_db, "select count(*) from messages"), before);
     assert_string_equal(leg_state(rid, "ehpad-a"), "sent");
     /* a move stored, then sent again with its id: a duplicate, not a
        refusal, though the leg has moved on */
@@ -341,8 +331,10 @@ test_refusals(void **state)
     assert_int_equal(again->op, MLG_OP_CONFIRM);
     assert_true(again->duplicate);
     mlg_msg_destroy(&again);
-    assert_int_equal(q("select count(*) from referral_moves where message_id = '%s'", id),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db, "select count(*) from referral_moves where message_id = '%s'",
+                   id),
+        1);
     mlg_client_destroy(&ccas);
     mlg_client_destroy(&a);
     mlg_client_destroy(&b);
@@ -379,16 +371,20 @@ test_overdue_once_across_restart(void **state)
     assert_int_equal(brokerproc_stop(&s_bp, SIGTERM), 0);
     assert_int_equal(brokerproc_start(&s_bp), 0);
     sleep(2);
-    assert_int_equal(q("select count(*) from messages where type = 'referral.overdue'"
-                       " and correlation = '%s'",
-                       rid),
-                     1);
-    assert_int_equal(q("select count(*) from referral_legs where referral_id = '%s'"
-                       " and overdue_notified_at is not null and overdue_message_id ="
-                       " (select id from messages where type = 'referral.overdue' and"
-                       " correlation = '%s')",
-                       rid, rid),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from messages where type = 'referral.overdue'"
+                   " and correlation = '%s'",
+                   rid),
+        1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from referral_legs where referral_id = '%s'"
+                   " and overdue_notified_at is not null and overdue_message_id ="
+                   " (select id from messages where type = 'referral.overdue' and"
+                   " correlation = '%s')",
+                   rid, rid),
+        1);
 }
 
 /* Duplicates: the département refers P-2 to care home A, which holds a
@@ -423,11 +419,13 @@ test_duplicates(void **state)
     assert_true(d->notices[0].has_since);
     assert_string_equal(d->notices[0].recipient, "");
     mlg_msg_destroy(&d);
-    assert_int_equal(q("select count(*) from referral_duplicates where referral_id = '%s'"
-                       " and duplicate_of = '%s' and not told_publisher and"
-                       " told_recipient",
-                       second, first),
-                     1);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from referral_duplicates where referral_id = '%s'"
+                   " and duplicate_of = '%s' and not told_publisher and"
+                   " told_recipient",
+                   second, first),
+        1);
     /* now a consent covers cd75 and ccas for P-2 */
     grant(ccas, "P-2", "\"ccas\", \"cd75\"");
     c = create(cd75, third, "\"ehpad-a\"", "P-2", "accommodation");
@@ -442,10 +440,12 @@ test_duplicates(void **state)
         }
     assert_true(told_first);
     mlg_msg_destroy(&c);
-    assert_int_equal(q("select count(*) from referral_duplicates where referral_id = '%s'"
-                       " and told_publisher",
-                       third),
-                     2);
+    assert_int_equal(
+        e2e_scalar(s_db,
+                   "select count(*) from referral_duplicates where referral_id = '%s'"
+                   " and told_publisher",
+                   third),
+        2);
     mlg_client_destroy(&ccas);
     mlg_client_destroy(&cd75);
     mlg_client_destroy(&a); /* the third's delivery not acked: pending */
@@ -497,7 +497,7 @@ test_rebuild(void **state)
     res = PQexec(s_db, legs);
     assert_string_equal(PQgetvalue(res, 0, 0), before);
     PQclear(res);
-    assert_int_equal(q("select count(*) from referral_rebuild"), 0);
+    assert_int_equal(e2e_scalar(s_db, "select count(*) from referral_rebuild"), 0);
 }
 
 /* The audit chain holds every notice. */
@@ -505,10 +505,7 @@ static void
 test_verify(void **state)
 {
     (void)state;
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s --database '%s' verify >/dev/null",
-             getenv("MLG_CLI_BIN"), s_bp.database);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(e2e_verify_chain(&s_bp), 0);
 }
 
 int
