@@ -297,6 +297,48 @@ done:
     return rc;
 }
 
+/* Rows that name a row which is not there. The database no longer
+   checks these references as rows go in (migration 0007: the broker is
+   their only writer, in the transaction of their message), so verify
+   does: a message, consent or delivery removed out of band shows here
+   through what named it. */
+static const char *SQL_REFERENCES =
+    "select 'delivery ' || d.id || ' to ' || d.recipient, 'message ' || d.message_id"
+    " from deliveries d where not exists (select from messages m where m.id = "
+    "d.message_id)"
+    " union all"
+    " select 'decision of message ' || c.message_id || ' for ' || c.recipient"
+    "  || ' (' || c.decision || ')', 'message ' || c.message_id"
+    " from consent_decisions c"
+    " where not exists (select from messages m where m.id = c.message_id)"
+    " union all"
+    " select 'decision of message ' || c.message_id || ' for ' || c.recipient"
+    "  || ' (' || c.decision || ')', 'consent ' || c.consent_id"
+    " from consent_decisions c where c.consent_id is not null"
+    " and not exists (select from consents k where k.id = c.consent_id)"
+    " union all"
+    " select 'delivery event ' || e.id || ' (' || e.event || ')', 'delivery ' || "
+    "e.delivery_id"
+    " from delivery_events e"
+    " where not exists (select from deliveries d where d.id = e.delivery_id)";
+
+static int
+s_check_references(cli_t *cli, s_verdict_t *v)
+{
+    PGresult *r = cli_query(cli, SQL_REFERENCES, 0, NULL);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        char *detail = zsys_sprintf("it refers to %s, which is not stored: removed out "
+                                    "of band",
+                                    PQgetvalue(r, i, 1));
+        s_problem(v, "removed", 0, PQgetvalue(r, i, 0), detail ? detail : "");
+        zstr_free(&detail);
+    }
+    PQclear(r);
+    return 0;
+}
+
 static int
 s_verify(cli_t *cli, int argc, char **argv)
 {
@@ -357,6 +399,10 @@ s_verify(cli_t *cli, int argc, char **argv)
         s_problem(&v, "inserted", 0, PQgetvalue(r, i, 0),
                   "not in the chain: inserted out of band");
     PQclear(r);
+    if (s_check_references(cli, &v) != 0) {
+        json_decref(v.problems);
+        return EXIT_USAGE;
+    }
     PQclear(PQexec(cli->db, "commit"));
 
     size_t nproblems = json_array_size(v.problems);

@@ -339,8 +339,9 @@ test_connection_errors(void **state)
 }
 
 /* The audit chain: intact after everything above (purge included) and
-   across a restart of the broker; then one body edited and one decision
-   deleted with SQL, and `verify` names both. Runs last: it tampers. */
+   across a restart of the broker; then one body edited, one decision
+   and one delivery deleted with SQL, and `verify` names each. Runs
+   last: it tampers. */
 static void
 test_verify(void **state)
 {
@@ -368,7 +369,8 @@ test_verify(void **state)
                      brokerproc_scalar(db, "select (select count(*) from messages) + "
                                            "(select count(*) from consent_decisions)"));
 
-    /* tampering, out of band */
+    /* tampering, out of band: a body changed, a decision and a delivery
+       deleted */
     char sql[512];
     snprintf(
         sql, sizeof(sql),
@@ -379,6 +381,13 @@ test_verify(void **state)
     snprintf(sql, sizeof(sql), "delete from consent_decisions where message_id = '%s'",
              s_dead_id);
     PGresult *r = PQexec(db, sql);
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    /* a delivery removed, which its events still name (the database
+       does not check that reference: verify does) */
+    snprintf(sql, sizeof(sql), "delete from deliveries where message_id = '%s'",
+             s_dead_id);
+    r = PQexec(db, sql);
     assert_string_equal(PQcmdTuples(r), "1");
     PQclear(r);
     PQfinish(db);
@@ -393,7 +402,7 @@ test_verify(void **state)
     doc = json_loads(out, 0, NULL);
     free(out);
     assert_false(json_is_true(json_object_get(doc, "intact")));
-    bool named_changed = false, named_removed = false;
+    bool named_changed = false, named_removed = false, named_orphan = false;
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(doc, "problems"), i, p)
@@ -404,10 +413,15 @@ test_verify(void **state)
             named_changed = true;
         if (strcmp(kind, "removed") == 0 && strstr(row, s_dead_id))
             named_removed = true;
+        const char *detail = json_string_value(json_object_get(p, "detail"));
+        if (strcmp(kind, "removed") == 0 && strncmp(row, "delivery event ", 15) == 0
+            && strstr(detail, "refers to delivery "))
+            named_orphan = true;
     }
     json_decref(doc);
     assert_true(named_changed);
     assert_true(named_removed);
+    assert_true(named_orphan);
 }
 
 int
