@@ -196,7 +196,8 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
     brk_conn_end_closed(self); /* and closed ones, once their maps are read */
     /* queues whose read-ahead failed try again */
     brk_deliveries_pump_all(self);
-    brk_notices_tick(self); /* legs fallen due */
+    brk_deliveries_tell_sent(self, false); /* deliveries held a while */
+    brk_notices_tick(self);                /* legs fallen due */
     if (self->http && self->ticks++ % 10 == 0)
         s_publish_figures(self);
     return 0;
@@ -378,6 +379,7 @@ brk_broker_run(brk_broker_t *self, volatile sig_atomic_t *stop,
             self->outstanding);
     self->draining = true;
     zloop_reader_end(self->loop, self->router);
+    brk_deliveries_tell_sent(self, true); /* before the store stops */
     if (self->outstanding) {
         zloop_timer(self->loop, S_DRAIN_MS, 1, s_on_drain_timeout, self);
         zloop_set_nonstop(self->loop, true);

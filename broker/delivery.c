@@ -7,7 +7,17 @@
     comes back it checks that its consent still stands (PROTOCOL.md §7),
     and settles it `revoked` otherwise. Tells the store every change
     (UPDATE); never waits for it. Called by conn.c, session.c, publish.c
-    and broker.c (the store's answers). */
+    and broker.c (the store's answers).
+
+    A SENT is told late. Told at once, it made the store update the
+    delivery's row twice, once when sent and once when acked, each a new
+    row version with new index entries. So a delivery sent keeps the time
+    in `sent_unwritten_us`, and its SENT goes to the store with its ACK
+    (one command, one update of the row), just before whatever else
+    settles it (NACK, requeue, dead), or after S_SENT_HOLD_US in flight (the tick), so
+    the table shows a delivery held that long as sent. A crash loses
+    only SENTs not told yet: the delivery comes again with an attempt
+    number it already had, which PROTOCOL.md §4 (DELIVER) allows. */
 
 #include <czmq.h>
 #include <stdio.h>
@@ -17,14 +27,18 @@
 #include "log.h"
 #include "loop.h"
 
+/* how long a delivery stays in flight before its SENT is told anyway */
+#define S_SENT_HOLD_US 1000000
+
 static void
-s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t attempt,
-         const char *reason, const char *actor)
+s_update_sent(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery,
+              uint64_t attempt, bool sent, const char *reason, const char *actor)
 {
     brk_update_t *u = calloc(1, sizeof(*u));
     if (!u)
         return;
     u->kind = kind;
+    u->sent = sent;
     u->delivery = delivery;
     u->attempt = attempt;
     if (reason && reason[0]) {
@@ -36,6 +50,23 @@ s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t
     }
     snprintf(u->actor, sizeof(u->actor), "%s", actor);
     brk_store_update(self->store, &u);
+}
+
+static void
+s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t attempt,
+         const char *reason, const char *actor)
+{
+    s_update_sent(self, kind, delivery, attempt, false, reason, actor);
+}
+
+/* The SENT of a delivery sent, if the store was not told yet. */
+static void
+s_tell_sent(brk_broker_t *self, brk_delivery_t *row, const char *actor)
+{
+    if (!row->sent_unwritten_us)
+        return;
+    row->sent_unwritten_us = 0;
+    s_update(self, BRK_UPDATE_SENT, row->delivery, row->attempts, NULL, actor);
 }
 
 /* Is the delivery's consent being revoked right now? Then it waits for
@@ -125,6 +156,7 @@ brk_deliveries_requeue(brk_broker_t *self, brk_session_t *s, const char *why)
     s->inflight -= zlistx_size(rows);
     brk_delivery_t *row = zlistx_detach(rows, NULL);
     for (; row; row = zlistx_detach(rows, NULL)) {
+        s_tell_sent(self, row, s->name);
         s_update(self, BRK_UPDATE_REQUEUED, row->delivery, row->attempts, why, s->name);
         s_give_back(self, row, why, s->name);
     }
@@ -153,7 +185,7 @@ brk_deliveries_pump(brk_broker_t *self, brk_queue_t *q)
             return; /* out of memory: first in its queue again, for the next pump */
         s->inflight++;
         brk_conn_send_deliver(self, s->routing_id, row);
-        s_update(self, BRK_UPDATE_SENT, row->delivery, row->attempts, NULL, s->name);
+        row->sent_unwritten_us = mlg_time_us(mlg_time_now());
     }
     if (brk_queue_wants_read(q) && self->db_up && brk_session_with_credit(self, agency)) {
         brk_fetch_t *f = calloc(1, sizeof(*f));
@@ -191,9 +223,14 @@ brk_deliveries_on_ack(brk_broker_t *self, brk_session_t *s, const mlg_msg_t *m)
         brk_conn_send_error(self, s->routing_id, MLG_UNKNOWN_DELIVERY, reason);
         return;
     }
-    if (m->op == MLG_OP_ACK)
-        s_update(self, BRK_UPDATE_ACK, row->delivery, row->attempts, NULL, s->name);
+    if (m->op == MLG_OP_ACK) {
+        /* sent and acked: one command, one update of the row */
+        s_update_sent(self, BRK_UPDATE_ACK, row->delivery, row->attempts,
+                      row->sent_unwritten_us != 0, NULL, s->name);
+        row->sent_unwritten_us = 0;
+    }
     else {
+        s_tell_sent(self, row, s->name);
         s_update(self, BRK_UPDATE_NACK, row->delivery, row->attempts, m->reason, s->name);
         if (!m->requeue) {
             brk_log(BRK_LOG_WARNING, s->agency, "delivery %llu dead: refused by %s",
@@ -210,6 +247,26 @@ brk_deliveries_on_ack(brk_broker_t *self, brk_session_t *s, const mlg_msg_t *m)
     brk_queue_t *q = brk_queues_get(self->queues, s->agency);
     if (q)
         brk_deliveries_pump(self, q);
+}
+
+typedef struct {
+    brk_broker_t *self;
+    int64_t before_us; /* SENTs of deliveries sent before this are told */
+} s_held_t;
+
+static void
+s_tell_held(brk_delivery_t *row, void *holder, void *arg)
+{
+    s_held_t *t = arg;
+    if (row->sent_unwritten_us && row->sent_unwritten_us <= t->before_us)
+        s_tell_sent(t->self, row, ((brk_session_t *)holder)->name);
+}
+
+void
+brk_deliveries_tell_sent(brk_broker_t *self, bool all)
+{
+    s_held_t t = {self, all ? INT64_MAX : mlg_time_us(mlg_time_now()) - S_SENT_HOLD_US};
+    brk_queues_each_inflight(self->queues, s_tell_held, &t);
 }
 
 /* A delivery just committed, as the DELIVER its queue would read back. */

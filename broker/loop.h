@@ -146,6 +146,9 @@ void brk_deliveries_pump_all(brk_broker_t *self);
 /* Every delivery in flight to s goes back to its queue; the caller pumps
    it once s can no longer be chosen. */
 void brk_deliveries_requeue(brk_broker_t *self, brk_session_t *s, const char *why);
+/* The SENTs not told to the store yet: those in flight for a while, or
+   all of them (at stop). */
+void brk_deliveries_tell_sent(brk_broker_t *self, bool all);
 
 /* ACK and NACK. */
 void brk_deliveries_on_ack(brk_broker_t *self, brk_session_t *s, const mlg_msg_t *m);

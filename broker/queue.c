@@ -256,6 +256,15 @@ brk_queues_inflight_of(const brk_queues_t *self, const char *consent_id, size_t 
     return ids;
 }
 
+void
+brk_queues_each_inflight(brk_queues_t *self,
+                         void (*fn)(brk_delivery_t *row, void *holder, void *arg),
+                         void *arg)
+{
+    for (s_flight_t *f = zhashx_first(self->inflight); f; f = zhashx_next(self->inflight))
+        fn(f->row, f->holder, arg);
+}
+
 size_t
 brk_queues_inflight(const brk_queues_t *self)
 {

@@ -74,6 +74,12 @@ zlistx_t *brk_queues_land_all(brk_queues_t *self, const void *holder);
 uint64_t *brk_queues_inflight_of(const brk_queues_t *self, const char *consent_id,
                                  size_t *n);
 
+/* Calls fn for each delivery in flight, with its holder; fn must not
+   land or fly any delivery. */
+void brk_queues_each_inflight(brk_queues_t *self,
+                              void (*fn)(brk_delivery_t *row, void *holder, void *arg),
+                              void *arg);
+
 /* How many deliveries are in flight, to all clients. */
 size_t brk_queues_inflight(const brk_queues_t *self);
 

@@ -76,6 +76,8 @@ typedef struct {
 typedef struct {
     uint64_t delivery;
     uint64_t attempts;                 /* attempts made so far */
+    int64_t sent_unwritten_us;         /* in flight since then, and the store not
+                                          told yet (delivery.c), or 0 */
     mlg_packed_deliver_t *deliver;     /* the DELIVER but for `delivery` and
                                           `attempt`, encoded; owned */
     char consent_id[MLG_UUID_LEN + 1]; /* the consent it relies on, or "" */
@@ -95,7 +97,7 @@ typedef struct {
 
 typedef enum {
     BRK_UPDATE_SENT,     /* an attempt went out */
-    BRK_UPDATE_ACK,      /* settled: acked */
+    BRK_UPDATE_ACK,      /* settled: acked (and sent too, when `sent`) */
     BRK_UPDATE_NACK,     /* NACK with requeue: stays pending */
     BRK_UPDATE_REQUEUED, /* client gone or silent: stays pending */
     BRK_UPDATE_DEAD,     /* dead-lettered */
@@ -107,6 +109,7 @@ typedef struct {
     brk_update_kind_t kind;
     uint64_t delivery;
     uint64_t attempt;
+    bool sent;    /* ACK: its attempt's SENT was not told, count it too */
     char *reason; /* owned; NULL for none (SENT and ACK, most of them: no
                      buffer allocated and cleared per message) */
     char actor[96];

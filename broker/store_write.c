@@ -539,6 +539,8 @@ brk_store_write_sent_acks(brk_store_t *self, brk_update_t *const *ups, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint64_t id = ups[i]->delivery;
         brk_pgbin_int(&arrays[ups[i]->kind == BRK_UPDATE_SENT ? 0 : 1], id, 8);
+        if (ups[i]->kind == BRK_UPDATE_ACK && ups[i]->sent)
+            brk_pgbin_int(&arrays[0], id, 8); /* sent and acked: one update */
         lo = id < lo ? id : lo;
         hi = id > hi ? id : hi;
     }

@@ -51,7 +51,9 @@ static const char *s_agencies =
     "    cd77\n"
     "        name = \"Seine-et-Marne\"\n"
     "    cd78\n"
-    "        name = \"Yvelines\"\n";
+    "        name = \"Yvelines\"\n"
+    "    cd76\n"
+    "        name = \"Seine-et-Marne (tests of the delivery rows)\"\n";
 
 static int
 setup(void **state)
@@ -825,6 +827,57 @@ s_burst_deliveries(mlg_client_t *sub, char ids[][37], const uint8_t *body,
     }
 }
 
+/* A delivery sent and then acked is one update of its row, not two
+   (delivery.c tells the SENT with the ACK), counted by a trigger of the
+   test's own; and a delivery held in flight shows as sent within the
+   hold (about a second), its attempt counted. */
+#define S_ONCE 200
+static void
+test_sent_and_ack_one_update(void **state)
+{
+    (void)state;
+    PQclear(PQexec(s_db, "create table test_updates (n bigint not null);"
+                         " insert into test_updates values (0);"
+                         " create function test_count() returns trigger language plpgsql"
+                         " as $$ begin update test_updates set n = n + 1; return null;"
+                         " end $$;"
+                         " create trigger test_count after update on deliveries"
+                         " for each row when (new.recipient = 'cd76')"
+                         " execute function test_count();"));
+    mlg_client_t *pub = e2e_client(&s_bp, "ccas-paris-13", 0);
+    mlg_client_t *sub = e2e_client(&s_bp, "cd76", 1000);
+    for (int i = 0; i < S_ONCE; i++) {
+        char id[37];
+        mlg_msg_t *a = send_alert(pub, "cd76", id);
+        assert_int_equal(a->op, MLG_OP_CONFIRM);
+        mlg_msg_destroy(&a);
+        mlg_msg_t *d = e2e_expect(sub, MLG_OP_DELIVER, 5000);
+        if (i < S_ONCE - 1)
+            assert_int_equal(mlg_client_ack(sub, d->delivery), MLG_OK);
+        mlg_msg_destroy(&d);
+    }
+    assert_int_equal(e2e_wait_scalar(s_db, S_ONCE - 1, 10000,
+                                     "select count(*) from deliveries where recipient ="
+                                     " 'cd76' and state = 'acked' and attempts = 1"
+                                     " and first_sent_at is not null"),
+                     S_ONCE - 1);
+    /* the last one, in flight: sent, as the table shows it */
+    assert_int_equal(e2e_wait_scalar(s_db, 1, 10000,
+                                     "select count(*) from deliveries where recipient ="
+                                     " 'cd76' and state = 'pending' and attempts = 1"
+                                     " and first_sent_at is not null"),
+                     1);
+    long updates = e2e_scalar(s_db, "select n from test_updates");
+    print_message("%d deliveries, %ld updates of their rows\n", S_ONCE, updates);
+    /* one each, and a few more where a SENT and its ACK fell in two of
+       the store's batches (told SENT at once, it was close to 2 each) */
+    assert_true(updates >= S_ONCE && updates <= S_ONCE + S_ONCE / 10);
+    PQclear(PQexec(s_db, "drop trigger test_count on deliveries;"
+                         " drop function test_count(); drop table test_updates;"));
+    mlg_client_destroy(&sub);
+    mlg_client_destroy(&pub);
+}
+
 static void
 test_bulk_burst_answers_chain_and_deliveries(void **state)
 {
@@ -999,6 +1052,7 @@ main(void)
         cmocka_unit_test(test_garbage_does_not_disturb_others),
         cmocka_unit_test(test_burst_beyond_pipe_bounds),
         cmocka_unit_test(test_bulk_burst_answers_chain_and_deliveries),
+        cmocka_unit_test(test_sent_and_ack_one_update),
         cmocka_unit_test(test_sigkill_loses_nothing_confirmed),
         cmocka_unit_test(test_audit_chain_whole),
         cmocka_unit_test(test_other_writer_refused),
