@@ -360,7 +360,10 @@ brk_broker_new(brk_config_t *cfg, const mlg_registry_t *reg, const char *sql_dir
     }
     s_send_agencies(self);
     zloop_reader(self->loop, self->router, brk_conn_on_router, self);
-    zloop_reader(self->loop, self->monitor, brk_conn_on_monitor, self);
+    /* its descriptor, not the socket (brk_conn_read_closures says why) */
+    self->monitor_fd = zsock_fd(self->monitor);
+    zmq_pollitem_t monitor = {NULL, self->monitor_fd, ZMQ_POLLIN, 0};
+    zloop_poller(self->loop, &monitor, brk_conn_on_monitor, self);
     zloop_reader(self->loop, (zsock_t *)zactor_sock(self->store), s_on_store, self);
     zloop_timer(self->loop, 100, 0, s_on_tick, self);
     brk_log(BRK_LOG_INFO, "loop", "listening on %s", cfg->endpoint);

@@ -59,6 +59,8 @@ struct brk_broker_t {
     unsigned ticks;
     zloop_t *loop;
     zsock_t *monitor;           /* the ROUTER's DISCONNECTED events */
+    int monitor_fd;             /* its ZMQ_FD (brk_conn_read_closures) */
+    bool monitor_read;          /* read once: its descriptor tells since */
     zhashx_t *sessions;         /* key -> brk_session_t, each after HELLO */
     size_t nclosed;             /* sessions marked closed, not ended yet */
     zhashx_t *joined;           /* agency -> its sessions, a count (uintptr_t) */
@@ -101,7 +103,7 @@ void brk_conn_end_closed(brk_broker_t *self);
 
 /* The loop's readers of the ROUTER socket and of its monitor. */
 int brk_conn_on_router(zloop_t *loop, zsock_t *reader, void *arg);
-int brk_conn_on_monitor(zloop_t *loop, zsock_t *reader, void *arg);
+int brk_conn_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
 /* ---- session.c: sessions --------------------------------------------- */
 
