@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "benchreport.h"
 #include "config.h"
 #include "pgbin.h"
 #include "toolutil.h"
@@ -128,51 +129,6 @@ s_now_us(void)
     return t.sec * 1000000 + t.nsec / 1000;
 }
 
-typedef struct {
-    int64_t *v;
-    size_t n, cap;
-} s_samples_t;
-
-static void
-s_sample(s_samples_t *s, int64_t v)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4096;
-        int64_t *nv = realloc(s->v, cap * sizeof(*nv));
-        if (!nv)
-            return;
-        s->v = nv;
-        s->cap = cap;
-    }
-    s->v[s->n++] = v;
-}
-
-static void
-s_samples_merge(s_samples_t *into, s_samples_t *from)
-{
-    for (size_t i = 0; i < from->n; i++)
-        s_sample(into, from->v[i]);
-    free(from->v);
-    memset(from, 0, sizeof(*from));
-}
-
-static int
-s_cmp64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The value at quantile q of sorted samples, in ms. */
-static double
-s_quantile(const s_samples_t *s, double q)
-{
-    if (!s->n)
-        return 0;
-    size_t i = (size_t)(q * (double)(s->n - 1) + 0.5);
-    return (double)s->v[i < s->n ? i : s->n - 1] / 1000.0;
-}
-
 /* ---- the run's shared state -------------------------------------------- */
 
 typedef struct {
@@ -197,7 +153,7 @@ typedef struct {
     int64_t t0_us;
     atomic_llong last_confirm_us, last_deliver_us;
     pthread_mutex_t lock;
-    s_samples_t confirm_lat, deliver_lat;
+    bench_samples_t confirm_lat, deliver_lat;
     char first_error[512];
 } s_run_t;
 
@@ -281,7 +237,7 @@ typedef struct {
     long quota; /* -1: until stop_sending */
     double rate;
     pthread_t thread;
-    s_samples_t lat;
+    bench_samples_t lat;
 } s_pub_t;
 
 static void
@@ -295,7 +251,7 @@ s_pub_answer(s_pub_t *pub, mlg_msg_t *a, int64_t *sent, long nsent, long *outsta
             int64_t now = s_now_us();
             (*outstanding)--;
             if (a->op == MLG_OP_CONFIRM) {
-                s_sample(&pub->lat, now - sent[k]);
+                bench_sample(&pub->lat, now - sent[k]);
                 atomic_fetch_add(&r->confirmed, 1);
                 atomic_fetch_add(&r->routed, (long)a->routed_count);
                 atomic_store(&r->last_confirm_us, now);
@@ -403,7 +359,7 @@ typedef struct {
     s_run_t *r;
     int index;
     pthread_t thread;
-    s_samples_t lat;
+    bench_samples_t lat;
     mlg_client_t *client; /* joined before the publishers start */
 } s_con_t;
 
@@ -485,7 +441,7 @@ s_consumer(void *arg)
             if (ours) {
                 int64_t at = d->occurred_at.sec * 1000000 + d->occurred_at.nsec / 1000;
                 if (d->attempt == 1)
-                    s_sample(&con->lat, now - at);
+                    bench_sample(&con->lat, now - at);
                 atomic_fetch_add(&r->delivered, 1);
                 atomic_store(&r->last_deliver_us, now);
             }
@@ -974,10 +930,7 @@ s_pg_limit(s_run_t *r, long n)
 /* ---- the run ------------------------------------------------------------------ */
 
 typedef struct {
-    double seconds;
-    double confirm_rate, e2e_rate;
-    double c50, c99, c999, cmax, d50, d99, d999, dmax;
-    long published, confirmed, rejected, delivered, acked, errors;
+    bench_figures_t f; /* the counts, rates and latencies */
     long rss_kib;
     double rows_per_msg, ins_per_msg, upd_per_msg, wal_per_msg;
     double pg_rate;
@@ -991,30 +944,16 @@ typedef struct {
 static void
 s_fill_report(s_run_t *r, s_report_t *rep)
 {
-    const s_opts_t *o = r->o;
-    rep->published = atomic_load(&r->published);
-    rep->confirmed = atomic_load(&r->confirmed);
-    rep->rejected = atomic_load(&r->rejected);
-    rep->delivered = atomic_load(&r->delivered);
-    rep->acked = atomic_load(&r->acked);
-    rep->errors = atomic_load(&r->errors);
-    int64_t lc = atomic_load(&r->last_confirm_us), ld = atomic_load(&r->last_deliver_us);
-    rep->confirm_rate =
-        lc > r->t0_us ? (double)rep->confirmed * 1e6 / (double)(lc - r->t0_us) : 0;
-    int64_t lend = ld > lc ? ld : lc;
-    long e2e = rep->delivered < rep->confirmed ? rep->delivered : rep->confirmed;
-    rep->e2e_rate = o->consumers && lend > r->t0_us
-                        ? (double)e2e * 1e6 / (double)(lend - r->t0_us)
-                        : 0;
-    rep->seconds = (double)(lend - r->t0_us) / 1e6;
-    rep->c50 = s_quantile(&r->confirm_lat, 0.5);
-    rep->c99 = s_quantile(&r->confirm_lat, 0.99);
-    rep->c999 = s_quantile(&r->confirm_lat, 0.999);
-    rep->cmax = s_quantile(&r->confirm_lat, 1.0);
-    rep->d50 = s_quantile(&r->deliver_lat, 0.5);
-    rep->d99 = s_quantile(&r->deliver_lat, 0.99);
-    rep->d999 = s_quantile(&r->deliver_lat, 0.999);
-    rep->dmax = s_quantile(&r->deliver_lat, 1.0);
+    bench_figures_t *f = &rep->f;
+    f->published = atomic_load(&r->published);
+    f->confirmed = atomic_load(&r->confirmed);
+    f->rejected = atomic_load(&r->rejected);
+    f->delivered = atomic_load(&r->delivered);
+    f->acked = atomic_load(&r->acked);
+    f->errors = atomic_load(&r->errors);
+    bench_figures_fill(f, r->o->consumers > 0, r->t0_us, atomic_load(&r->last_confirm_us),
+                       atomic_load(&r->last_deliver_us), &r->confirm_lat,
+                       &r->deliver_lat);
 }
 
 static int
@@ -1087,11 +1026,9 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
     for (int i = 0; i < o->consumers; i++)
         pthread_join(cons[i].thread, NULL);
     for (int i = 0; i < o->publishers; i++)
-        s_samples_merge(&r->confirm_lat, &pubs[i].lat);
+        bench_samples_merge(&r->confirm_lat, &pubs[i].lat);
     for (int i = 0; i < o->consumers; i++)
-        s_samples_merge(&r->deliver_lat, &cons[i].lat);
-    qsort(r->confirm_lat.v, r->confirm_lat.n, sizeof(int64_t), s_cmp64);
-    qsort(r->deliver_lat.v, r->deliver_lat.n, sizeof(int64_t), s_cmp64);
+        bench_samples_merge(&r->deliver_lat, &cons[i].lat);
 
     s_fill_report(r, rep);
     rep->rss_kib = tool_proc_kib(broker_pid, "VmHWM");
@@ -1100,7 +1037,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
            are applied a moment after they are sent */
         zclock_sleep(1500);
         s_dbcount_t after = s_db_count(db);
-        double n = rep->confirmed ? (double)rep->confirmed : 1;
+        double n = rep->f.confirmed ? (double)rep->f.confirmed : 1;
         rep->rows_per_msg = (double)(after.rows - before.rows) / n;
         rep->ins_per_msg = (double)(after.inserts - before.inserts) / n;
         rep->upd_per_msg = (double)(after.updates - before.updates) / n;
@@ -1172,27 +1109,13 @@ s_print(const s_run_t *r, const s_report_t *p)
                       "publishers", o->publishers, "consumers", o->consumers, "agencies",
                       r->nagencies, "body_bytes", (int)r->body_len, "window", o->window,
                       "credit", o->credit, "rate", o->rate, "personal", o->personal);
-        json_object_set_new(doc, "published", json_integer(p->published));
-        json_object_set_new(doc, "confirmed", json_integer(p->confirmed));
-        json_object_set_new(doc, "rejected", json_integer(p->rejected));
-        json_object_set_new(doc, "delivered", json_integer(p->delivered));
-        json_object_set_new(doc, "acked", json_integer(p->acked));
-        json_object_set_new(doc, "errors", json_integer(p->errors));
+        bench_figures_json(doc, &p->f);
         if (o->referrals) {
             json_object_set_new(doc, "moves_confirmed",
                                 json_integer(atomic_load(&r->moves_confirmed)));
             json_object_set_new(doc, "moves_rejected",
                                 json_integer(atomic_load(&r->moves_rejected)));
         }
-        json_object_set_new(doc, "seconds", json_real(p->seconds));
-        json_object_set_new(doc, "confirm_per_s", json_real(p->confirm_rate));
-        json_object_set_new(doc, "e2e_per_s", json_real(p->e2e_rate));
-        json_object_set_new(doc, "confirm_ms",
-                            json_pack("{s:f, s:f, s:f, s:f}", "p50", p->c50, "p99",
-                                      p->c99, "p99.9", p->c999, "max", p->cmax));
-        json_object_set_new(doc, "deliver_ms",
-                            json_pack("{s:f, s:f, s:f, s:f}", "p50", p->d50, "p99",
-                                      p->d99, "p99.9", p->d999, "max", p->dmax));
         json_object_set_new(doc, "broker_peak_rss_kib", json_integer(p->rss_kib));
         json_object_set_new(doc, "rows_per_message", json_real(p->rows_per_msg));
         json_object_set_new(doc, "wal_bytes_per_message", json_real(p->wal_per_msg));
@@ -1200,7 +1123,7 @@ s_print(const s_run_t *r, const s_report_t *p)
             json_object_set_new(doc, "pg_limit_per_s", json_real(p->pg_rate));
             json_object_set_new(
                 doc, "broker_over_pg",
-                json_real(p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0));
+                json_real(p->pg_rate > 0 ? p->f.confirm_rate / p->pg_rate : 0));
         }
         if (o->backlog) {
             json_object_set_new(doc, "backlog",
@@ -1223,19 +1146,7 @@ s_print(const s_run_t *r, const s_report_t *p)
            o->credit, o->rate > 0 ? "paced" : "as fast as possible");
     if (o->rate > 0)
         printf("  paced at %.0f msg/s\n", o->rate);
-    printf("  %-34s %ld published, %ld confirmed, %ld rejected, %ld delivered, %ld acked"
-           " in %.2f s\n",
-           "messages", p->published, p->confirmed, p->rejected, p->delivered, p->acked,
-           p->seconds);
-    printf("  %-34s %12.0f msg/s\n", "publish -> confirm", p->confirm_rate);
-    if (o->consumers)
-        printf("  %-34s %12.0f msg/s\n", "end to end (delivered and acked)", p->e2e_rate);
-    printf("  %-34s %8s %8s %8s %8s\n", "latency (ms)", "p50", "p99", "p99.9", "max");
-    printf("  %-34s %8.2f %8.2f %8.2f %8.2f\n", "publish -> confirm", p->c50, p->c99,
-           p->c999, p->cmax);
-    if (o->consumers)
-        printf("  %-34s %8.2f %8.2f %8.2f %8.2f\n", "publish -> deliver", p->d50, p->d99,
-               p->d999, p->dmax);
+    bench_figures_print(&p->f, o->consumers > 0);
     if (p->rss_kib >= 0)
         printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)",
                (double)p->rss_kib / 1024);
@@ -1247,7 +1158,7 @@ s_print(const s_run_t *r, const s_report_t *p)
         printf("  %-34s %12.0f msg/s (binary COPY, 1,000 per transaction)\n"
                "  %-34s %12.2f\n",
                "raw PostgreSQL, same rows", p->pg_rate, "broker / raw PostgreSQL",
-               p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0);
+               p->pg_rate > 0 ? p->f.confirm_rate / p->pg_rate : 0);
     if (o->backlog) {
         printf("  backlog of %ld pending deliveries for an offline agency\n", p->backlog);
         printf("  %-34s %12.2f s\n", "written (raw, 1,000 per tx)", p->fill_s);
@@ -1257,8 +1168,8 @@ s_print(const s_run_t *r, const s_report_t *p)
         printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)",
                (double)p->backlog_rss_kib / 1024);
     }
-    if (p->errors)
-        printf("  %ld error(s); the first: %s\n", p->errors, r->first_error);
+    if (p->f.errors)
+        printf("  %ld error(s); the first: %s\n", p->f.errors, r->first_error);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -1444,16 +1355,16 @@ s_measure(s_run_t *r, s_env_t *env)
     if (rc == 0 && s_bench(r, &rep, o->broker_pid) != 0)
         rc = 1;
     if (rc == 0 && o->pg_limit) {
-        long n = rep.confirmed > 10000 ? rep.confirmed : 10000;
+        long n = rep.f.confirmed > 10000 ? rep.f.confirmed : 10000;
         rep.pg_rate = s_pg_limit(r, n);
         if (rep.pg_rate < 0)
             rc = 1;
     }
     if (rc == 0 && o->backlog && s_backlog(r, env, &rep) != 0)
         rc = 1;
-    if (rc == 0 || rep.published)
+    if (rc == 0 || rep.f.published)
         s_print(r, &rep);
-    if (rc == 0 && (rep.confirmed == 0 || rep.errors))
+    if (rc == 0 && (rep.f.confirmed == 0 || rep.f.errors))
         rc = 1;
     if (o->self_contained && rc != 0 && env->log[0]) {
         /* what the broker said, before its folder goes */
@@ -1522,8 +1433,8 @@ main(int argc, char **argv)
     if (o.self_contained)
         s_env_cleanup(&env, o.quiet);
     brk_config_destroy(&cfg);
-    free(r->confirm_lat.v);
-    free(r->deliver_lat.v);
+    bench_samples_free(&r->confirm_lat);
+    bench_samples_free(&r->deliver_lat);
     free(r->body);
     pthread_mutex_destroy(&r->lock);
     free(r);
