@@ -49,7 +49,7 @@
 #endif
 
 #define S_MAX_AGENCIES 50
-#define S_SUBJECTS 4096 /* --personal: the people referrals are about */
+#define S_SUBJECTS 4096 /* --personal: the people the messages are about */
 #define S_MAX_THREADS 64
 #define S_TX_ROWS 1000
 
@@ -102,13 +102,14 @@ s_usage(FILE *out, int rc)
             "  --rate R           msg/s over all publishers; 0: as fast as possible\n"
             "  --duration S       publish for S seconds (default 10)\n"
             "  --count N          publish N messages in all (instead of --duration)\n"
-            "  --personal         referral.created under a granted consent (the\n"
-            "                     consent check and a referral's legs in the path),\n"
-            "                     each its own referral; default: a non-personal\n"
-            "                     event\n"
-            "  --referrals        --personal, and each consumer answers every\n"
-            "                     referral it receives with a referral.declined to\n"
-            "                     its referrer: half the publishes move (close) a leg\n"
+            "  --personal         situation.shared (personal, category social) under\n"
+            "                     a granted consent: the consent check in the path;\n"
+            "                     default: a non-personal event\n"
+            "  --referrals        referral.created under the consents, each its own\n"
+            "                     referral (its legs in the path); each consumer\n"
+            "                     answers every referral it receives with a\n"
+            "                     referral.declined to its referrer: half the\n"
+            "                     publishes move (close) a leg\n"
             "  --pg-limit         also write the same rows straight into PostgreSQL\n"
             "                     (1,000 messages per transaction), and one row per\n"
             "                     message (a bigint key and the body as bytea, 1,000\n"
@@ -146,7 +147,7 @@ typedef struct {
     char subject[64]; /* --personal: the people are subject-0, subject-1, ... */
     uint8_t *body;    /* msgpack, the same for every message */
     size_t body_len;
-    size_t rid_at; /* --personal: where the body's referral_id is (each
+    size_t rid_at; /* --referrals: where the body's referral_id is (each
                       message writes its own id there); 0: none */
     const char *type;
     /* counters */
@@ -466,11 +467,15 @@ s_consumer(void *arg)
 static int
 s_make_body(s_run_t *r, size_t size)
 {
+    /* each padded through a text field: a referral's reason, a
+       situation's optional summary (both at most 4000 characters) */
     const char *fmt =
-        r->o->personal ? "{\"referral_id\":\"6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b\","
-                         "\"service\":\"home-care\",\"priority\":\"routine\","
-                         "\"requested_by\":{\"name\":\"Bench\",\"role\":\"benchmark\"},"
-                         "\"reason\":\"%s\"}"
+        r->o->referrals  ? "{\"referral_id\":\"6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b\","
+                           "\"service\":\"home-care\",\"priority\":\"routine\","
+                           "\"requested_by\":{\"name\":\"Bench\",\"role\":\"benchmark\"},"
+                           "\"reason\":\"%s\"}"
+        : r->o->personal ? "{\"household\":{\"adults\":1,\"children\":2},"
+                           "\"housing\":\"temporary\",\"summary\":\"%s\"}"
         : strcmp(r->type, "bench.filler") == 0
             ? "{\"service_id\":\"bench\",\"pad\":\"%s\"}"
             : "{\"service_id\":\"bench%.0s\",\"service\":\"home-care\","
@@ -569,7 +574,7 @@ s_grant_answer(s_run_t *r, mlg_client_t *c)
 }
 
 /* --personal: a consent for each of the run's S_SUBJECTS people, whom
-   the referrals go round (one person's referrals would all be each
+   the messages go round (one person's referrals would all be each
    other's duplicates). */
 static int
 s_grant(s_run_t *r)
@@ -1470,13 +1475,17 @@ s_from_config(s_run_t *r, const s_opts_t *o, brk_config_t **cfg_p,
     return 0;
 }
 
-/* The event type: referral.created with --personal, else the padded
-   non-personal filler when the schemas have it. */
+/* The event type: referral.created with --referrals, situation.shared
+   with --personal (the consents granted are for purpose orientation and
+   category social, which cover both), else the padded non-personal
+   filler when the schemas have it. */
 static void
 s_pick_type(s_run_t *r, const char *schemas_dir)
 {
-    if (r->o->personal)
+    if (r->o->referrals)
         r->type = "referral.created";
+    else if (r->o->personal)
+        r->type = "situation.shared";
     else if (s_has_schema(schemas_dir, "bench.filler.v1.json"))
         r->type = "bench.filler";
     else {
@@ -1502,7 +1511,7 @@ s_measure(s_run_t *r, s_env_t *env)
         rc = 2;
     }
     static const char placeholder[] = "6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b";
-    for (size_t i = 0; rc == 0 && o->personal && i + MLG_UUID_LEN <= r->body_len; i++)
+    for (size_t i = 0; rc == 0 && o->referrals && i + MLG_UUID_LEN <= r->body_len; i++)
         if (memcmp(r->body + i, placeholder, MLG_UUID_LEN) == 0) {
             r->rid_at = i; /* each referral its own id (PROTOCOL.md §9) */
             break;
