@@ -6,8 +6,61 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "benchreport.h"
+
+void
+bench_errors_init(bench_errors_t *e)
+{
+    atomic_init(&e->count, 0);
+    pthread_mutex_init(&e->lock, NULL);
+    e->first[0] = '\0';
+}
+
+void
+bench_errors_fini(bench_errors_t *e)
+{
+    pthread_mutex_destroy(&e->lock);
+}
+
+void
+bench_error(bench_errors_t *e, const char *fmt, const char *a, const char *b)
+{
+    atomic_fetch_add(&e->count, 1);
+    pthread_mutex_lock(&e->lock);
+    if (!e->first[0])
+        if (snprintf(e->first, sizeof(e->first), fmt, a, b) < 0)
+            e->first[0] = '\0';
+    pthread_mutex_unlock(&e->lock);
+}
+
+static int64_t
+s_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+bench_wait_progress(atomic_long *done, atomic_long *target, int64_t silence_us,
+                    volatile sig_atomic_t *interrupted)
+{
+    long last = -1;
+    int64_t since = s_monotonic_us();
+    while (!*interrupted && atomic_load(done) < atomic_load(target)) {
+        long now_done = atomic_load(done);
+        if (now_done != last) {
+            last = now_done;
+            since = s_monotonic_us();
+        }
+        else if (s_monotonic_us() - since > silence_us)
+            break;
+        struct timespec ms5 = {0, 5000000};
+        nanosleep(&ms5, NULL);
+    }
+}
 
 void
 bench_sample(bench_samples_t *s, int64_t us)

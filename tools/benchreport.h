@@ -1,15 +1,38 @@
 /*  benchreport.h: what the benchmarks report alike (maillage-bench and
-    rabbit-bench, docs/performance.md): latency samples and their
-    quantiles, a run's counts and rates, and their text and JSON forms, so
-    that the two reports read the same, line for line and key for key. */
+    rabbit-bench, docs/performance.md): a run's errors, its wait for the
+    last deliveries, latency samples and their quantiles, its counts and
+    rates, and their text and JSON forms, so that the two reports read
+    the same, line for line and key for key. */
 
 #ifndef MLG_BENCHREPORT_H
 #define MLG_BENCHREPORT_H
 
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A run's errors, noted by any of its threads: how many, and the first
+   one's text (which names no person and holds no body). */
+typedef struct {
+    atomic_long count;
+    pthread_mutex_t lock;
+    char first[512];
+} bench_errors_t;
+
+void bench_errors_init(bench_errors_t *e);
+void bench_errors_fini(bench_errors_t *e);
+
+/* Counts an error; the first one's text is fmt with a and b (two %s). */
+void bench_error(bench_errors_t *e, const char *fmt, const char *a, const char *b);
+
+/* Waits until *done reaches *target, checking every 5 ms, or until
+ *done has not moved for silence_us, or *interrupted is set. */
+void bench_wait_progress(atomic_long *done, atomic_long *target, int64_t silence_us,
+                         volatile sig_atomic_t *interrupted);
 
 /* Latencies in µs, one per answered message. */
 typedef struct {

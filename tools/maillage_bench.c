@@ -151,27 +151,15 @@ typedef struct {
                       message writes its own id there); 0: none */
     const char *type;
     /* counters */
-    atomic_long published, confirmed, rejected, routed, delivered, acked, errors;
+    atomic_long published, confirmed, rejected, routed, delivered, acked;
     atomic_long moves_confirmed, moves_rejected; /* --referrals */
     atomic_int pubs_done;
     atomic_bool stop_sending, stop_consuming;
     int64_t t0_us;
     atomic_llong last_confirm_us, last_deliver_us;
-    pthread_mutex_t lock;
     bench_samples_t confirm_lat, deliver_lat;
-    char first_error[512];
+    bench_errors_t errors;
 } s_run_t;
-
-static void
-s_note_error(s_run_t *r, const char *fmt, const char *a, const char *b)
-{
-    atomic_fetch_add(&r->errors, 1);
-    pthread_mutex_lock(&r->lock);
-    if (!r->first_error[0])
-        if (snprintf(r->first_error, sizeof(r->first_error), fmt, a, b) < 0)
-            r->first_error[0] = '\0';
-    pthread_mutex_unlock(&r->lock);
-}
 
 static mlg_client_t *
 s_connect(s_run_t *r, const char *agency, const char *name, uint64_t credit)
@@ -190,7 +178,7 @@ s_connect(s_run_t *r, const char *agency, const char *name, uint64_t credit)
     else
         c = mlg_client_new(r->endpoint, agency, name, credit, 10000, &err);
     if (!c)
-        s_note_error(r, "could not join as %s: %s", agency, err.reason);
+        bench_error(&r->errors, "could not join as %s: %s", agency, err.reason);
     return c;
 }
 
@@ -263,12 +251,12 @@ s_pub_answer(s_pub_t *pub, mlg_msg_t *a, int64_t *sent, long nsent, long *outsta
             }
             else {
                 atomic_fetch_add(&r->rejected, 1);
-                s_note_error(r, "REJECT %s: %s", a->code, a->reason);
+                bench_error(&r->errors, "REJECT %s: %s", a->code, a->reason);
             }
         }
     }
     else if (a->op == MLG_OP_ERROR)
-        s_note_error(r, "ERROR %s: %s", a->code, a->reason);
+        bench_error(&r->errors, "ERROR %s: %s", a->code, a->reason);
     mlg_msg_destroy(&a);
 }
 
@@ -304,7 +292,8 @@ s_publisher(void *arg)
             break;
         int64_t now = s_now_us();
         if (!more && now - last_answer > 30000000) {
-            s_note_error(r, "%s: %s", agency, "publishes left unanswered for 30 s");
+            bench_error(&r->errors, "%s: %s", agency,
+                        "publishes left unanswered for 30 s");
             break;
         }
         int64_t due =
@@ -329,7 +318,7 @@ s_publisher(void *arg)
             m->occurred_at.nsec = (uint32_t)(now % 1000000) * 1000;
             sent[k] = now;
             if (mlg_client_send(c, m) != MLG_OK) {
-                s_note_error(r, "%s: %s", agency, "could not send a PUBLISH");
+                bench_error(&r->errors, "%s: %s", agency, "could not send a PUBLISH");
                 break;
             }
             k++;
@@ -425,7 +414,7 @@ s_consumer(void *arg)
     mlg_client_t *c = con->client;
     s_answer_t answer = {NULL, 0};
     if (r->o->referrals && s_answer_template(&answer) != 0)
-        s_note_error(r, "%s%s", "could not build a referral's answer", "");
+        bench_error(&r->errors, "%s%s", "could not build a referral's answer", "");
     while (c && !atomic_load(&r->stop_consuming) && !s_interrupted) {
         mlg_msg_t *d = mlg_client_recv(c, 50);
         if (!d)
@@ -434,7 +423,8 @@ s_consumer(void *arg)
             atomic_fetch_add(
                 d->op == MLG_OP_CONFIRM ? &r->moves_confirmed : &r->moves_rejected, 1);
         if (d->op == MLG_OP_REJECT)
-            s_note_error(r, "REJECT of a referral's answer %s: %s", d->code, d->reason);
+            bench_error(&r->errors, "REJECT of a referral's answer %s: %s", d->code,
+                        d->reason);
         if (d->op == MLG_OP_DELIVER && answer.msg
             && strcmp(d->type, "referral.created") == 0)
             s_answer_referral(c, &answer, d);
@@ -454,7 +444,7 @@ s_consumer(void *arg)
                 atomic_fetch_add(&r->acked, 1);
         }
         else if (d->op == MLG_OP_ERROR)
-            s_note_error(r, "ERROR %s: %s", d->code, d->reason);
+            bench_error(&r->errors, "ERROR %s: %s", d->code, d->reason);
         mlg_msg_destroy(&d);
     }
     mlg_client_destroy(&con->client);
@@ -567,8 +557,8 @@ s_grant_answer(s_run_t *r, mlg_client_t *c)
     mlg_msg_t *a = mlg_client_recv(c, 10000);
     int rc = a && a->op == MLG_OP_CONFIRM ? 0 : -1;
     if (rc)
-        s_note_error(r, "a consent was not confirmed: %s %s", a ? a->code : "",
-                     a ? a->reason : "no answer");
+        bench_error(&r->errors, "a consent was not confirmed: %s %s", a ? a->code : "",
+                    a ? a->reason : "no answer");
     mlg_msg_destroy(&a);
     return rc;
 }
@@ -1097,7 +1087,7 @@ s_fill_report(s_run_t *r, s_report_t *rep)
     f->rejected = atomic_load(&r->rejected);
     f->delivered = atomic_load(&r->delivered);
     f->acked = atomic_load(&r->acked);
-    f->errors = atomic_load(&r->errors);
+    f->errors = atomic_load(&r->errors.count);
     bench_figures_fill(f, r->o->consumers > 0, r->t0_us, atomic_load(&r->last_confirm_us),
                        atomic_load(&r->last_deliver_us), &r->confirm_lat,
                        &r->deliver_lat);
@@ -1114,7 +1104,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
         db = NULL;
     }
     if (o->personal && s_grant(r) != 0) {
-        fprintf(stderr, "maillage-bench: %s\n", r->first_error);
+        fprintf(stderr, "maillage-bench: %s\n", r->errors.first);
         PQfinish(db);
         return -1;
     }
@@ -1129,7 +1119,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
         cons[i].client = s_connect(r, r->agencies[(i + 1) % r->nagencies],
                                    "maillage-bench", (uint64_t)o->credit);
         if (!cons[i].client) {
-            fprintf(stderr, "maillage-bench: %s\n", r->first_error);
+            fprintf(stderr, "maillage-bench: %s\n", r->errors.first);
             for (int k = 0; k < i; k++)
                 mlg_client_destroy(&cons[k].client);
             PQfinish(db);
@@ -1156,19 +1146,8 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
     for (int i = 0; i < o->publishers; i++)
         pthread_join(pubs[i].thread, NULL);
     /* every routed message delivered, or 30 s without progress */
-    long last = -1;
-    int64_t since = s_now_us();
-    while (o->consumers && !s_interrupted
-           && atomic_load(&r->delivered) < atomic_load(&r->routed)) {
-        long now_delivered = atomic_load(&r->delivered);
-        if (now_delivered != last) {
-            last = now_delivered;
-            since = s_now_us();
-        }
-        else if (s_now_us() - since > 30000000)
-            break;
-        zclock_sleep(5);
-    }
+    if (o->consumers)
+        bench_wait_progress(&r->delivered, &r->routed, 30000000, &s_interrupted);
     atomic_store(&r->stop_consuming, true);
     for (int i = 0; i < o->consumers; i++)
         pthread_join(cons[i].thread, NULL);
@@ -1329,7 +1308,7 @@ s_print(const s_run_t *r, const s_report_t *p)
                (double)p->backlog_rss_kib / 1024);
     }
     if (p->f.errors)
-        printf("  %ld error(s); the first: %s\n", p->f.errors, r->first_error);
+        printf("  %ld error(s); the first: %s\n", p->f.errors, r->errors.first);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -1567,7 +1546,7 @@ main(int argc, char **argv)
     if (!r)
         return 2;
     r->o = &o;
-    pthread_mutex_init(&r->lock, NULL);
+    bench_errors_init(&r->errors);
     r->run = (uint32_t)randof(0x7fffffff) ^ (uint32_t)getpid();
     snprintf(r->subject, sizeof(r->subject), "bench-%08x", r->run);
     s_env_t env;
@@ -1601,7 +1580,7 @@ main(int argc, char **argv)
     bench_samples_free(&r->confirm_lat);
     bench_samples_free(&r->deliver_lat);
     free(r->body);
-    pthread_mutex_destroy(&r->lock);
+    bench_errors_fini(&r->errors);
     free(r);
     return rc;
 }

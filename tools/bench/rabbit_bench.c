@@ -143,7 +143,7 @@ typedef struct {
     const s_opts_t *o;
     uint32_t run; /* this run's tag, in every body */
     char queue[64];
-    atomic_long published, confirmed, rejected, delivered, acked, errors;
+    atomic_long published, confirmed, rejected, delivered, acked;
     atomic_bool stop_sending, stop_consuming, pub_done;
     int64_t t0_us;
     atomic_llong last_confirm_us, last_deliver_us;
@@ -152,8 +152,7 @@ typedef struct {
     uint8_t *seen; /* the consumer's: deliveries of message k, until joined */
     size_t seen_cap;
     long strangers; /* the consumer's: bodies not of this run */
-    pthread_mutex_t lock;
-    char first_error[512];
+    bench_errors_t errors;
 } s_run_t;
 
 static int64_t
@@ -169,17 +168,6 @@ s_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-static void
-s_note_error(s_run_t *r, const char *fmt, const char *a, const char *b)
-{
-    atomic_fetch_add(&r->errors, 1);
-    pthread_mutex_lock(&r->lock);
-    if (!r->first_error[0])
-        if (snprintf(r->first_error, sizeof(r->first_error), fmt, a, b) < 0)
-            r->first_error[0] = '\0';
-    pthread_mutex_unlock(&r->lock);
 }
 
 /* ---- connections --------------------------------------------------------- */
@@ -222,7 +210,7 @@ s_check(s_run_t *r, amqp_connection_state_t c, const char *what)
     char buf[300];
     const char *err = s_reply_error(amqp_get_rpc_reply(c), buf, sizeof(buf));
     if (err)
-        s_note_error(r, "%s: %s", what, err);
+        bench_error(&r->errors, "%s: %s", what, err);
     return err ? -1 : 0;
 }
 
@@ -245,15 +233,15 @@ s_open(s_run_t *r)
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *sock = c ? amqp_tcp_socket_new(c) : NULL;
     if (!sock) {
-        s_note_error(r, "%s%s", "could not make a connection", "");
+        bench_error(&r->errors, "%s%s", "could not make a connection", "");
         if (c)
             amqp_destroy_connection(c);
         return NULL;
     }
     int st = amqp_socket_open(sock, r->o->host, r->o->port);
     if (st != AMQP_STATUS_OK) {
-        s_note_error(r, "could not connect to %s: %s", r->o->host,
-                     amqp_error_string2(st));
+        bench_error(&r->errors, "could not connect to %s: %s", r->o->host,
+                    amqp_error_string2(st));
         amqp_destroy_connection(c);
         return NULL;
     }
@@ -263,7 +251,7 @@ s_open(s_run_t *r)
                                                AMQP_SASL_METHOD_PLAIN, "guest", "guest"),
                                     buf, sizeof(buf));
     if (err)
-        s_note_error(r, "could not log in as %s: %s", "guest", err);
+        bench_error(&r->errors, "could not log in as %s: %s", "guest", err);
     if (!err) {
         amqp_channel_open(c, S_CHANNEL);
         if (s_check(r, c, "could not open a channel") != 0)
@@ -312,7 +300,7 @@ s_pub_answer(s_pub_t *pub, uint64_t tag, bool multiple, bool ok)
     s_run_t *r = pub->r;
     int64_t now = s_now_us();
     if (tag < 1 || tag > (uint64_t)pub->nsent) {
-        s_note_error(r, "a confirm for %s: %s", "a message never sent", "");
+        bench_error(&r->errors, "a confirm for %s: %s", "a message never sent", "");
         return;
     }
     long last = (long)tag - 1, from = multiple ? pub->low : last;
@@ -331,7 +319,7 @@ s_pub_answer(s_pub_t *pub, uint64_t tag, bool multiple, bool ok)
     if (ok)
         atomic_store(&r->last_confirm_us, now);
     else
-        s_note_error(r, "%s%s", "the node refused (nacked) a publish", "");
+        bench_error(&r->errors, "%s%s", "the node refused (nacked) a publish", "");
     while (pub->low < pub->nsent && pub->done[pub->low])
         pub->low++;
     pub->last_answer = now;
@@ -352,7 +340,8 @@ s_pub_read(s_pub_t *pub, int timeout_ms)
         if (st == AMQP_STATUS_TIMEOUT)
             return 0;
         if (st != AMQP_STATUS_OK) {
-            s_note_error(r, "the publisher's connection: %s", amqp_error_string2(st), "");
+            bench_error(&r->errors, "the publisher's connection: %s",
+                        amqp_error_string2(st), "");
             return -1;
         }
         if (f.frame_type != AMQP_FRAME_METHOD)
@@ -370,7 +359,8 @@ s_pub_read(s_pub_t *pub, int timeout_ms)
                  || m->id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_rpc_reply_t x = {AMQP_RESPONSE_SERVER_EXCEPTION, *m, 0};
             char buf[300];
-            s_note_error(r, "the publisher's %s", s_reply_error(x, buf, sizeof(buf)), "");
+            bench_error(&r->errors, "the publisher's %s",
+                        s_reply_error(x, buf, sizeof(buf)), "");
             return -1;
         }
         amqp_maybe_release_buffers(pub->c);
@@ -389,7 +379,7 @@ s_pub_send(s_pub_t *pub, uint8_t *body, int64_t now)
             pub->sent = ns;
         uint8_t *nd = ns ? realloc(pub->done, cap) : NULL;
         if (!nd) {
-            s_note_error(r, "%s%s", "out of memory", "");
+            bench_error(&r->errors, "%s%s", "out of memory", "");
             return -1;
         }
         memset(nd + pub->cap, 0, cap - pub->cap);
@@ -407,7 +397,7 @@ s_pub_send(s_pub_t *pub, uint8_t *body, int64_t now)
     int st = amqp_basic_publish(pub->c, S_CHANNEL, amqp_cstring_bytes(""),
                                 amqp_cstring_bytes(r->queue), 0, 0, &props, b);
     if (st != AMQP_STATUS_OK) {
-        s_note_error(r, "could not publish: %s", amqp_error_string2(st), "");
+        bench_error(&r->errors, "could not publish: %s", amqp_error_string2(st), "");
         return -1;
     }
     pub->nsent++;
@@ -432,7 +422,7 @@ s_pub_loop(s_pub_t *pub, uint8_t *body)
             break;
         int64_t now = s_now_us();
         if (!more && now - pub->last_answer > S_SILENCE_US) {
-            s_note_error(r, "%s%s", "publishes left unconfirmed for 30 s", "");
+            bench_error(&r->errors, "%s%s", "publishes left unconfirmed for 30 s", "");
             break;
         }
         int64_t due =
@@ -528,20 +518,22 @@ s_con_other(s_run_t *r, amqp_connection_state_t c)
     amqp_frame_t f;
     int st = amqp_simple_wait_frame(c, &f);
     if (st != AMQP_STATUS_OK) {
-        s_note_error(r, "the consumer's connection: %s", amqp_error_string2(st), "");
+        bench_error(&r->errors, "the consumer's connection: %s", amqp_error_string2(st),
+                    "");
         return -1;
     }
     if (f.frame_type != AMQP_FRAME_METHOD)
         return 0;
     if (f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
-        s_note_error(r, "%s%s", "the node cancelled the consumer", "");
+        bench_error(&r->errors, "%s%s", "the node cancelled the consumer", "");
         return -1;
     }
     if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD
         || f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
         amqp_rpc_reply_t x = {AMQP_RESPONSE_SERVER_EXCEPTION, f.payload.method, 0};
         char buf[300];
-        s_note_error(r, "the consumer's %s", s_reply_error(x, buf, sizeof(buf)), "");
+        bench_error(&r->errors, "the consumer's %s", s_reply_error(x, buf, sizeof(buf)),
+                    "");
         return -1;
     }
     return 0;
@@ -577,7 +569,8 @@ s_consumer(void *arg)
             continue;
         }
         char buf[300];
-        s_note_error(r, "could not consume: %s", s_reply_error(x, buf, sizeof(buf)), "");
+        bench_error(&r->errors, "could not consume: %s",
+                    s_reply_error(x, buf, sizeof(buf)), "");
         break;
     }
     return NULL;
@@ -618,19 +611,8 @@ s_wait_run(s_run_t *r)
             atomic_store(&r->stop_sending, true);
         s_sleep_ms(10);
     }
-    long last = -1;
-    int64_t since = s_now_us();
-    while (o->consumers && !s_interrupted
-           && atomic_load(&r->delivered) < atomic_load(&r->confirmed)) {
-        long now_delivered = atomic_load(&r->delivered);
-        if (now_delivered != last) {
-            last = now_delivered;
-            since = s_now_us();
-        }
-        else if (s_now_us() - since > S_SILENCE_US)
-            break;
-        s_sleep_ms(5);
-    }
+    if (o->consumers)
+        bench_wait_progress(&r->delivered, &r->confirmed, S_SILENCE_US, &s_interrupted);
 }
 
 /* Every confirmed message delivered exactly once, and nothing else: the
@@ -654,7 +636,8 @@ s_verify(s_run_t *r)
              missing, twice, r->strangers + beyond);
     if (missing || twice || r->strangers || beyond
         || atomic_load(&r->delivered) != atomic_load(&r->confirmed)) {
-        s_note_error(r, "the deliveries do not match the publishes: %s%s", what, "");
+        bench_error(&r->errors, "the deliveries do not match the publishes: %s%s", what,
+                    "");
         return -1;
     }
     return 0;
@@ -736,7 +719,7 @@ s_print(const s_run_t *r, const bench_figures_t *f, long rss_kib)
     if (rss_kib >= 0)
         printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)", (double)rss_kib / 1024);
     if (f->errors)
-        printf("  %ld error(s); the first: %s\n", f->errors, r->first_error);
+        printf("  %ld error(s); the first: %s\n", f->errors, r->errors.first);
 }
 
 static int
@@ -750,7 +733,7 @@ s_measure(s_run_t *r)
     f.rejected = atomic_load(&r->rejected);
     f.delivered = atomic_load(&r->delivered);
     f.acked = atomic_load(&r->acked);
-    f.errors = atomic_load(&r->errors);
+    f.errors = atomic_load(&r->errors.count);
     bench_figures_fill(&f, r->o->consumers > 0, r->t0_us,
                        atomic_load(&r->last_confirm_us), atomic_load(&r->last_deliver_us),
                        &r->confirm_lat, &r->deliver_lat);
@@ -758,7 +741,7 @@ s_measure(s_run_t *r)
     if (f.published)
         s_print(r, &f, rss);
     if (f.errors)
-        fprintf(stderr, "rabbit-bench: %s\n", r->first_error);
+        fprintf(stderr, "rabbit-bench: %s\n", r->errors.first);
     return rc == 0 && f.confirmed > 0 && f.errors == 0 ? 0 : 1;
 }
 
@@ -784,7 +767,7 @@ main(int argc, char **argv)
     if (!r)
         return 2;
     r->o = &o;
-    pthread_mutex_init(&r->lock, NULL);
+    bench_errors_init(&r->errors);
     r->run = (uint32_t)getpid() ^ (uint32_t)s_now_us();
     snprintf(r->queue, sizeof(r->queue), "rabbit-bench-%08x", r->run);
     if (!o.quiet)
@@ -794,7 +777,7 @@ main(int argc, char **argv)
     bench_samples_free(&r->confirm_lat);
     bench_samples_free(&r->deliver_lat);
     free(r->seen);
-    pthread_mutex_destroy(&r->lock);
+    bench_errors_fini(&r->errors);
     free(r);
     return rc;
 }
