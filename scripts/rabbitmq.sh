@@ -46,8 +46,6 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 readonly PROG="scripts/rabbitmq.sh"
-readonly PORT_MIN=20000
-readonly PORT_MAX=32000 # below the kernel's ephemeral range (32768+)
 
 die() {
     echo "$PROG: error: $*" >&2
@@ -97,42 +95,9 @@ find_epmd() {
     echo "$e"
 }
 
-# ---------------------------------------------------------------------------
-# Ports (as scripts/pg.sh picks them)
-# ---------------------------------------------------------------------------
-
-random_port() {
-    echo $((PORT_MIN + ((RANDOM << 15) | RANDOM) % (PORT_MAX - PORT_MIN + 1)))
-}
-
-port_free() {
-    local port=$1
-    if command -v ss >/dev/null 2>&1; then
-        if ss -ltn 2>/dev/null |
-            awk -v p=":$port" 'NR > 1 && substr($4, length($4) - length(p) + 1) == p { f = 1 } END { exit !f }'; then
-            return 1
-        fi
-    fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        return 1
-    fi
-    return 0
-}
-
-# A free port other than those given.
-pick_port() {
-    local i port taken
-    for ((i = 0; i < 100; i++)); do
-        port=$(random_port)
-        taken=0
-        for t in "$@"; do [[ $t == "$port" ]] && taken=1; done
-        if [[ $taken -eq 0 ]] && port_free "$port"; then
-            echo "$port"
-            return
-        fi
-    done
-    die "could not find a free TCP port in $PORT_MIN-$PORT_MAX"
-}
+# random_port, port_free, pick_port (20000-32000, below the ephemeral range)
+# shellcheck source=scripts/ports.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/ports.sh"
 
 pid_alive() {
     [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null
