@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # ports.sh - free TCP ports for the private servers of scripts/pg.sh and
 # scripts/rabbitmq.sh, which source it (it runs nothing by itself).
 #
@@ -31,7 +32,8 @@ port_free() {
 }
 
 # Prints a free port, other than the ports given (a server that needs
-# several picks them before it binds any).
+# several picks them before it binds any; pg.sh needs one).
+# shellcheck disable=SC2120
 pick_port() {
     local i port t taken
     for ((i = 0; i < 100; i++)); do
