@@ -120,8 +120,10 @@ bench_figures_fill(bench_figures_t *f, bool consumers, int64_t t0_us,
     f->e2e_rate =
         consumers && lend > t0_us ? (double)e2e * 1e6 / (double)(lend - t0_us) : 0;
     f->seconds = lend > t0_us ? (double)(lend - t0_us) / 1e6 : 0;
-    qsort(confirm->v, confirm->n, sizeof(int64_t), s_cmp64);
-    qsort(deliver->v, deliver->n, sizeof(int64_t), s_cmp64);
+    if (confirm->n) /* none: v may be NULL, which qsort must not get */
+        qsort(confirm->v, confirm->n, sizeof(int64_t), s_cmp64);
+    if (deliver->n)
+        qsort(deliver->v, deliver->n, sizeof(int64_t), s_cmp64);
     f->c50 = s_quantile(confirm, 0.5);
     f->c99 = s_quantile(confirm, 0.99);
     f->c999 = s_quantile(confirm, 0.999);
