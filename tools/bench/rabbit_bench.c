@@ -240,7 +240,9 @@ s_open(s_run_t *r)
     }
     int st = amqp_socket_open(sock, r->o->host, r->o->port);
     if (st != AMQP_STATUS_OK) {
-        bench_error(&r->errors, "could not connect to %s: %s", r->o->host,
+        char where[300];
+        snprintf(where, sizeof(where), "%s:%d", r->o->host, r->o->port);
+        bench_error(&r->errors, "could not connect to %s: %s", where,
                     amqp_error_string2(st));
         amqp_destroy_connection(c);
         return NULL;
