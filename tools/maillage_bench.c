@@ -447,6 +447,7 @@ s_consumer(void *arg)
             bench_error(&r->errors, "ERROR %s: %s", d->code, d->reason);
         mlg_msg_destroy(&d);
     }
+    mlg_msg_destroy(&answer.msg);
     mlg_client_destroy(&con->client);
     return NULL;
 }
