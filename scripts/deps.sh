@@ -19,6 +19,7 @@ packages=(
   libmicrohttpd-dev                       # the broker's HTTP endpoint (/metrics, dashboard)
   chromium                                # the dashboard's test, in headless Chromium
   libcmocka-dev                           # unit tests
+  rabbitmq-server librabbitmq-dev         # the side-by-side benchmark (tools/bench/rabbit_bench.c)
   clang libclang-rt-14-dev                # libFuzzer and the sanitizer build
 )
 

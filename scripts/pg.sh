@@ -37,8 +37,6 @@ shopt -s inherit_errexit
 readonly PROG="scripts/pg.sh"
 readonly PGUSER_NAME="maillage"      # database superuser created by initdb
 readonly ROOT_SERVER_USER="postgres" # system user running the server as root
-readonly PORT_MIN=20000
-readonly PORT_MAX=32000 # below the kernel's ephemeral range (32768+): a restart keeps its port, which an outgoing connection could otherwise hold
 readonly START_ATTEMPTS=5
 
 # ---------------------------------------------------------------------------
@@ -180,39 +178,9 @@ read_kv() {
 # Ports
 # ---------------------------------------------------------------------------
 
-random_port() {
-    # $RANDOM is only 15 bits; combine two to cover the whole range.
-    echo $((PORT_MIN + ((RANDOM << 15) | RANDOM) % (PORT_MAX - PORT_MIN + 1)))
-}
-
-# A port is free when nothing listens on it (ss, any address) and nothing
-# answers a TCP connection on 127.0.0.1.
-port_free() {
-    local port=$1
-    if command -v ss >/dev/null 2>&1; then
-        if ss -ltn 2>/dev/null |
-            awk -v p=":$port" 'NR > 1 && substr($4, length($4) - length(p) + 1) == p { f = 1 } END { exit !f }'; then
-            return 1
-        fi
-    fi
-    # Connection refused => free.  The subshell keeps fd 3 out of this shell.
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        return 1
-    fi
-    return 0
-}
-
-pick_port() {
-    local i port
-    for ((i = 0; i < 100; i++)); do
-        port=$(random_port)
-        if port_free "$port"; then
-            echo "$port"
-            return
-        fi
-    done
-    die "could not find a free TCP port in $PORT_MIN-$PORT_MAX"
-}
+# random_port, port_free, pick_port (20000-32000, below the ephemeral range)
+# shellcheck source=scripts/ports.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/ports.sh"
 
 # ---------------------------------------------------------------------------
 # start

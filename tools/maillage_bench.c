@@ -8,7 +8,9 @@
     deliver latency percentiles, the broker's peak RSS, and the database
     rows written per message; --pg-limit adds the same rows written
     straight into the same database in 1,000-row transactions, so the
-    report states "broker / raw PostgreSQL" from one run; --backlog N
+    report states "broker / raw PostgreSQL" from one run, and a physical
+    baseline beside it: one row per message, the body as bytea, 1,000
+    rows per transaction, for as long as the broker's run; --backlog N
     measures a queue of N pending deliveries: a restart, then draining it.
 
     Ids carry the run, the publisher and a counter, so each answer and
@@ -32,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "benchreport.h"
 #include "config.h"
 #include "pgbin.h"
 #include "toolutil.h"
@@ -46,7 +49,7 @@
 #endif
 
 #define S_MAX_AGENCIES 50
-#define S_SUBJECTS 4096 /* --personal: the people referrals are about */
+#define S_SUBJECTS 4096 /* --personal: the people the messages are about */
 #define S_MAX_THREADS 64
 #define S_TX_ROWS 1000
 
@@ -99,15 +102,18 @@ s_usage(FILE *out, int rc)
             "  --rate R           msg/s over all publishers; 0: as fast as possible\n"
             "  --duration S       publish for S seconds (default 10)\n"
             "  --count N          publish N messages in all (instead of --duration)\n"
-            "  --personal         referral.created under a granted consent (the\n"
-            "                     consent check and a referral's legs in the path),\n"
-            "                     each its own referral; default: a non-personal\n"
-            "                     event\n"
-            "  --referrals        --personal, and each consumer answers every\n"
-            "                     referral it receives with a referral.declined to\n"
-            "                     its referrer: half the publishes move (close) a leg\n"
+            "  --personal         situation.shared (personal, category social) under\n"
+            "                     a granted consent: the consent check in the path;\n"
+            "                     default: a non-personal event\n"
+            "  --referrals        referral.created under the consents, each its own\n"
+            "                     referral (its legs in the path); each consumer\n"
+            "                     answers every referral it receives with a\n"
+            "                     referral.declined to its referrer: half the\n"
+            "                     publishes move (close) a leg\n"
             "  --pg-limit         also write the same rows straight into PostgreSQL\n"
-            "                     (1,000 per transaction) and report the ratio\n"
+            "                     (1,000 messages per transaction), and one row per\n"
+            "                     message (a bigint key and the body as bytea, 1,000\n"
+            "                     per transaction, as long as the run): the ratios\n"
             "  --backlog N        N pending deliveries for an offline agency: restart\n"
             "                     the broker, then drain them (--self-contained)\n"
             "  --cert-dir DIR     under CURVE: DIR/AGENCY_secret per agency\n"
@@ -128,51 +134,6 @@ s_now_us(void)
     return t.sec * 1000000 + t.nsec / 1000;
 }
 
-typedef struct {
-    int64_t *v;
-    size_t n, cap;
-} s_samples_t;
-
-static void
-s_sample(s_samples_t *s, int64_t v)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4096;
-        int64_t *nv = realloc(s->v, cap * sizeof(*nv));
-        if (!nv)
-            return;
-        s->v = nv;
-        s->cap = cap;
-    }
-    s->v[s->n++] = v;
-}
-
-static void
-s_samples_merge(s_samples_t *into, s_samples_t *from)
-{
-    for (size_t i = 0; i < from->n; i++)
-        s_sample(into, from->v[i]);
-    free(from->v);
-    memset(from, 0, sizeof(*from));
-}
-
-static int
-s_cmp64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The value at quantile q of sorted samples, in ms. */
-static double
-s_quantile(const s_samples_t *s, double q)
-{
-    if (!s->n)
-        return 0;
-    size_t i = (size_t)(q * (double)(s->n - 1) + 0.5);
-    return (double)s->v[i < s->n ? i : s->n - 1] / 1000.0;
-}
-
 /* ---- the run's shared state -------------------------------------------- */
 
 typedef struct {
@@ -186,31 +147,19 @@ typedef struct {
     char subject[64]; /* --personal: the people are subject-0, subject-1, ... */
     uint8_t *body;    /* msgpack, the same for every message */
     size_t body_len;
-    size_t rid_at; /* --personal: where the body's referral_id is (each
+    size_t rid_at; /* --referrals: where the body's referral_id is (each
                       message writes its own id there); 0: none */
     const char *type;
     /* counters */
-    atomic_long published, confirmed, rejected, routed, delivered, acked, errors;
+    atomic_long published, confirmed, rejected, routed, delivered, acked;
     atomic_long moves_confirmed, moves_rejected; /* --referrals */
     atomic_int pubs_done;
     atomic_bool stop_sending, stop_consuming;
     int64_t t0_us;
     atomic_llong last_confirm_us, last_deliver_us;
-    pthread_mutex_t lock;
-    s_samples_t confirm_lat, deliver_lat;
-    char first_error[512];
+    bench_samples_t confirm_lat, deliver_lat;
+    bench_errors_t errors;
 } s_run_t;
-
-static void
-s_note_error(s_run_t *r, const char *fmt, const char *a, const char *b)
-{
-    atomic_fetch_add(&r->errors, 1);
-    pthread_mutex_lock(&r->lock);
-    if (!r->first_error[0])
-        if (snprintf(r->first_error, sizeof(r->first_error), fmt, a, b) < 0)
-            r->first_error[0] = '\0';
-    pthread_mutex_unlock(&r->lock);
-}
 
 static mlg_client_t *
 s_connect(s_run_t *r, const char *agency, const char *name, uint64_t credit)
@@ -229,7 +178,7 @@ s_connect(s_run_t *r, const char *agency, const char *name, uint64_t credit)
     else
         c = mlg_client_new(r->endpoint, agency, name, credit, 10000, &err);
     if (!c)
-        s_note_error(r, "could not join as %s: %s", agency, err.reason);
+        bench_error(&r->errors, "could not join as %s: %s", agency, err.reason);
     return c;
 }
 
@@ -281,7 +230,7 @@ typedef struct {
     long quota; /* -1: until stop_sending */
     double rate;
     pthread_t thread;
-    s_samples_t lat;
+    bench_samples_t lat;
 } s_pub_t;
 
 static void
@@ -295,19 +244,19 @@ s_pub_answer(s_pub_t *pub, mlg_msg_t *a, int64_t *sent, long nsent, long *outsta
             int64_t now = s_now_us();
             (*outstanding)--;
             if (a->op == MLG_OP_CONFIRM) {
-                s_sample(&pub->lat, now - sent[k]);
+                bench_sample(&pub->lat, now - sent[k]);
                 atomic_fetch_add(&r->confirmed, 1);
                 atomic_fetch_add(&r->routed, (long)a->routed_count);
                 atomic_store(&r->last_confirm_us, now);
             }
             else {
                 atomic_fetch_add(&r->rejected, 1);
-                s_note_error(r, "REJECT %s: %s", a->code, a->reason);
+                bench_error(&r->errors, "REJECT %s: %s", a->code, a->reason);
             }
         }
     }
     else if (a->op == MLG_OP_ERROR)
-        s_note_error(r, "ERROR %s: %s", a->code, a->reason);
+        bench_error(&r->errors, "ERROR %s: %s", a->code, a->reason);
     mlg_msg_destroy(&a);
 }
 
@@ -343,7 +292,8 @@ s_publisher(void *arg)
             break;
         int64_t now = s_now_us();
         if (!more && now - last_answer > 30000000) {
-            s_note_error(r, "%s: %s", agency, "publishes left unanswered for 30 s");
+            bench_error(&r->errors, "%s: %s", agency,
+                        "publishes left unanswered for 30 s");
             break;
         }
         int64_t due =
@@ -368,7 +318,7 @@ s_publisher(void *arg)
             m->occurred_at.nsec = (uint32_t)(now % 1000000) * 1000;
             sent[k] = now;
             if (mlg_client_send(c, m) != MLG_OK) {
-                s_note_error(r, "%s: %s", agency, "could not send a PUBLISH");
+                bench_error(&r->errors, "%s: %s", agency, "could not send a PUBLISH");
                 break;
             }
             k++;
@@ -403,7 +353,7 @@ typedef struct {
     s_run_t *r;
     int index;
     pthread_t thread;
-    s_samples_t lat;
+    bench_samples_t lat;
     mlg_client_t *client; /* joined before the publishers start */
 } s_con_t;
 
@@ -464,7 +414,7 @@ s_consumer(void *arg)
     mlg_client_t *c = con->client;
     s_answer_t answer = {NULL, 0};
     if (r->o->referrals && s_answer_template(&answer) != 0)
-        s_note_error(r, "%s%s", "could not build a referral's answer", "");
+        bench_error(&r->errors, "%s%s", "could not build a referral's answer", "");
     while (c && !atomic_load(&r->stop_consuming) && !s_interrupted) {
         mlg_msg_t *d = mlg_client_recv(c, 50);
         if (!d)
@@ -473,7 +423,8 @@ s_consumer(void *arg)
             atomic_fetch_add(
                 d->op == MLG_OP_CONFIRM ? &r->moves_confirmed : &r->moves_rejected, 1);
         if (d->op == MLG_OP_REJECT)
-            s_note_error(r, "REJECT of a referral's answer %s: %s", d->code, d->reason);
+            bench_error(&r->errors, "REJECT of a referral's answer %s: %s", d->code,
+                        d->reason);
         if (d->op == MLG_OP_DELIVER && answer.msg
             && strcmp(d->type, "referral.created") == 0)
             s_answer_referral(c, &answer, d);
@@ -485,7 +436,7 @@ s_consumer(void *arg)
             if (ours) {
                 int64_t at = d->occurred_at.sec * 1000000 + d->occurred_at.nsec / 1000;
                 if (d->attempt == 1)
-                    s_sample(&con->lat, now - at);
+                    bench_sample(&con->lat, now - at);
                 atomic_fetch_add(&r->delivered, 1);
                 atomic_store(&r->last_deliver_us, now);
             }
@@ -493,9 +444,10 @@ s_consumer(void *arg)
                 atomic_fetch_add(&r->acked, 1);
         }
         else if (d->op == MLG_OP_ERROR)
-            s_note_error(r, "ERROR %s: %s", d->code, d->reason);
+            bench_error(&r->errors, "ERROR %s: %s", d->code, d->reason);
         mlg_msg_destroy(&d);
     }
+    mlg_msg_destroy(&answer.msg);
     mlg_client_destroy(&con->client);
     return NULL;
 }
@@ -506,11 +458,15 @@ s_consumer(void *arg)
 static int
 s_make_body(s_run_t *r, size_t size)
 {
+    /* each padded through a text field: a referral's reason, a
+       situation's optional summary (both at most 4000 characters) */
     const char *fmt =
-        r->o->personal ? "{\"referral_id\":\"6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b\","
-                         "\"service\":\"home-care\",\"priority\":\"routine\","
-                         "\"requested_by\":{\"name\":\"Bench\",\"role\":\"benchmark\"},"
-                         "\"reason\":\"%s\"}"
+        r->o->referrals  ? "{\"referral_id\":\"6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b\","
+                           "\"service\":\"home-care\",\"priority\":\"routine\","
+                           "\"requested_by\":{\"name\":\"Bench\",\"role\":\"benchmark\"},"
+                           "\"reason\":\"%s\"}"
+        : r->o->personal ? "{\"household\":{\"adults\":1,\"children\":2},"
+                           "\"housing\":\"temporary\",\"summary\":\"%s\"}"
         : strcmp(r->type, "bench.filler") == 0
             ? "{\"service_id\":\"bench\",\"pad\":\"%s\"}"
             : "{\"service_id\":\"bench%.0s\",\"service\":\"home-care\","
@@ -602,14 +558,14 @@ s_grant_answer(s_run_t *r, mlg_client_t *c)
     mlg_msg_t *a = mlg_client_recv(c, 10000);
     int rc = a && a->op == MLG_OP_CONFIRM ? 0 : -1;
     if (rc)
-        s_note_error(r, "a consent was not confirmed: %s %s", a ? a->code : "",
-                     a ? a->reason : "no answer");
+        bench_error(&r->errors, "a consent was not confirmed: %s %s", a ? a->code : "",
+                    a ? a->reason : "no answer");
     mlg_msg_destroy(&a);
     return rc;
 }
 
 /* --personal: a consent for each of the run's S_SUBJECTS people, whom
-   the referrals go round (one person's referrals would all be each
+   the messages go round (one person's referrals would all be each
    other's duplicates). */
 static int
 s_grant(s_run_t *r)
@@ -634,8 +590,11 @@ s_grant(s_run_t *r)
 
 /* ---- the database --------------------------------------------------------- */
 
-static const char *s_tables[] = {"messages", "deliveries", "consent_decisions",
-                                 "delivery_events", "consents"};
+/* the tables the broker writes a message's rows into (the referral
+   tables stay empty but with --referrals) */
+static const char *s_tables[] = {
+    "messages",  "deliveries",    "consent_decisions", "delivery_events",    "consents",
+    "referrals", "referral_legs", "referral_moves",    "referral_duplicates"};
 #define S_NTABLES (sizeof(s_tables) / sizeof(s_tables[0]))
 
 typedef struct {
@@ -663,20 +622,23 @@ s_db_count(PGconn *db)
     s_dbcount_t c = {0, 0, 0, 0};
     if (!db)
         return c;
-    char sql[256];
+    char sql[768];
     for (size_t i = 0; i < S_NTABLES; i++) {
         snprintf(sql, sizeof(sql), "select count(*) from %s", s_tables[i]);
         c.rows += s_scalar(db, sql);
     }
     PQclear(PQexec(db, "select pg_stat_clear_snapshot()"));
-    c.inserts =
-        s_scalar(db, "select sum(n_tup_ins) from pg_stat_user_tables where relname"
-                     " in ('messages', 'deliveries', 'consent_decisions',"
-                     " 'delivery_events', 'consents')");
-    c.updates =
-        s_scalar(db, "select sum(n_tup_upd) from pg_stat_user_tables where relname"
-                     " in ('messages', 'deliveries', 'consent_decisions',"
-                     " 'delivery_events', 'consents')");
+    char in[512] = "";
+    for (size_t i = 0; i < S_NTABLES; i++) {
+        size_t at = strlen(in);
+        snprintf(in + at, sizeof(in) - at, "%s'%s'", i ? ", " : "", s_tables[i]);
+    }
+    snprintf(sql, sizeof(sql),
+             "select sum(n_tup_ins) from pg_stat_user_tables where relname in (%s)", in);
+    c.inserts = s_scalar(db, sql);
+    snprintf(sql, sizeof(sql),
+             "select sum(n_tup_upd) from pg_stat_user_tables where relname in (%s)", in);
+    c.updates = s_scalar(db, sql);
     c.wal = s_scalar(db, "select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint");
     return c;
 }
@@ -863,124 +825,253 @@ s_ok(PGconn *db, PGresult *res)
     return ok;
 }
 
-/* Writes n messages with one decision and one delivery each, as the
-   broker stores them, S_TX_ROWS messages per transaction. Returns
-   messages per second, or -1. */
+static PGconn *
+s_pg_connect(const s_run_t *r)
+{
+    PGconn *db = PQconnectdb(r->database);
+    if (PQstatus(db) == CONNECTION_OK)
+        return db;
+    fprintf(stderr, "maillage-bench: %s", PQerrorMessage(db));
+    PQfinish(db);
+    return NULL;
+}
+
+/* One table's rows in a transaction: a binary COPY stream, as the store
+   sends binary arrays. */
+typedef struct {
+    const char *sql; /* copy TABLE (COLUMNS) from stdin (format binary) */
+    brk_pgbin_t b;
+} s_copy_t;
+
+/* Sends each stream (ended here) by its COPY, all in one transaction;
+   true when it committed. */
+static bool
+s_copy_tx(PGconn *db, s_copy_t *copies, int n)
+{
+    bool ok = s_ok(db, PQexec(db, "begin"));
+    for (int s = 0; ok && s < n; s++) {
+        brk_pgbin_t *b = &copies[s].b;
+        brk_pgbin_copy_end(b);
+        PGresult *start = b->failed ? NULL : PQexec(db, copies[s].sql);
+        ok = !b->failed && PQresultStatus(start) == PGRES_COPY_IN;
+        PQclear(start);
+        ok = ok && PQputCopyData(db, (const char *)b->p, (int)b->n) == 1
+             && PQputCopyEnd(db, NULL) == 1;
+        if (ok)
+            ok = s_ok(db, PQgetResult(db));
+        else
+            fprintf(stderr, "maillage-bench: %s",
+                    b->failed ? "out of memory\n" : PQerrorMessage(db));
+        PGresult *rest;
+        while ((rest = PQgetResult(db)))
+            PQclear(rest);
+    }
+    if (!ok)
+        PQclear(PQexec(db, "rollback"));
+    return ok && s_ok(db, PQexec(db, "commit"));
+}
+
+/* The tables the broker writes a message's rows into: the last three
+   with --referrals only (a referral.created opens a referral and a leg,
+   and its move). */
+enum {
+    S_RAW_MESSAGES,
+    S_RAW_DECISIONS,
+    S_RAW_DELIVERIES,
+    S_RAW_REFERRALS,
+    S_RAW_LEGS,
+    S_RAW_MOVES,
+    S_RAW_TABLES
+};
+
+static const char *s_raw_sql[S_RAW_TABLES] = {
+    "copy messages (id, type, version, sender, subject, purpose, correlation,"
+    " received_at, body, chain_seq, body_hash, link) from stdin (format binary)",
+    "copy consent_decisions (message_id, recipient, decision, basis, decided_at,"
+    " chain_seq, link) from stdin (format binary)",
+    "copy deliveries (message_id, recipient) from stdin (format binary)",
+    "copy referrals (referral_id, message_id, referrer, subject, service, priority,"
+    " created_at) from stdin (format binary)",
+    "copy referral_legs (referral_id, recipient, referrer, subject, service, priority,"
+    " state, opened_at, due_at) from stdin (format binary)",
+    "copy referral_moves (referral_id, recipient, to_state, message_id, moved_at)"
+    " from stdin (format binary)",
+};
+
 static const uint8_t s_fake_link[32] = {0x6d, 0x61, 0x69, 0x6c, 0x6c, 0x61, 0x67, 0x65,
                                         0x2d, 0x62, 0x65, 0x6e, 0x63, 0x68, 0x2d, 0x6c,
                                         0x69, 0x6e, 0x6b, 0x2d, 0x30, 0x31, 0x32, 0x33,
                                         0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x61, 0x62};
 
+/* A referral's rows: the referral (its id is its message's, as
+   s_publisher makes it), its leg to the recipient, sent, and that move. */
+static void
+s_raw_referral(s_copy_t *c, const s_run_t *r, const char *id, const char *subject,
+               int64_t now)
+{
+    const char *sender = r->agencies[0], *recipient = r->agencies[1];
+    brk_pgbin_t *b = &c[S_RAW_REFERRALS].b;
+    brk_pgbin_copy_row(b, 7);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_text(b, sender);
+    brk_pgbin_text(b, subject);
+    brk_pgbin_text(b, "home-care"); /* the body's (s_make_body) */
+    brk_pgbin_text(b, "routine");
+    brk_pgbin_time(b, now);
+    b = &c[S_RAW_LEGS].b;
+    brk_pgbin_copy_row(b, 9);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_text(b, recipient);
+    brk_pgbin_text(b, sender);
+    brk_pgbin_text(b, subject);
+    brk_pgbin_text(b, "home-care");
+    brk_pgbin_text(b, "routine");
+    brk_pgbin_text(b, "sent");
+    brk_pgbin_time(b, now);
+    brk_pgbin_time(b, now + 7 * 86400 * 1000000LL); /* a deadline */
+    b = &c[S_RAW_MOVES].b;
+    brk_pgbin_copy_row(b, 5);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_text(b, recipient);
+    brk_pgbin_text(b, "sent");
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_time(b, now);
+}
+
+/* The rows of the k-th message of the raw run (tag), received at `now`:
+   the message, its decision and its delivery, as the broker stores them. */
+static void
+s_raw_rows(s_copy_t *c, const s_run_t *r, uint32_t tag, long k, int64_t now)
+{
+    const bool personal = r->o->personal;
+    const char *sender = r->agencies[0], *recipient = r->agencies[1];
+    char id[MLG_UUID_LEN + 1], subject[80];
+    s_make_id(id, tag, 0, k);
+    snprintf(subject, sizeof(subject), "%s-%ld", r->subject, k % S_SUBJECTS);
+    brk_pgbin_t *b = &c[S_RAW_MESSAGES].b;
+    brk_pgbin_copy_row(b, 12);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_text(b, r->type);
+    brk_pgbin_int(b, 1, 4);
+    brk_pgbin_text(b, sender);
+    brk_pgbin_text(b, personal ? subject : NULL);
+    brk_pgbin_text(b, personal ? "orientation" : NULL);
+    brk_pgbin_text(b, NULL);
+    brk_pgbin_time(b, now);
+    brk_pgbin_bytes(b, r->body, r->body_len);
+    /* the audit chain's columns, as the broker fills them: a position
+       (negative, apart from the broker's chain), the body's hash and the
+       link (32 bytes each) */
+    long long pos = -((long long)tag * 10000000LL + k + 1);
+    brk_pgbin_int(b, (uint64_t)pos, 8);
+    brk_pgbin_bytes(b, s_fake_link, sizeof(s_fake_link));
+    brk_pgbin_bytes(b, s_fake_link, sizeof(s_fake_link));
+    b = &c[S_RAW_DECISIONS].b;
+    brk_pgbin_copy_row(b, 7);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_text(b, recipient);
+    brk_pgbin_text(b, "allow");
+    brk_pgbin_text(b, personal ? "consent" : "not_personal");
+    brk_pgbin_time(b, now);
+    brk_pgbin_int(b, (uint64_t)pos, 8);
+    brk_pgbin_bytes(b, s_fake_link, sizeof(s_fake_link));
+    b = &c[S_RAW_DELIVERIES].b;
+    brk_pgbin_copy_row(b, 2);
+    brk_pgbin_uuid(b, id);
+    brk_pgbin_text(b, recipient);
+    if (r->o->referrals)
+        s_raw_referral(c, r, id, subject, now);
+}
+
+/* Writes n messages' rows as the broker stores them (s_raw_rows),
+   S_TX_ROWS messages per transaction. Returns messages per second, or
+   -1. */
 static double
 s_pg_limit(s_run_t *r, long n)
 {
-    PGconn *db = PQconnectdb(r->database);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "maillage-bench: %s", PQerrorMessage(db));
-        PQfinish(db);
+    PGconn *db = s_pg_connect(r);
+    if (!db)
         return -1;
-    }
     uint32_t tag = r->run ^ 0x5a5a5a5a;
-    const char *sender = r->agencies[0], *recipient = r->agencies[1];
+    int ntables = r->o->referrals ? S_RAW_TABLES : S_RAW_REFERRALS;
+    s_copy_t copies[S_RAW_TABLES];
+    memset(copies, 0, sizeof(copies));
+    for (int t = 0; t < S_RAW_TABLES; t++)
+        copies[t].sql = s_raw_sql[t];
     int64_t t0 = s_now_us();
     bool ok = true;
-    brk_pgbin_t bm = {0}, bd = {0}, bv = {0};
-    for (long done = 0; ok && done < n;) {
+    for (long done = 0; ok && done < n; done += S_TX_ROWS) {
         long batch = n - done < S_TX_ROWS ? n - done : S_TX_ROWS;
-        char id[MLG_UUID_LEN + 1];
         int64_t now = s_now_us();
-        /* binary COPY, as the store sends binary arrays */
-        brk_pgbin_copy_start(&bm);
-        brk_pgbin_copy_start(&bd);
-        brk_pgbin_copy_start(&bv);
-        for (long i = 0; i < batch; i++) {
-            s_make_id(id, tag, 0, done + i);
-            brk_pgbin_copy_row(&bm, 12);
-            brk_pgbin_uuid(&bm, id);
-            brk_pgbin_text(&bm, r->type);
-            brk_pgbin_int(&bm, 1, 4);
-            brk_pgbin_text(&bm, sender);
-            brk_pgbin_text(&bm, r->o->personal ? r->subject : NULL);
-            brk_pgbin_text(&bm, r->o->personal ? "orientation" : NULL);
-            brk_pgbin_text(&bm, NULL);
-            brk_pgbin_time(&bm, now);
-            brk_pgbin_bytes(&bm, r->body, r->body_len);
-            /* the audit chain's columns, as the broker fills them: a
-               position (negative, apart from the broker's chain), the
-               body's hash and the link (32 bytes each) */
-            long long pos = -((long long)tag * 10000000LL + done + i + 1);
-            brk_pgbin_int(&bm, (uint64_t)pos, 8);
-            brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
-            brk_pgbin_bytes(&bm, s_fake_link, sizeof(s_fake_link));
-            brk_pgbin_copy_row(&bd, 7);
-            brk_pgbin_uuid(&bd, id);
-            brk_pgbin_text(&bd, recipient);
-            brk_pgbin_text(&bd, "allow");
-            brk_pgbin_text(&bd, r->o->personal ? "consent" : "not_personal");
-            brk_pgbin_time(&bd, now);
-            brk_pgbin_int(&bd, (uint64_t)pos, 8);
-            brk_pgbin_bytes(&bd, s_fake_link, sizeof(s_fake_link));
-            brk_pgbin_copy_row(&bv, 2);
-            brk_pgbin_uuid(&bv, id);
-            brk_pgbin_text(&bv, recipient);
-        }
-        brk_pgbin_copy_end(&bm);
-        brk_pgbin_copy_end(&bd);
-        brk_pgbin_copy_end(&bv);
-        ok = !bm.failed && !bd.failed && !bv.failed;
-        ok = s_ok(db, PQexec(db, "begin"));
-        if (ok) {
-            struct {
-                const char *sql;
-                brk_pgbin_t *b;
-            } steps[3] = {
-                {"copy messages (id, type, version, sender, subject, purpose,"
-                 " correlation, received_at, body, chain_seq, body_hash, link)"
-                 " from stdin (format binary)",
-                 &bm},
-                {"copy consent_decisions (message_id, recipient, decision, basis,"
-                 " decided_at, chain_seq, link) from stdin (format binary)",
-                 &bd},
-                {"copy deliveries (message_id, recipient) from stdin (format binary)",
-                 &bv},
-            };
-            for (int s = 0; ok && s < 3; s++) {
-                PGresult *start = PQexec(db, steps[s].sql);
-                ok = PQresultStatus(start) == PGRES_COPY_IN;
-                PQclear(start);
-                ok = ok
-                     && PQputCopyData(db, (const char *)steps[s].b->p, (int)steps[s].b->n)
-                            == 1
-                     && PQputCopyEnd(db, NULL) == 1;
-                if (ok)
-                    ok = s_ok(db, PQgetResult(db));
-                PGresult *rest;
-                while ((rest = PQgetResult(db)))
-                    PQclear(rest);
-            }
-        }
-        if (ok)
-            ok = s_ok(db, PQexec(db, "commit"));
-        done += batch;
+        for (int t = 0; t < ntables; t++)
+            brk_pgbin_copy_start(&copies[t].b);
+        for (long i = 0; i < batch; i++)
+            s_raw_rows(copies, r, tag, done + i, now);
+        ok = s_copy_tx(db, copies, ntables);
     }
     int64_t t1 = s_now_us();
-    free(bm.p);
-    free(bd.p);
-    free(bv.p);
+    for (int t = 0; t < S_RAW_TABLES; t++)
+        free(copies[t].b.p);
     PQfinish(db);
     return ok ? (double)n * 1e6 / (double)(t1 - t0) : -1;
+}
+
+/* The physical baseline: what PostgreSQL takes of the bodies alone, one
+   row per message (a bigint key and --body-size bytes of bytea) in a
+   table of the run's own, S_TX_ROWS rows per transaction by binary
+   COPY, for `seconds` (the broker's run) and at least 10 transactions.
+   The table is dropped after. Rows per second, or -1. */
+static double
+s_pg_physical(s_run_t *r, double seconds)
+{
+    PGconn *db = s_pg_connect(r);
+    if (!db)
+        return -1;
+    char table[48], sql[160], copy_sql[160];
+    snprintf(table, sizeof(table), "mlg_bench_physical_%08x", r->run);
+    snprintf(sql, sizeof(sql),
+             "create table %s (id bigint primary key, body bytea not null)", table);
+    snprintf(copy_sql, sizeof(copy_sql), "copy %s (id, body) from stdin (format binary)",
+             table);
+    size_t len = r->o->body_size;
+    uint8_t *body = malloc(len + 1);
+    uint32_t x = r->run; /* bytes that do not compress, whatever the size */
+    for (size_t i = 0; body && i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        body[i] = (uint8_t)(x >> 16);
+    }
+    bool ok = body && s_ok(db, PQexec(db, sql));
+    s_copy_t copy = {copy_sql, {0}};
+    long done = 0;
+    int64_t t0 = s_now_us(), t1 = t0;
+    while (ok && (done < 10 * S_TX_ROWS || t1 - t0 < (int64_t)(seconds * 1e6))) {
+        brk_pgbin_copy_start(&copy.b);
+        for (long i = 0; i < S_TX_ROWS; i++) {
+            brk_pgbin_copy_row(&copy.b, 2);
+            brk_pgbin_int(&copy.b, (uint64_t)(done + i), 8);
+            brk_pgbin_bytes(&copy.b, body, len);
+        }
+        ok = s_copy_tx(db, &copy, 1);
+        done += S_TX_ROWS;
+        t1 = s_now_us();
+    }
+    snprintf(sql, sizeof(sql), "drop table if exists %s", table);
+    PQclear(PQexec(db, sql));
+    free(copy.b.p);
+    free(body);
+    PQfinish(db);
+    return ok ? (double)done * 1e6 / (double)(t1 - t0) : -1;
 }
 
 /* ---- the run ------------------------------------------------------------------ */
 
 typedef struct {
-    double seconds;
-    double confirm_rate, e2e_rate;
-    double c50, c99, c999, cmax, d50, d99, d999, dmax;
-    long published, confirmed, rejected, delivered, acked, errors;
+    bench_figures_t f; /* the counts, rates and latencies */
     long rss_kib;
     double rows_per_msg, ins_per_msg, upd_per_msg, wal_per_msg;
-    double pg_rate;
+    double pg_rate;       /* --pg-limit: the same rows, messages per second */
+    double physical_rate; /* --pg-limit: one row per message, rows per second */
     /* backlog */
     long backlog;
     double fill_s, restart_s, first_s, drain_rate;
@@ -991,30 +1082,16 @@ typedef struct {
 static void
 s_fill_report(s_run_t *r, s_report_t *rep)
 {
-    const s_opts_t *o = r->o;
-    rep->published = atomic_load(&r->published);
-    rep->confirmed = atomic_load(&r->confirmed);
-    rep->rejected = atomic_load(&r->rejected);
-    rep->delivered = atomic_load(&r->delivered);
-    rep->acked = atomic_load(&r->acked);
-    rep->errors = atomic_load(&r->errors);
-    int64_t lc = atomic_load(&r->last_confirm_us), ld = atomic_load(&r->last_deliver_us);
-    rep->confirm_rate =
-        lc > r->t0_us ? (double)rep->confirmed * 1e6 / (double)(lc - r->t0_us) : 0;
-    int64_t lend = ld > lc ? ld : lc;
-    long e2e = rep->delivered < rep->confirmed ? rep->delivered : rep->confirmed;
-    rep->e2e_rate = o->consumers && lend > r->t0_us
-                        ? (double)e2e * 1e6 / (double)(lend - r->t0_us)
-                        : 0;
-    rep->seconds = (double)(lend - r->t0_us) / 1e6;
-    rep->c50 = s_quantile(&r->confirm_lat, 0.5);
-    rep->c99 = s_quantile(&r->confirm_lat, 0.99);
-    rep->c999 = s_quantile(&r->confirm_lat, 0.999);
-    rep->cmax = s_quantile(&r->confirm_lat, 1.0);
-    rep->d50 = s_quantile(&r->deliver_lat, 0.5);
-    rep->d99 = s_quantile(&r->deliver_lat, 0.99);
-    rep->d999 = s_quantile(&r->deliver_lat, 0.999);
-    rep->dmax = s_quantile(&r->deliver_lat, 1.0);
+    bench_figures_t *f = &rep->f;
+    f->published = atomic_load(&r->published);
+    f->confirmed = atomic_load(&r->confirmed);
+    f->rejected = atomic_load(&r->rejected);
+    f->delivered = atomic_load(&r->delivered);
+    f->acked = atomic_load(&r->acked);
+    f->errors = atomic_load(&r->errors.count);
+    bench_figures_fill(f, r->o->consumers > 0, r->t0_us, atomic_load(&r->last_confirm_us),
+                       atomic_load(&r->last_deliver_us), &r->confirm_lat,
+                       &r->deliver_lat);
 }
 
 static int
@@ -1028,7 +1105,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
         db = NULL;
     }
     if (o->personal && s_grant(r) != 0) {
-        fprintf(stderr, "maillage-bench: %s\n", r->first_error);
+        fprintf(stderr, "maillage-bench: %s\n", r->errors.first);
         PQfinish(db);
         return -1;
     }
@@ -1043,7 +1120,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
         cons[i].client = s_connect(r, r->agencies[(i + 1) % r->nagencies],
                                    "maillage-bench", (uint64_t)o->credit);
         if (!cons[i].client) {
-            fprintf(stderr, "maillage-bench: %s\n", r->first_error);
+            fprintf(stderr, "maillage-bench: %s\n", r->errors.first);
             for (int k = 0; k < i; k++)
                 mlg_client_destroy(&cons[k].client);
             PQfinish(db);
@@ -1070,28 +1147,15 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
     for (int i = 0; i < o->publishers; i++)
         pthread_join(pubs[i].thread, NULL);
     /* every routed message delivered, or 30 s without progress */
-    long last = -1;
-    int64_t since = s_now_us();
-    while (o->consumers && !s_interrupted
-           && atomic_load(&r->delivered) < atomic_load(&r->routed)) {
-        long now_delivered = atomic_load(&r->delivered);
-        if (now_delivered != last) {
-            last = now_delivered;
-            since = s_now_us();
-        }
-        else if (s_now_us() - since > 30000000)
-            break;
-        zclock_sleep(5);
-    }
+    if (o->consumers)
+        bench_wait_progress(&r->delivered, &r->routed, 30000000, &s_interrupted);
     atomic_store(&r->stop_consuming, true);
     for (int i = 0; i < o->consumers; i++)
         pthread_join(cons[i].thread, NULL);
     for (int i = 0; i < o->publishers; i++)
-        s_samples_merge(&r->confirm_lat, &pubs[i].lat);
+        bench_samples_merge(&r->confirm_lat, &pubs[i].lat);
     for (int i = 0; i < o->consumers; i++)
-        s_samples_merge(&r->deliver_lat, &cons[i].lat);
-    qsort(r->confirm_lat.v, r->confirm_lat.n, sizeof(int64_t), s_cmp64);
-    qsort(r->deliver_lat.v, r->deliver_lat.n, sizeof(int64_t), s_cmp64);
+        bench_samples_merge(&r->deliver_lat, &cons[i].lat);
 
     s_fill_report(r, rep);
     rep->rss_kib = tool_proc_kib(broker_pid, "VmHWM");
@@ -1100,7 +1164,7 @@ s_bench(s_run_t *r, s_report_t *rep, int broker_pid)
            are applied a moment after they are sent */
         zclock_sleep(1500);
         s_dbcount_t after = s_db_count(db);
-        double n = rep->confirmed ? (double)rep->confirmed : 1;
+        double n = rep->f.confirmed ? (double)rep->f.confirmed : 1;
         rep->rows_per_msg = (double)(after.rows - before.rows) / n;
         rep->ins_per_msg = (double)(after.inserts - before.inserts) / n;
         rep->upd_per_msg = (double)(after.updates - before.updates) / n;
@@ -1172,27 +1236,13 @@ s_print(const s_run_t *r, const s_report_t *p)
                       "publishers", o->publishers, "consumers", o->consumers, "agencies",
                       r->nagencies, "body_bytes", (int)r->body_len, "window", o->window,
                       "credit", o->credit, "rate", o->rate, "personal", o->personal);
-        json_object_set_new(doc, "published", json_integer(p->published));
-        json_object_set_new(doc, "confirmed", json_integer(p->confirmed));
-        json_object_set_new(doc, "rejected", json_integer(p->rejected));
-        json_object_set_new(doc, "delivered", json_integer(p->delivered));
-        json_object_set_new(doc, "acked", json_integer(p->acked));
-        json_object_set_new(doc, "errors", json_integer(p->errors));
+        bench_figures_json(doc, &p->f);
         if (o->referrals) {
             json_object_set_new(doc, "moves_confirmed",
                                 json_integer(atomic_load(&r->moves_confirmed)));
             json_object_set_new(doc, "moves_rejected",
                                 json_integer(atomic_load(&r->moves_rejected)));
         }
-        json_object_set_new(doc, "seconds", json_real(p->seconds));
-        json_object_set_new(doc, "confirm_per_s", json_real(p->confirm_rate));
-        json_object_set_new(doc, "e2e_per_s", json_real(p->e2e_rate));
-        json_object_set_new(doc, "confirm_ms",
-                            json_pack("{s:f, s:f, s:f, s:f}", "p50", p->c50, "p99",
-                                      p->c99, "p99.9", p->c999, "max", p->cmax));
-        json_object_set_new(doc, "deliver_ms",
-                            json_pack("{s:f, s:f, s:f, s:f}", "p50", p->d50, "p99",
-                                      p->d99, "p99.9", p->d999, "max", p->dmax));
         json_object_set_new(doc, "broker_peak_rss_kib", json_integer(p->rss_kib));
         json_object_set_new(doc, "rows_per_message", json_real(p->rows_per_msg));
         json_object_set_new(doc, "wal_bytes_per_message", json_real(p->wal_per_msg));
@@ -1200,7 +1250,13 @@ s_print(const s_run_t *r, const s_report_t *p)
             json_object_set_new(doc, "pg_limit_per_s", json_real(p->pg_rate));
             json_object_set_new(
                 doc, "broker_over_pg",
-                json_real(p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0));
+                json_real(p->pg_rate > 0 ? p->f.confirm_rate / p->pg_rate : 0));
+            json_object_set_new(doc, "pg_physical_rows_per_s",
+                                json_real(p->physical_rate));
+            json_object_set_new(doc, "broker_over_pg_physical",
+                                json_real(p->physical_rate > 0
+                                              ? p->f.confirm_rate / p->physical_rate
+                                              : 0));
         }
         if (o->backlog) {
             json_object_set_new(doc, "backlog",
@@ -1223,19 +1279,7 @@ s_print(const s_run_t *r, const s_report_t *p)
            o->credit, o->rate > 0 ? "paced" : "as fast as possible");
     if (o->rate > 0)
         printf("  paced at %.0f msg/s\n", o->rate);
-    printf("  %-34s %ld published, %ld confirmed, %ld rejected, %ld delivered, %ld acked"
-           " in %.2f s\n",
-           "messages", p->published, p->confirmed, p->rejected, p->delivered, p->acked,
-           p->seconds);
-    printf("  %-34s %12.0f msg/s\n", "publish -> confirm", p->confirm_rate);
-    if (o->consumers)
-        printf("  %-34s %12.0f msg/s\n", "end to end (delivered and acked)", p->e2e_rate);
-    printf("  %-34s %8s %8s %8s %8s\n", "latency (ms)", "p50", "p99", "p99.9", "max");
-    printf("  %-34s %8.2f %8.2f %8.2f %8.2f\n", "publish -> confirm", p->c50, p->c99,
-           p->c999, p->cmax);
-    if (o->consumers)
-        printf("  %-34s %8.2f %8.2f %8.2f %8.2f\n", "publish -> deliver", p->d50, p->d99,
-               p->d999, p->dmax);
+    bench_figures_print(&p->f, o->consumers > 0);
     if (p->rss_kib >= 0)
         printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)",
                (double)p->rss_kib / 1024);
@@ -1247,7 +1291,14 @@ s_print(const s_run_t *r, const s_report_t *p)
         printf("  %-34s %12.0f msg/s (binary COPY, 1,000 per transaction)\n"
                "  %-34s %12.2f\n",
                "raw PostgreSQL, same rows", p->pg_rate, "broker / raw PostgreSQL",
-               p->pg_rate > 0 ? p->confirm_rate / p->pg_rate : 0);
+               p->pg_rate > 0 ? p->f.confirm_rate / p->pg_rate : 0);
+    if (o->pg_limit)
+        printf("  %-34s %12.0f rows/s (a %zu-byte bytea each, binary COPY, 1,000 per"
+               " transaction)\n"
+               "  %-34s %12.2f\n",
+               "physical baseline, 1 row/message", p->physical_rate, o->body_size,
+               "broker / physical baseline",
+               p->physical_rate > 0 ? p->f.confirm_rate / p->physical_rate : 0);
     if (o->backlog) {
         printf("  backlog of %ld pending deliveries for an offline agency\n", p->backlog);
         printf("  %-34s %12.2f s\n", "written (raw, 1,000 per tx)", p->fill_s);
@@ -1257,8 +1308,8 @@ s_print(const s_run_t *r, const s_report_t *p)
         printf("  %-34s %12.1f MiB\n", "broker peak RSS (VmHWM)",
                (double)p->backlog_rss_kib / 1024);
     }
-    if (p->errors)
-        printf("  %ld error(s); the first: %s\n", p->errors, r->first_error);
+    if (p->f.errors)
+        printf("  %ld error(s); the first: %s\n", p->f.errors, r->errors.first);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -1404,13 +1455,17 @@ s_from_config(s_run_t *r, const s_opts_t *o, brk_config_t **cfg_p,
     return 0;
 }
 
-/* The event type: referral.created with --personal, else the padded
-   non-personal filler when the schemas have it. */
+/* The event type: referral.created with --referrals, situation.shared
+   with --personal (the consents granted are for purpose orientation and
+   category social, which cover both), else the padded non-personal
+   filler when the schemas have it. */
 static void
 s_pick_type(s_run_t *r, const char *schemas_dir)
 {
-    if (r->o->personal)
+    if (r->o->referrals)
         r->type = "referral.created";
+    else if (r->o->personal)
+        r->type = "situation.shared";
     else if (s_has_schema(schemas_dir, "bench.filler.v1.json"))
         r->type = "bench.filler";
     else {
@@ -1436,7 +1491,7 @@ s_measure(s_run_t *r, s_env_t *env)
         rc = 2;
     }
     static const char placeholder[] = "6f1c2f4e-6a38-4d3e-9a3b-1d2c3e4f5a6b";
-    for (size_t i = 0; rc == 0 && o->personal && i + MLG_UUID_LEN <= r->body_len; i++)
+    for (size_t i = 0; rc == 0 && o->referrals && i + MLG_UUID_LEN <= r->body_len; i++)
         if (memcmp(r->body + i, placeholder, MLG_UUID_LEN) == 0) {
             r->rid_at = i; /* each referral its own id (PROTOCOL.md §9) */
             break;
@@ -1444,16 +1499,17 @@ s_measure(s_run_t *r, s_env_t *env)
     if (rc == 0 && s_bench(r, &rep, o->broker_pid) != 0)
         rc = 1;
     if (rc == 0 && o->pg_limit) {
-        long n = rep.confirmed > 10000 ? rep.confirmed : 10000;
+        long n = rep.f.confirmed > 10000 ? rep.f.confirmed : 10000;
         rep.pg_rate = s_pg_limit(r, n);
-        if (rep.pg_rate < 0)
+        rep.physical_rate = rep.pg_rate < 0 ? -1 : s_pg_physical(r, rep.f.seconds);
+        if (rep.pg_rate < 0 || rep.physical_rate < 0)
             rc = 1;
     }
     if (rc == 0 && o->backlog && s_backlog(r, env, &rep) != 0)
         rc = 1;
-    if (rc == 0 || rep.published)
+    if (rc == 0 || rep.f.published)
         s_print(r, &rep);
-    if (rc == 0 && (rep.confirmed == 0 || rep.errors))
+    if (rc == 0 && (rep.f.confirmed == 0 || rep.f.errors))
         rc = 1;
     if (o->self_contained && rc != 0 && env->log[0]) {
         /* what the broker said, before its folder goes */
@@ -1491,7 +1547,7 @@ main(int argc, char **argv)
     if (!r)
         return 2;
     r->o = &o;
-    pthread_mutex_init(&r->lock, NULL);
+    bench_errors_init(&r->errors);
     r->run = (uint32_t)randof(0x7fffffff) ^ (uint32_t)getpid();
     snprintf(r->subject, sizeof(r->subject), "bench-%08x", r->run);
     s_env_t env;
@@ -1522,10 +1578,10 @@ main(int argc, char **argv)
     if (o.self_contained)
         s_env_cleanup(&env, o.quiet);
     brk_config_destroy(&cfg);
-    free(r->confirm_lat.v);
-    free(r->deliver_lat.v);
+    bench_samples_free(&r->confirm_lat);
+    bench_samples_free(&r->deliver_lat);
     free(r->body);
-    pthread_mutex_destroy(&r->lock);
+    bench_errors_fini(&r->errors);
     free(r);
     return rc;
 }
