@@ -1,6 +1,6 @@
-/*  test_depths.c: the queue depths of /metrics and /api/status (issue
-    17, "Monitoring that does not grow with the backlog"), on the real
-    broker and PostgreSQL.
+/*  test_depths.c: the queue depths of /metrics, /api/status and
+    `maillage status` (issue 17, "Monitoring that does not grow with the
+    backlog"), on the real broker and PostgreSQL.
 
     - The figures the broker keeps as it commits are the database's: at
       each step (publishes, an ACK, a NACK requeued, dead letters, an
@@ -10,10 +10,10 @@
       second.
     - No request counts over the queues: while another session holds
       deliveries and messages locked (access exclusive, its transaction
-      open), /healthz, /metrics and /api/status answer, within the
-      client's usual timeout, with the figures the locking session
-      reads. Any of them reading the queues would wait for the lock
-      instead. */
+      open), /healthz, /metrics, /api/status and `maillage status`
+      answer, within the client's usual timeout, with the figures the
+      locking session reads. Any of them reading the queues would wait
+      for the lock instead. */
 
 #include <math.h>
 #include <setjmp.h>
@@ -395,6 +395,32 @@ test_answers_while_the_queues_are_locked(void **state)
     if (!s_metrics(&want, &metrics, why, sizeof(why))
         || !s_same("/metrics", &want, &metrics, why, sizeof(why)))
         fail_msg("under the lock: %s", why);
+
+    /* maillage status too, from the broker's figures (a statement bound
+       turns a wait for the lock into a failure, not a hang) */
+    char *out = NULL;
+    setenv("PGOPTIONS", "-c statement_timeout=5000", 1);
+    int rc = e2e_cli(&s_bp, &out, "--http %s --json status", s_http);
+    unsetenv("PGOPTIONS");
+    assert_int_equal(rc, 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    free(out);
+    assert_non_null(doc);
+    assert_true(
+        json_is_true(json_object_get(json_object_get(doc, "broker"), "reachable")));
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(doc, "agencies"), i, a)
+    {
+        assert_true(i < want.n);
+        assert_string_equal(json_string_value(json_object_get(a, "agency")),
+                            want.q[i].agency);
+        assert_int_equal(json_integer_value(json_object_get(a, "pending")),
+                         want.q[i].pending);
+        assert_int_equal(json_integer_value(json_object_get(a, "dead")), want.q[i].dead);
+    }
+    assert_int_equal(i, want.n);
+    json_decref(doc);
 }
 
 /* Ends the locking session, whether its test passed or not: the lock
