@@ -150,9 +150,10 @@ s_reload(brk_broker_t *self)
 }
 
 /* The loop's figures for the HTTP thread: clients and deliveries in
-   flight, per registered agency; the referral legs' counts, kept by the
-   index as they change, and its overdue legs (the cost is theirs, not
-   every leg's: referral_figures.c). */
+   flight, per registered agency (which also tells /healthz that the
+   loop runs); the referral legs' counts, kept by the index as they
+   change, and its overdue legs (the cost is theirs, not every leg's:
+   referral_figures.c). */
 static void
 s_publish_figures(brk_broker_t *self)
 {
@@ -289,7 +290,7 @@ s_http(brk_broker_t *self)
 {
     const brk_config_t *cfg = self->cfg;
     char err[600];
-    self->http = brk_http_new(cfg->http, cfg->database, self->metrics, err, sizeof(err));
+    self->http = brk_http_new(cfg->http, self->metrics, err, sizeof(err));
     if (!self->http) {
         brk_log(BRK_LOG_ERROR, "config", "%s: %s", cfg->path, err);
         return -1;

@@ -30,33 +30,38 @@
 /* how long a delivery stays in flight before its SENT is told anyway */
 #define S_SENT_HOLD_US 1000000
 
-static void
-s_update_sent(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery,
-              uint64_t attempt, bool sent, const char *reason, const char *actor)
+/* A change of the row's delivery, for the store to write; its
+   recipient goes with it, whose queue's depth the store keeps. NULL
+   out of memory. */
+static brk_update_t *
+s_update_new(brk_update_kind_t kind, const brk_delivery_t *row, const char *reason,
+             const char *actor)
 {
     brk_update_t *u = calloc(1, sizeof(*u));
     if (!u)
-        return;
+        return NULL;
     u->kind = kind;
-    u->sent = sent;
-    u->delivery = delivery;
-    u->attempt = attempt;
+    u->delivery = row->delivery;
+    u->attempt = row->attempts;
+    snprintf(u->recipient, sizeof(u->recipient), "%s", row->recipient);
     if (reason && reason[0]) {
         u->reason = strdup(reason);
         if (!u->reason) {
             free(u);
-            return;
+            return NULL;
         }
     }
     snprintf(u->actor, sizeof(u->actor), "%s", actor);
-    brk_store_update(self->store, &u);
+    return u;
 }
 
 static void
-s_update(brk_broker_t *self, brk_update_kind_t kind, uint64_t delivery, uint64_t attempt,
+s_update(brk_broker_t *self, brk_update_kind_t kind, const brk_delivery_t *row,
          const char *reason, const char *actor)
 {
-    s_update_sent(self, kind, delivery, attempt, false, reason, actor);
+    brk_update_t *u = s_update_new(kind, row, reason, actor);
+    if (u)
+        brk_store_update(self->store, &u);
 }
 
 /* The SENT of a delivery sent, if the store was not told yet. */
@@ -66,7 +71,7 @@ s_tell_sent(brk_broker_t *self, brk_delivery_t *row, const char *actor)
     if (!row->sent_unwritten_us)
         return;
     row->sent_unwritten_us = 0;
-    s_update(self, BRK_UPDATE_SENT, row->delivery, row->attempts, NULL, actor);
+    s_update(self, BRK_UPDATE_SENT, row, NULL, actor);
 }
 
 /* Is the delivery's consent being revoked right now? Then it waits for
@@ -97,17 +102,15 @@ s_consent_stands(brk_broker_t *self, brk_delivery_t *row, const char *actor)
                                                   : NULL;
     if (!code)
         return true;
-    brk_update_t *u = calloc(1, sizeof(*u));
+    brk_update_t *u =
+        s_update_new(BRK_UPDATE_REVOKED, row,
+                     c->revoked_at ? "the consent was revoked before delivery"
+                                   : "the consent expired before delivery",
+                     actor);
     if (u) {
-        u->kind = BRK_UPDATE_REVOKED;
-        u->delivery = row->delivery;
-        u->attempt = row->attempts;
         snprintf(u->consent_id, sizeof(u->consent_id), "%s", c->id);
         snprintf(u->code, sizeof(u->code), "%s", code);
-        u->reason = strdup(c->revoked_at ? "the consent was revoked before delivery"
-                                         : "the consent expired before delivery");
-        snprintf(u->actor, sizeof(u->actor), "%s", actor);
-        brk_store_update(self->store, &u); /* out of memory: no reason */
+        brk_store_update(self->store, &u);
     }
     brk_log(BRK_LOG_INFO, row->recipient, "delivery %llu not delivered: consent %s %s",
             (unsigned long long)row->delivery, c->id,
@@ -131,7 +134,7 @@ s_give_back(brk_broker_t *self, brk_delivery_t *row, const char *why, const char
     brk_log(BRK_LOG_WARNING, row->recipient,
             "delivery %llu dead after %llu attempts (%s)",
             (unsigned long long)row->delivery, (unsigned long long)row->attempts, why);
-    s_update(self, BRK_UPDATE_DEAD, row->delivery, row->attempts, why, actor);
+    s_update(self, BRK_UPDATE_DEAD, row, why, actor);
     brk_delivery_destroy(&row);
 }
 
@@ -157,7 +160,7 @@ brk_deliveries_requeue(brk_broker_t *self, brk_session_t *s, const char *why)
     brk_delivery_t *row = zlistx_detach(rows, NULL);
     for (; row; row = zlistx_detach(rows, NULL)) {
         s_tell_sent(self, row, s->name);
-        s_update(self, BRK_UPDATE_REQUEUED, row->delivery, row->attempts, why, s->name);
+        s_update(self, BRK_UPDATE_REQUEUED, row, why, s->name);
         s_give_back(self, row, why, s->name);
     }
     zlistx_destroy(&rows);
@@ -225,18 +228,20 @@ brk_deliveries_on_ack(brk_broker_t *self, brk_session_t *s, const mlg_msg_t *m)
     }
     if (m->op == MLG_OP_ACK) {
         /* sent and acked: one command, one update of the row */
-        s_update_sent(self, BRK_UPDATE_ACK, row->delivery, row->attempts,
-                      row->sent_unwritten_us != 0, NULL, s->name);
+        brk_update_t *u = s_update_new(BRK_UPDATE_ACK, row, NULL, s->name);
+        if (u) {
+            u->sent = row->sent_unwritten_us != 0;
+            brk_store_update(self->store, &u);
+        }
         row->sent_unwritten_us = 0;
     }
     else {
         s_tell_sent(self, row, s->name);
-        s_update(self, BRK_UPDATE_NACK, row->delivery, row->attempts, m->reason, s->name);
+        s_update(self, BRK_UPDATE_NACK, row, m->reason, s->name);
         if (!m->requeue) {
             brk_log(BRK_LOG_WARNING, s->agency, "delivery %llu dead: refused by %s",
                     (unsigned long long)row->delivery, s->name);
-            s_update(self, BRK_UPDATE_DEAD, row->delivery, row->attempts, m->reason,
-                     s->name);
+            s_update(self, BRK_UPDATE_DEAD, row, m->reason, s->name);
         }
         else {
             s_give_back(self, row, m->reason, s->name);

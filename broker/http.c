@@ -1,9 +1,12 @@
 /*  http.c: the broker's HTTP listener (broker/http), with libmicrohttpd
     driven by an actor of its own: /metrics, /healthz, /api/status and the
-    dashboard at /. It reads the broker's figures from the broker's
-    metrics set (metrics.c) and the queues through the store's view
-    (store_view.c, a connection of the view's own), so a slow scrape never
-    holds the event loop nor the store.
+    dashboard at /. Every answer comes from the broker's metrics set
+    (metrics.c), in memory: the queue depths are the store's, kept as it
+    commits (depth.h), and /healthz asks only whether the event loop runs
+    and the store has its database. No request reads the database, so a
+    scrape costs the same whatever the backlog, answers while the
+    database is slow or locked, and never holds the event loop nor the
+    store.
 
     Slow clients. libmicrohttpd's timeout is on idleness and starts again
     with every byte, so a client sending its headers a byte a second kept
@@ -47,7 +50,6 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "store.h"
 
 extern const char brk_dashboard_html[];
 extern const size_t brk_dashboard_html_len;
@@ -58,6 +60,9 @@ extern const size_t brk_dashboard_html_len;
 #define S_IDLE_SECONDS 10
 #define S_TICK_MS 250
 #define S_MEMORY_PER_CONNECTION 32768
+/* /healthz says 503 when the loop has not refreshed its figures (once a
+   second) for this long: it is stuck */
+#define S_LOOP_STALE_MS 10000
 
 /* One connection as the limits see it; the slot is its socket context. */
 typedef struct {
@@ -71,15 +76,12 @@ typedef struct {
 
 struct brk_http_t {
     struct MHD_Daemon *daemon;
-    zactor_t *actor;          /* runs the daemon */
-    brk_metrics_t *metrics;   /* the broker's; outlives the listener */
-    brk_store_view_t *queues; /* used by the actor's thread only */
+    zactor_t *actor;        /* runs the daemon */
+    brk_metrics_t *metrics; /* the broker's; outlives the listener */
     /* one more slot than the limit: libmicrohttpd accepts the connection
        that makes room by ending another. Used by the actor's thread only. */
     s_conn_t conns[S_MAX_CONNECTIONS + 1];
 };
-
-#define S_MAX_ROWS 4096
 
 static enum MHD_Result
 s_respond(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
@@ -146,35 +148,21 @@ s_handler(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         return s_text(c, MHD_HTTP_NOT_FOUND,
                       "not found: /, /metrics, /healthz, /api/status\n");
 
-    brk_queue_row_t *rows = calloc(S_MAX_ROWS, sizeof(*rows));
-    if (!rows)
-        return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    size_t n = 0;
-    char why[512] = "";
-    bool read =
-        brk_store_view_queues(self->queues, rows, S_MAX_ROWS, &n, why, sizeof(why)) == 0;
-    enum MHD_Result rc;
     if (health) {
-        if (read && brk_metrics_db_up(self->metrics))
-            rc = s_text(c, MHD_HTTP_OK, "ok\n");
-        else {
-            char msg[600];
-            snprintf(msg, sizeof(msg), "unavailable: %s\n",
-                     read ? "the broker's store has lost its database" : why);
-            rc = s_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
-        }
+        char why[200], msg[300];
+        if (brk_metrics_health(self->metrics, S_LOOP_STALE_MS, why, sizeof(why)))
+            return s_text(c, MHD_HTTP_OK, "ok\n");
+        snprintf(msg, sizeof(msg), "unavailable: %s\n", why);
+        return s_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
     }
-    else {
-        char *body = metrics ? brk_metrics_render(self->metrics, read ? rows : NULL, n)
-                             : brk_metrics_status_json(self->metrics, rows, n, read);
-        rc = body ? s_respond(c, MHD_HTTP_OK,
-                              metrics ? "text/plain; version=0.0.4; charset=utf-8"
-                                      : "application/json",
-                              body, strlen(body), true)
-                  : s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    }
-    free(rows);
-    return rc;
+    char *body = metrics ? brk_metrics_render(self->metrics)
+                         : brk_metrics_status_json(self->metrics);
+    if (!body)
+        return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    return s_respond(c, MHD_HTTP_OK,
+                     metrics ? "text/plain; version=0.0.4; charset=utf-8"
+                             : "application/json",
+                     body, strlen(body), true);
 }
 
 static void
@@ -331,8 +319,7 @@ s_actor(zsock_t *pipe, void *args)
 }
 
 brk_http_t *
-brk_http_new(const char *address, const char *database, brk_metrics_t *metrics, char *err,
-             size_t errlen)
+brk_http_new(const char *address, brk_metrics_t *metrics, char *err, size_t errlen)
 {
     /* HOST:PORT, HOST an IPv4 address */
     const char *colon = strrchr(address, ':');
@@ -354,8 +341,7 @@ brk_http_new(const char *address, const char *database, brk_metrics_t *metrics, 
     }
     sa.sin_port = htons((uint16_t)port);
     brk_http_t *self = calloc(1, sizeof(*self));
-    if (!self || !(self->queues = brk_store_view_new(database))) {
-        free(self);
+    if (!self) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -372,7 +358,6 @@ brk_http_new(const char *address, const char *database, brk_metrics_t *metrics, 
         MHD_OPTION_END);
     if (!self->daemon) {
         snprintf(err, errlen, "broker/http: could not listen on %s", address);
-        brk_store_view_destroy(&self->queues);
         free(self);
         return NULL;
     }
@@ -381,7 +366,6 @@ brk_http_new(const char *address, const char *database, brk_metrics_t *metrics, 
     if (!self->actor) {
         snprintf(err, errlen, "broker/http: could not start its thread");
         MHD_stop_daemon(self->daemon);
-        brk_store_view_destroy(&self->queues);
         free(self);
         return NULL;
     }
@@ -396,7 +380,6 @@ brk_http_destroy(brk_http_t **self_p)
         return;
     zactor_destroy(&self->actor); /* joins the thread that runs the daemon */
     MHD_stop_daemon(self->daemon);
-    brk_store_view_destroy(&self->queues);
     free(self);
     *self_p = NULL;
 }

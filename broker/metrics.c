@@ -1,7 +1,7 @@
 /*  metrics.c: see metrics.h. Counters keyed by their label values in
     czmq hash tables, two histograms with fixed buckets, the loop's
-    snapshot of agencies; all behind the set's mutex. The referral
-    figures are metrics_referral.c's. */
+    snapshot of agencies, the store's queue figures; all behind the
+    set's mutex. The referral figures are metrics_referral.c's. */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +26,13 @@ s_free_agencies(brk_metrics_t *self)
     self->nagencies = 0;
 }
 
+static void
+s_free_depth(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
 static zhashx_t *
 s_counters(void)
 {
@@ -45,8 +52,12 @@ brk_metrics_new(void)
     self->received = s_counters();
     self->rejected = s_counters();
     self->decisions = s_counters();
+    self->depths = zhashx_new();
+    if (self->depths)
+        zhashx_set_destructor(self->depths, s_free_depth);
     self->started = zclock_time();
-    if (!self->received || !self->rejected || !self->decisions)
+    self->loop_seen = zclock_mono();
+    if (!self->received || !self->rejected || !self->decisions || !self->depths)
         brk_metrics_destroy(&self);
     return self;
 }
@@ -60,6 +71,7 @@ brk_metrics_destroy(brk_metrics_t **self_p)
     zhashx_destroy(&self->received);
     zhashx_destroy(&self->rejected);
     zhashx_destroy(&self->decisions);
+    zhashx_destroy(&self->depths);
     s_free_agencies(self);
     brk_referral_figures_destroy(&self->referrals);
     pthread_mutex_destroy(&self->lock);
@@ -148,12 +160,47 @@ brk_metrics_set_db(brk_metrics_t *self, bool up)
 }
 
 bool
-brk_metrics_db_up(brk_metrics_t *self)
+brk_metrics_health(brk_metrics_t *self, int64_t stale_ms, char *why, size_t whylen)
 {
     pthread_mutex_lock(&self->lock);
+    int64_t silent = zclock_mono() - self->loop_seen;
     bool up = self->db_up;
     pthread_mutex_unlock(&self->lock);
-    return up;
+    if (silent > stale_ms)
+        snprintf(why, whylen, "the broker's event loop has not run for %lld ms",
+                 (long long)silent);
+    else if (!up)
+        snprintf(why, whylen, "the broker's store has no database");
+    return silent <= stale_ms && up;
+}
+
+void
+brk_metrics_set_depths(brk_metrics_t *self, const brk_depth_t *rows, size_t n, bool all)
+{
+    pthread_mutex_lock(&self->lock);
+    if (all)
+        zhashx_purge(self->depths);
+    for (size_t i = 0; i < n; i++) {
+        brk_depth_t *d = zhashx_lookup(self->depths, rows[i].agency);
+        if (!d && (d = malloc(sizeof(*d)))
+            && zhashx_insert(self->depths, rows[i].agency, d) != 0) {
+            free(d);
+            d = NULL;
+        }
+        if (d)
+            *d = rows[i];
+    }
+    self->depths_known = true;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void
+brk_metrics_forget_depths(brk_metrics_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    zhashx_purge(self->depths);
+    self->depths_known = false;
+    pthread_mutex_unlock(&self->lock);
 }
 
 void
@@ -173,6 +220,7 @@ brk_metrics_set_agencies(brk_metrics_t *self, const brk_agency_t *agencies, size
     s_free_agencies(self);
     self->agencies = copy;
     self->nagencies = n;
+    self->loop_seen = zclock_mono();
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -297,8 +345,63 @@ s_take(zchunk_t **out_p)
     return text;
 }
 
+/* An agency's queue as the store keeps it, under the lock: zeros when
+   nothing of it is kept (nothing pending or dead). */
+static brk_depth_t
+s_depth(const brk_metrics_t *self, const char *agency)
+{
+    const brk_depth_t *d = zhashx_lookup(self->depths, agency);
+    brk_depth_t none = {.pending = 0};
+    return d ? *d : none;
+}
+
+/* Seconds since the oldest pending delivery's message was received; 0
+   when none is pending. */
+static double
+s_age(const brk_depth_t *d, int64_t now_us)
+{
+    return d->pending && d->oldest_us && now_us > d->oldest_us
+               ? (double)(now_us - d->oldest_us) / 1e6
+               : 0;
+}
+
+/* The queue families, every registered agency with its series; pending
+   and dead only when the store's figures are known. */
+static void
+s_render_queues(const brk_metrics_t *self, zchunk_t *out)
+{
+    brk_metrics_family(
+        out, "maillage_queue_depth", "gauge",
+        "Deliveries per recipient agency: pending in the database (in flight "
+        "included), in flight to a client now, dead-lettered.");
+    for (size_t k = 0; k < self->nagencies; k++) {
+        const brk_metrics_agency_t *a = &self->agencies[k];
+        brk_depth_t d = s_depth(self, a->id);
+        if (self->depths_known)
+            brk_metrics_printf(
+                out, "maillage_queue_depth{agency=\"%s\",state=\"pending\"} %llu\n",
+                a->id, (unsigned long long)d.pending);
+        brk_metrics_printf(
+            out, "maillage_queue_depth{agency=\"%s\",state=\"inflight\"} %llu\n", a->id,
+            (unsigned long long)a->inflight);
+        if (self->depths_known)
+            brk_metrics_printf(
+                out, "maillage_queue_depth{agency=\"%s\",state=\"dead\"} %llu\n", a->id,
+                (unsigned long long)d.dead);
+    }
+    brk_metrics_family(
+        out, "maillage_oldest_pending_seconds", "gauge",
+        "Age of the oldest pending delivery per recipient agency (0: none).");
+    int64_t now_us = mlg_time_us(mlg_time_now());
+    for (size_t k = 0; self->depths_known && k < self->nagencies; k++) {
+        brk_depth_t d = s_depth(self, self->agencies[k].id);
+        brk_metrics_printf(out, "maillage_oldest_pending_seconds{agency=\"%s\"} %.3f\n",
+                           self->agencies[k].id, s_age(&d, now_us));
+    }
+}
+
 char *
-brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrows)
+brk_metrics_render(brk_metrics_t *self)
 {
     zchunk_t *out = zchunk_new(NULL, 0);
     if (!out)
@@ -313,46 +416,7 @@ brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrow
     s_counter(out, "maillage_consent_decisions_total",
               "Decisions stored for recipients, by decision and legal basis.",
               self->decisions, NULL);
-    brk_metrics_family(
-        out, "maillage_queue_depth", "gauge",
-        "Deliveries per recipient agency: pending in the database (in flight "
-        "included), in flight to a client now, dead-lettered.");
-    /* agencies with nothing in the database: zeros, so every registered
-       agency has its series */
-    for (size_t k = 0; k < self->nagencies; k++) {
-        bool found = false;
-        for (size_t i = 0; i < nrows && !found; i++)
-            found = strcmp(rows[i].agency, self->agencies[k].id) == 0;
-        if (!found && rows)
-            for (const char *st = "pending\0inflight\0dead\0"; *st; st += strlen(st) + 1)
-                brk_metrics_printf(
-                    out, "maillage_queue_depth{agency=\"%s\",state=\"%s\"} %llu\n",
-                    self->agencies[k].id, st,
-                    strcmp(st, "inflight") == 0
-                        ? (unsigned long long)self->agencies[k].inflight
-                        : 0ull);
-    }
-    for (size_t i = 0; i < nrows; i++) {
-        uint64_t inflight = 0;
-        for (size_t k = 0; k < self->nagencies; k++)
-            if (strcmp(self->agencies[k].id, rows[i].agency) == 0)
-                inflight = self->agencies[k].inflight;
-        brk_metrics_printf(out,
-                           "maillage_queue_depth{agency=\"%s\",state=\"pending\"} %llu\n",
-                           rows[i].agency, (unsigned long long)rows[i].pending);
-        brk_metrics_printf(
-            out, "maillage_queue_depth{agency=\"%s\",state=\"inflight\"} %llu\n",
-            rows[i].agency, (unsigned long long)inflight);
-        brk_metrics_printf(out,
-                           "maillage_queue_depth{agency=\"%s\",state=\"dead\"} %llu\n",
-                           rows[i].agency, (unsigned long long)rows[i].dead);
-    }
-    brk_metrics_family(
-        out, "maillage_oldest_pending_seconds", "gauge",
-        "Age of the oldest pending delivery per recipient agency (0: none).");
-    for (size_t i = 0; i < nrows; i++)
-        brk_metrics_printf(out, "maillage_oldest_pending_seconds{agency=\"%s\"} %.3f\n",
-                           rows[i].agency, rows[i].oldest_pending_seconds);
+    s_render_queues(self, out);
     brk_metrics_family(out, "maillage_clients_connected", "gauge",
                        "Clients in session, per agency.");
     for (size_t i = 0; i < self->nagencies; i++)
@@ -380,13 +444,13 @@ s_sum(zhashx_t *h)
 }
 
 char *
-brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrows,
-                        bool db_read)
+brk_metrics_status_json(brk_metrics_t *self)
 {
     json_t *root = json_object();
     json_t *list = json_array();
+    int64_t now_us = mlg_time_us(mlg_time_now());
     pthread_mutex_lock(&self->lock);
-    json_object_set_new(root, "database_up", json_boolean(self->db_up && db_read));
+    json_object_set_new(root, "database_up", json_boolean(self->db_up));
     json_object_set_new(
         root, "uptime_seconds",
         json_integer((json_int_t)((zclock_time() - self->started) / 1000)));
@@ -403,16 +467,12 @@ brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows, size_t
         json_object_set_new(o, "name", json_string(a->name ? a->name : ""));
         json_object_set_new(o, "clients", json_integer((json_int_t)a->clients));
         json_object_set_new(o, "inflight", json_integer((json_int_t)a->inflight));
-        const brk_queue_row_t *q = NULL;
-        for (size_t k = 0; k < nrows; k++)
-            if (strcmp(rows[k].agency, a->id) == 0)
-                q = &rows[k];
-        if (db_read) {
-            json_object_set_new(o, "pending",
-                                json_integer(q ? (json_int_t)q->pending : 0));
-            json_object_set_new(o, "dead", json_integer(q ? (json_int_t)q->dead : 0));
+        if (self->depths_known) {
+            brk_depth_t d = s_depth(self, a->id);
+            json_object_set_new(o, "pending", json_integer((json_int_t)d.pending));
+            json_object_set_new(o, "dead", json_integer((json_int_t)d.dead));
             json_object_set_new(o, "oldest_pending_seconds",
-                                json_real(q ? q->oldest_pending_seconds : 0));
+                                json_real(s_age(&d, now_us)));
         }
         json_array_append_new(list, o);
     }

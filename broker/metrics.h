@@ -5,10 +5,9 @@
     store thread and the HTTP listener when they start; it outlives both.
     The loop and the store thread record events as they happen; the HTTP
     thread reads. Every function takes the set's mutex, so any thread may
-    call any of them. Queue depths and the oldest pending age are not kept
-    here: the HTTP thread reads them through the store's view on each
-    request (store.h, brk_store_view_t), so they always agree with the
-    database. */
+    call any of them. The queue depths and the oldest pending deliveries
+    are the store's (depth.h), handed over once per batch that changed
+    them: a request reads them here and never counts over the queues. */
 
 #ifndef BRK_METRICS_H
 #define BRK_METRICS_H
@@ -18,6 +17,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "depth.h"
 #include "store.h"
 
 typedef struct brk_metrics_t brk_metrics_t;
@@ -39,7 +39,8 @@ void brk_metrics_commit_seconds(brk_metrics_t *self, double seconds);
 
 /* The loop's view, refreshed about once a second: the database as the
    store last saw it, and per agency (in the order given) its name, its
-   connected clients and the deliveries in flight to them. */
+   connected clients and the deliveries in flight to them. Each refresh
+   also says the loop is alive (brk_metrics_health). */
 void brk_metrics_set_db(brk_metrics_t *self, bool up);
 void brk_metrics_set_agencies(brk_metrics_t *self, const brk_agency_t *agencies, size_t n,
                               const size_t *clients, const uint64_t *inflight);
@@ -51,16 +52,26 @@ void brk_metrics_set_referrals(brk_metrics_t *self, brk_referral_figures_t **fig
 void brk_metrics_referral_duplicate(brk_metrics_t *self, bool told_publisher,
                                     bool told_recipient);
 
-/* The Prometheus text exposition (format 0.0.4) of everything, with the
-   queue rows read from the database (NULL, 0 when it could not be read).
-   malloc'd. */
-char *brk_metrics_render(brk_metrics_t *self, const brk_queue_row_t *rows, size_t nrows);
+/* The store's queue figures (depth.h, brk_depths_take): `rows` replace
+   those of their agencies (`all`: every agency's, the others dropped);
+   from then on the depths are known. brk_metrics_forget_depths: not
+   known any more (the store lost its database; it counts again on its
+   next connection). */
+void brk_metrics_set_depths(brk_metrics_t *self, const brk_depth_t *rows, size_t n,
+                            bool all);
+void brk_metrics_forget_depths(brk_metrics_t *self);
 
-/* The JSON behind the dashboard. malloc'd. */
-char *brk_metrics_status_json(brk_metrics_t *self, const brk_queue_row_t *rows,
-                              size_t nrows, bool db_read);
+/* The Prometheus text exposition (format 0.0.4) of everything; the
+   queue depths only when known. malloc'd. */
+char *brk_metrics_render(brk_metrics_t *self);
 
-/* The loop's last word on the database. */
-bool brk_metrics_db_up(brk_metrics_t *self);
+/* The JSON behind the dashboard; an agency's pending, dead and oldest
+   pending age only when known. malloc'd. */
+char *brk_metrics_status_json(brk_metrics_t *self);
+
+/* /healthz, from memory only: true when the loop refreshed its view
+   within `stale_ms` and the store has its database; otherwise false,
+   and why. */
+bool brk_metrics_health(brk_metrics_t *self, int64_t stale_ms, char *why, size_t whylen);
 
 #endif

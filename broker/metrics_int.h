@@ -54,6 +54,9 @@ struct brk_metrics_t {
     zhashx_t *decisions; /* "allow,consent" -> uint64_t * */
     brk_latency_t confirm, commit;
     bool db_up;
+    int64_t loop_seen; /* zclock_mono() at the loop's last refresh */
+    zhashx_t *depths;  /* agency -> brk_depth_t, the store's figures */
+    bool depths_known;
     brk_metrics_agency_t *agencies;
     size_t nagencies;
     int64_t started;

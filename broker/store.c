@@ -377,9 +377,11 @@ s_transact(brk_store_t *self, zsock_t *pipe, brk_store_cmd_t *cmds, size_t n)
     else if (self->conn && brk_store_piped(self))
         brk_store_collect(self, NULL); /* what was sent before the failure */
     if (!ok) {
+        brk_depths_rollback(self->depths);
         s_failed(self, pipe, begun, nupdates);
         return false;
     }
+    brk_depths_commit(self->depths); /* the queues' depths, as committed */
     brk_metrics_commit_seconds(self->metrics, (double)(zclock_usecs() - began) / 1e6);
     if (nupdates)
         self->mark++;
@@ -471,9 +473,12 @@ s_actor(zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new(pipe, NULL);
     bool terminated = false;
     while (!terminated) {
-        /* idle: look for notifications twice a second; while
-           disconnected, wake up to retry */
-        void *which = zpoller_wait(poller, self->conn ? 500 : BRK_STORE_BACKOFF_MIN_MS);
+        /* idle: look for notifications twice a second, and for the
+           queues' count often while it is out; while disconnected,
+           wake up to retry */
+        void *which = zpoller_wait(poller, self->counter ? 50
+                                           : self->conn  ? 500
+                                                         : BRK_STORE_BACKOFF_MIN_MS);
         if (!which) {
             if (zpoller_terminated(poller))
                 break;
@@ -483,6 +488,7 @@ s_actor(zsock_t *pipe, void *args)
                 brk_store_connect(self, pipe);
             if (self->conn && self->nheld)
                 s_flush_held(self, pipe); /* nothing else may come to write them */
+            brk_store_depths_refresh(self);
             continue;
         }
         size_t n = 0;
@@ -508,6 +514,7 @@ s_actor(zsock_t *pipe, void *args)
         if (n)
             s_run_batch(self, pipe, cmds, n);
         brk_store_check_notifies(self, pipe);
+        brk_store_depths_refresh(self); /* once per batch */
     }
     zpoller_destroy(&poller);
     free(cmds);
@@ -522,6 +529,9 @@ s_actor(zsock_t *pipe, void *args)
                 self->nheld);
     brk_store_held_drop(self, self->nheld);
     free(self->held);
+    if (self->counter)
+        PQfinish(self->counter);
+    brk_depths_destroy(&self->depths);
     if (self->conn)
         PQfinish(self->conn);
     free(self->database);
@@ -550,10 +560,12 @@ brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics,
     if (self->deadlines && ndeadlines)
         memcpy(self->deadlines, deadlines, ndeadlines * sizeof(brk_deadline_t));
     self->ndeadlines = ndeadlines;
-    if (!self->database || !self->sql_dir || !self->deadlines) {
+    self->depths = brk_depths_new();
+    if (!self->database || !self->sql_dir || !self->deadlines || !self->depths) {
         free(self->database);
         free(self->sql_dir);
         free(self->deadlines);
+        brk_depths_destroy(&self->depths);
         free(self);
         return NULL;
     }

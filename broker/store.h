@@ -109,7 +109,8 @@ typedef struct {
     brk_update_kind_t kind;
     uint64_t delivery;
     uint64_t attempt;
-    bool sent;    /* ACK: its attempt's SENT was not told, count it too */
+    bool sent; /* ACK: its attempt's SENT was not told, count it too */
+    char recipient[MLG_AGENCY_ID_MAX + 1]; /* the delivery's: its queue's depth */
     char *reason; /* owned; NULL for none (SENT and ACK, most of them: no
                      buffer allocated and cleared per message) */
     char actor[96];
@@ -123,8 +124,9 @@ typedef struct brk_metrics_t brk_metrics_t;
    the background and keeps reconnecting; migrations run on each new
    connection, from `sql_dir`; the legs of referrals stored before the
    referral tables are rebuilt with `deadlines` (copied). It records its
-   commits in `metrics`, which must outlive it. NULL on failure to start
-   the thread. */
+   commits, and the queues' depths as it commits (depth.h), in
+   `metrics`, which must outlive it. NULL on failure to start the
+   thread. */
 zactor_t *brk_store_new(const char *database, const char *sql_dir, brk_metrics_t *metrics,
                         const brk_deadline_t *deadlines, size_t ndeadlines);
 
@@ -174,32 +176,6 @@ typedef struct {
    none (the pipe is closing). A report of an unknown kind is a
    programmer error (assert). */
 int brk_store_recv(zsock_t *pipe, brk_store_report_t *report);
-
-/* ---- the store's view, for other threads (store_view.c) ---------------
-
-   The database as operators see it, read over a connection of the
-   view's own (never the store thread's), within a few seconds or not at
-   all. One thread at a time per view. */
-
-typedef struct brk_store_view_t brk_store_view_t;
-
-/* One agency's queue in the database. */
-typedef struct {
-    char agency[MLG_AGENCY_ID_MAX + 1];
-    uint64_t pending; /* includes the ones in flight: the database keeps them pending */
-    uint64_t dead;
-    double oldest_pending_seconds; /* 0 with nothing pending */
-} brk_queue_row_t;
-
-/* A view of `database` (a libpq URL); it connects on first use. NULL
-   when out of memory. */
-brk_store_view_t *brk_store_view_new(const char *database);
-void brk_store_view_destroy(brk_store_view_t **self_p);
-
-/* The queues with something pending or dead, by agency, at most `max`;
-   -1 (and why) when the database cannot be read. */
-int brk_store_view_queues(brk_store_view_t *self, brk_queue_row_t *rows, size_t max,
-                          size_t *n, char *why, size_t whylen);
 
 void brk_job_destroy(brk_job_t **job_p);
 void brk_fetch_destroy(brk_fetch_t **fetch_p);

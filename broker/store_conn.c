@@ -13,6 +13,8 @@
       and store_mark, which tells whether a COMMIT cut off got through.
     - The agencies table, written on each new connection and when the
       registry changes (SIGHUP).
+    - The queues' count (store_depth.c), begun on each new connection
+      and dropped with it.
 
     Not here: what is written or read (store_write.c, store_read.c, the
     statements' text in store_sql.c), when a batch runs (store.c). Called
@@ -52,6 +54,7 @@ brk_store_disconnect(brk_store_t *self, zsock_t *pipe)
     }
     self->broken = false;
     self->nsent = 0;
+    brk_store_count_stop(self);
     self->next_try_ms = zclock_mono() + self->backoff_ms;
     self->backoff_ms = self->backoff_ms * 2 > BRK_STORE_BACKOFF_MAX_MS
                            ? BRK_STORE_BACKOFF_MAX_MS
@@ -121,6 +124,7 @@ brk_store_connect(brk_store_t *self, zsock_t *pipe)
         brk_store_report(pipe, (brk_store_report_t){.kind = BRK_STORE_REFERRALS,
                                                     .referrals = referrals});
         s_tell(self, pipe, true);
+        brk_store_count_begin(self); /* before this connection's first transaction */
         return true;
     }
     brk_consents_destroy(&consents);
@@ -314,7 +318,7 @@ brk_store_exec(brk_store_t *self, brk_sql_t sql, int n, const char *const *value
 }
 
 /* Dead letters replayed by an operator: tell the loop which queues to
-   read again from the start. */
+   read again from the start, and count them again (store_depth.c). */
 void
 brk_store_check_notifies(brk_store_t *self, zsock_t *pipe)
 {
@@ -326,9 +330,11 @@ brk_store_check_notifies(brk_store_t *self, zsock_t *pipe)
     }
     PGnotify *n;
     while ((n = PQnotifies(self->conn))) {
-        if (n->extra && n->extra[0])
+        if (n->extra && n->extra[0]) {
+            brk_depths_want_recount(self->depths, n->extra);
             brk_store_report(pipe, (brk_store_report_t){.kind = BRK_STORE_REPLAY,
                                                         .agency = strdup(n->extra)});
+        }
         PQfreemem(n);
     }
 }

@@ -10,6 +10,8 @@
     store_read.c   what the store reads: queues, consents, the chain's head
     store_referral.c  the referral tables: a plan's rows, the index, the
                    legs' one-time rebuild
+    store_depth.c  the queues' depths: counted on each new connection,
+                   kept as batches commit, handed to the metrics
     store_sql.c    the text of every statement the store sends
 
     All run on the store thread; none of it is thread-safe. */
@@ -21,6 +23,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "depth.h"
 #include "pgbin.h"
 #include "store.h"
 
@@ -87,6 +90,12 @@ typedef struct {
     bool broken;
     size_t nsent;
     brk_sent_t sent[8];
+    /* the queues' depths (store_depth.c): the count out on a connection
+       of its own, or NULL; when a count may begin again after one
+       failed; when the oldest deliveries were last looked up */
+    brk_depths_t *depths;
+    PGconn *counter;
+    int64_t count_began, count_retry_ms, depths_read_at;
 } brk_store_t;
 
 /* ---- store_sql.c: every statement, by name ----------------------------- */
@@ -120,6 +129,10 @@ typedef enum {
     BRK_SQL_READ_REFERRALS,
     BRK_SQL_READ_LEGS,
     BRK_SQL_REBUILD_MESSAGES,
+    BRK_SQL_COUNT_SNAPSHOT,
+    BRK_SQL_COUNT_QUEUES,
+    BRK_SQL_RECOUNT_QUEUES,
+    BRK_SQL_OLDEST_PENDING,
     BRK_SQL_NSTATEMENTS
 } brk_sql_t;
 
@@ -209,6 +222,25 @@ brk_referrals_t *brk_store_read_referrals(PGconn *conn);
 /* The legs of referrals stored before migration 0006, rebuilt once from
    the stored messages; true when done now or before. */
 bool brk_store_rebuild_referrals(brk_store_t *self, PGconn *conn);
+
+/* ---- store_depth.c ----------------------------------------------------- */
+
+/* On a new connection, before its first transaction: the count begins
+   from a snapshot taken now, on a connection of its own, and nothing
+   waits for it. */
+void brk_store_count_begin(brk_store_t *self);
+/* The connection is gone: the count, if out, is dropped, and the
+   depths are not known until the next connection's count. */
+void brk_store_count_stop(brk_store_t *self);
+/* Between batches: the count's answer if it came, the agencies to count
+   again and the oldest deliveries to look up (at most once a second),
+   and the figures changed handed to the metrics, once. */
+void brk_store_depths_refresh(brk_store_t *self);
+/* The deliveries a statement settled, one row each with its recipient
+   in column `col` (`delivery`: their id when it is the one, or 0);
+   staged until the transaction commits. */
+void brk_store_depths_settled(brk_store_t *self, const PGresult *res, int col,
+                              uint64_t delivery, bool dead);
 
 /* ---- store_read.c ------------------------------------------------------ */
 

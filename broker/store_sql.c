@@ -102,6 +102,17 @@
     " returning id, message_id, recipient, decision, basis, consent_id, reason,"         \
     "  detail, (extract(epoch from decided_at) * 1000000)::bigint"
 
+/* The queues' depths (store_depth.c). A queue's oldest pending
+   delivery, for each agency `a.recipient`: its lowest id pending (ids
+   grow with each publish), one probe of deliveries_pending (recipient,
+   id), and its message's received_at in µs; none: NULLs. */
+#define S_OLDEST_PENDING                                                                 \
+    " left join lateral (select d.id,"                                                   \
+    "  (extract(epoch from m.received_at) * 1000000)::bigint as us"                      \
+    "  from deliveries d join messages m on m.id = d.message_id"                         \
+    "  where d.recipient = a.recipient and d.state = 'pending' order by d.id limit 1) o" \
+    " on true"
+
 static const struct {
     /* the name it is prepared under on each connection, or NULL: sent
        with its text each time, planned for the values in hand (a generic
@@ -260,12 +271,40 @@ static const struct {
     [BRK_SQL_DELIVERY_EVENT] =
         {NULL, "insert into delivery_events (delivery_id, attempt, event, reason, actor)"
                " values ($1, $2, $3, $4, $5)"},
-    /* $1 delivery, $2 the reason or NULL */
+    /* $1 delivery, $2 the reason or NULL; its recipient when it died */
     [BRK_SQL_DEAD] = {NULL, "update deliveries set state = 'dead', last_error ="
                             " coalesce($2, last_error), settled_at = now(),"
-                            " updated_at = now() where id = $1 and state = 'pending'"},
+                            " updated_at = now() where id = $1 and state = 'pending'"
+                            " returning recipient"},
     [BRK_SQL_LAST_ERROR] = {NULL, "update deliveries set last_error = coalesce($2,"
                                   " last_error), updated_at = now() where id = $1"},
+
+    /* On the count's own connection: a snapshot taken by the select, so
+       that every transaction of the store after it is not in the count */
+    [BRK_SQL_COUNT_SNAPSHOT] = {NULL, "begin transaction isolation level repeatable"
+                                      " read, read only; select 1"},
+    /* Every queue's pending and dead deliveries (agency, pending, dead;
+       an agency in one row or two): index-only scans of the partial
+       indexes deliveries_pending and deliveries_dead, so the count costs
+       the backlog, not the deliveries' history */
+    [BRK_SQL_COUNT_QUEUES] =
+        {NULL, "select recipient, count(*), 0::bigint from deliveries"
+               " where state = 'pending' group by recipient"
+               " union all select recipient, 0::bigint, count(*) from deliveries"
+               " where state = 'dead' group by recipient"},
+    /* $1 agencies (text[]): each one's pending and dead deliveries, and
+       its oldest pending one (id, µs, or NULLs) */
+    [BRK_SQL_RECOUNT_QUEUES] =
+        {NULL, "select a.recipient, (select count(*) from deliveries d"
+               " where d.recipient = a.recipient and d.state = 'pending'),"
+               " (select count(*) from deliveries d where d.recipient = a.recipient"
+               " and d.state = 'dead'), o.id, o.us"
+               " from unnest($1::text[]) as a(recipient)" S_OLDEST_PENDING},
+    /* $1 agencies (text[]): each one's oldest pending delivery (id, µs,
+       or NULLs) */
+    [BRK_SQL_OLDEST_PENDING] =
+        {NULL, "select a.recipient, o.id, o.us"
+               " from unnest($1::text[]) as a(recipient)" S_OLDEST_PENDING},
 };
 
 const char *

@@ -361,6 +361,8 @@ s_run_decisions(brk_store_t *self, s_run_t *run, brk_job_t *job)
         if (dec->allow) {
             job->delivery_ids[d] = run->dids[run->kd++];
             job->created_deliveries = true;
+            brk_depths_created(self->depths, dec->recipient, job->delivery_ids[d],
+                               job->received_us);
             brk_pgbin_int(&cols[S_V_ID], job->delivery_ids[d], 8);
             brk_pgbin_uuid(&cols[S_V_MESSAGE], m->id);
             brk_pgbin_text(&cols[S_V_RECIPIENT], dec->recipient);
@@ -425,6 +427,9 @@ s_settle_revoked(brk_store_t *self, const s_settle_t *r)
     const char *v[7] = {r->consent_id, r->code, r->event,   r->detail,
                         r->actor,      r->keep, r->delivery};
     PGresult *res = brk_store_query(self, BRK_SQL_SETTLE_REVOKED, 7, v);
+    if (res) /* a row per delivery settled, its recipient third */
+        brk_store_depths_settled(
+            self, res, 2, r->delivery ? strtoull(r->delivery, NULL, 10) : 0, false);
     bool ok = res && s_chain_decisions(self, res);
     PQclear(res);
     return ok;
@@ -541,6 +546,9 @@ brk_store_write_sent_acks(brk_store_t *self, brk_update_t *const *ups, size_t n)
         brk_pgbin_int(&arrays[ups[i]->kind == BRK_UPDATE_SENT ? 0 : 1], id, 8);
         if (ups[i]->kind == BRK_UPDATE_ACK && ups[i]->sent)
             brk_pgbin_int(&arrays[0], id, 8); /* sent and acked: one update */
+        /* in flight, so pending: an ACK settles it (store_depth.c) */
+        if (ups[i]->kind == BRK_UPDATE_ACK)
+            brk_depths_settled(self->depths, ups[i]->recipient, id, false);
         lo = id < lo ? id : lo;
         hi = id > hi ? id : hi;
     }
@@ -575,7 +583,12 @@ brk_store_write_update(brk_store_t *self, brk_update_t *u)
     if (!brk_store_exec(self, BRK_SQL_DELIVERY_EVENT, 5, ev))
         return false;
     const char *le[2] = {id, u->reason};
-    if (u->kind == BRK_UPDATE_DEAD)
-        return brk_store_exec(self, BRK_SQL_DEAD, 2, le);
-    return brk_store_exec(self, BRK_SQL_LAST_ERROR, 2, le);
+    if (u->kind != BRK_UPDATE_DEAD)
+        return brk_store_exec(self, BRK_SQL_LAST_ERROR, 2, le);
+    PGresult *res = brk_store_query(self, BRK_SQL_DEAD, 2, le);
+    bool ok = res != NULL;
+    if (ok) /* a row when it was pending */
+        brk_store_depths_settled(self, res, 0, u->delivery, true);
+    PQclear(res);
+    return ok;
 }

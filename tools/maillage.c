@@ -438,11 +438,16 @@ s_verify(cli_t *cli, int argc, char **argv)
 /* ---- status ------------------------------------------------------------ */
 
 /* The queues as the database's interface gives them (migration
-   0005_queues.sql, the view the broker's HTTP listener reads too). */
+   0005_queues.sql): a count over every pending delivery, for when the
+   broker does not answer. */
 static const char *SQL_STATUS =
     "select agency, name, pending, dead,"
     " floor(oldest_pending_seconds)::bigint as oldest_pending_seconds"
     " from queue_depth order by agency";
+
+/* The agencies alone, for when the broker gives their queues. */
+static const char *SQL_STATUS_AGENCIES =
+    "select id as agency, name from agencies order by id";
 
 /* The broker's live figures from its /api/status: NULL when it does not
    answer (the reason in why). */
@@ -480,82 +485,126 @@ s_live_agency(json_t *live, const char *id)
     return NULL;
 }
 
+/* The rows of `maillage status`: the agencies with their queues and, when
+   the broker answers, their clients and deliveries in flight. The
+   queues come from the broker too when it gives them for every agency:
+   it keeps them as it commits, the same as the database's, so a big
+   backlog costs no count; otherwise from the database. NULL when the
+   database could not be read (said already). */
+static json_t *
+s_status_rows(cli_t *cli, json_t *live)
+{
+    PGresult *res = cli_query(cli, SQL_STATUS_AGENCIES, 0, NULL);
+    json_t *rows = res ? cli_rows(res) : NULL;
+    PQclear(res);
+    size_t i;
+    json_t *row;
+    bool live_queues = live != NULL;
+    json_array_foreach(rows, i, row)
+    {
+        json_t *a =
+            s_live_agency(live, json_string_value(json_object_get(row, "agency")));
+        live_queues = live_queues && a && json_object_get(a, "pending");
+    }
+    if (rows && !live_queues) {
+        json_decref(rows);
+        res = cli_query(cli, SQL_STATUS, 0, NULL);
+        rows = res ? cli_rows(res) : NULL;
+        PQclear(res);
+    }
+    json_array_foreach(rows, i, row)
+    {
+        json_t *a =
+            s_live_agency(live, json_string_value(json_object_get(row, "agency")));
+        if (live_queues) {
+            json_object_set(row, "pending", json_object_get(a, "pending"));
+            json_object_set(row, "dead", json_object_get(a, "dead"));
+            json_object_set_new(row, "oldest_pending_seconds",
+                                json_integer((json_int_t)json_number_value(
+                                    json_object_get(a, "oldest_pending_seconds"))));
+        }
+        json_object_set(row, "clients", a ? json_object_get(a, "clients") : json_null());
+        json_object_set(row, "inflight",
+                        a ? json_object_get(a, "inflight") : json_null());
+    }
+    return rows;
+}
+
+static void
+s_status_json(const cli_t *cli, json_t *live, json_t *rows, const char *why)
+{
+    json_t *doc = json_object();
+    json_t *broker = json_object();
+    json_object_set_new(broker, "reachable", json_boolean(live != NULL));
+    json_object_set_new(broker, "address",
+                        cli->http ? json_string(cli->http) : json_null());
+    json_object_set(broker, "database_up",
+                    live ? json_object_get(live, "database_up") : json_null());
+    if (!live)
+        json_object_set_new(broker, "reason", json_string(why));
+    json_object_set_new(doc, "broker", broker);
+    json_object_set(doc, "agencies", rows);
+    cli_print_json(doc);
+    json_decref(doc);
+}
+
+static void
+s_status_table(const cli_t *cli, json_t *live, json_t *rows, const char *why)
+{
+    if (live)
+        printf("broker: up at http://%s/ (database %s)\n", cli->http,
+               json_is_true(json_object_get(live, "database_up")) ? "up" : "DOWN");
+    else
+        printf("broker: unreachable: %s\n", why);
+    printf("%-24s %-32s %7s %9s %9s %6s %14s\n", "agency", "name", "clients", "pending",
+           "inflight", "dead", "oldest pending");
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        json_t *clients = json_object_get(row, "clients");
+        json_t *inflight = json_object_get(row, "inflight");
+        char c[24] = "-", f[24] = "-", age[32] = "-";
+        if (json_is_integer(clients))
+            snprintf(c, sizeof(c), "%lld", (long long)json_integer_value(clients));
+        if (json_is_integer(inflight))
+            snprintf(f, sizeof(f), "%lld", (long long)json_integer_value(inflight));
+        long long oldest =
+            json_integer_value(json_object_get(row, "oldest_pending_seconds"));
+        if (oldest > 0)
+            snprintf(age, sizeof(age), "%llds", oldest);
+        /* names hold accents: pad by characters, not bytes */
+        const char *name = json_string_value(json_object_get(row, "name"));
+        size_t chars = 0;
+        if (!name || !mlg_utf8_check(name, strlen(name), &chars))
+            name = "", chars = 0;
+        printf("%-24s %s%*s %7s %9lld %9s %6lld %14s\n",
+               json_string_value(json_object_get(row, "agency")), name,
+               chars < 32 ? (int)(32 - chars) : 0, "", c,
+               (long long)json_integer_value(json_object_get(row, "pending")), f,
+               (long long)json_integer_value(json_object_get(row, "dead")), age);
+    }
+    if (json_array_size(rows) == 0)
+        printf("(no agencies: the broker has not run on this database)\n");
+}
+
 static int
 s_status(cli_t *cli, int argc, char **argv)
 {
     (void)argv;
     if (argc != 0)
         return cli_usage(stderr, EXIT_USAGE);
-    PGresult *res = cli_query(cli, SQL_STATUS, 0, NULL);
-    if (!res)
-        return EXIT_USAGE;
     char why[300] = "";
     json_t *live = s_broker_status(cli->http, why, sizeof(why));
-    json_t *rows = cli_rows(res);
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        json_t *a =
-            s_live_agency(live, json_string_value(json_object_get(row, "agency")));
-        json_object_set(row, "clients", a ? json_object_get(a, "clients") : json_null());
-        json_object_set(row, "inflight",
-                        a ? json_object_get(a, "inflight") : json_null());
-    }
-    if (cli->json) {
-        json_t *doc = json_object();
-        json_t *broker = json_object();
-        json_object_set_new(broker, "reachable", json_boolean(live != NULL));
-        json_object_set_new(broker, "address",
-                            cli->http ? json_string(cli->http) : json_null());
-        json_object_set(broker, "database_up",
-                        live ? json_object_get(live, "database_up") : json_null());
-        if (!live)
-            json_object_set_new(broker, "reason", json_string(why));
-        json_object_set_new(doc, "broker", broker);
-        json_object_set(doc, "agencies", rows);
-        cli_print_json(doc);
-        json_decref(doc);
-    }
-    else {
-        if (live)
-            printf("broker: up at http://%s/ (database %s)\n", cli->http,
-                   json_is_true(json_object_get(live, "database_up")) ? "up" : "DOWN");
-        else
-            printf("broker: unreachable: %s\n", why);
-        printf("%-24s %-32s %7s %9s %9s %6s %14s\n", "agency", "name", "clients",
-               "pending", "inflight", "dead", "oldest pending");
-        json_array_foreach(rows, i, row)
-        {
-            json_t *clients = json_object_get(row, "clients");
-            json_t *inflight = json_object_get(row, "inflight");
-            char c[24] = "-", f[24] = "-", age[32] = "-";
-            if (json_is_integer(clients))
-                snprintf(c, sizeof(c), "%lld", (long long)json_integer_value(clients));
-            if (json_is_integer(inflight))
-                snprintf(f, sizeof(f), "%lld", (long long)json_integer_value(inflight));
-            long long oldest =
-                json_integer_value(json_object_get(row, "oldest_pending_seconds"));
-            if (oldest > 0)
-                snprintf(age, sizeof(age), "%llds", oldest);
-            /* names hold accents: pad by characters, not bytes */
-            const char *name = json_string_value(json_object_get(row, "name"));
-            size_t chars = 0;
-            if (!name || !mlg_utf8_check(name, strlen(name), &chars))
-                name = "", chars = 0;
-            printf("%-24s %s%*s %7s %9lld %9s %6lld %14s\n",
-                   json_string_value(json_object_get(row, "agency")), name,
-                   chars < 32 ? (int)(32 - chars) : 0, "", c,
-                   (long long)json_integer_value(json_object_get(row, "pending")), f,
-                   (long long)json_integer_value(json_object_get(row, "dead")), age);
-        }
-        if (json_array_size(rows) == 0)
-            printf("(no agencies: the broker has not run on this database)\n");
-    }
+    json_t *rows = s_status_rows(cli, live);
+    if (rows && cli->json)
+        s_status_json(cli, live, rows, why);
+    else if (rows)
+        s_status_table(cli, live, rows, why);
+    int rc = rows ? 0 : EXIT_USAGE;
     json_decref(rows);
     json_decref(live);
-    PQclear(res);
-    return 0;
+    return rc;
 }
 
 /* ---- audit ------------------------------------------------------------- */
