@@ -27,6 +27,9 @@
 #include "log.h"
 #include "loop.h"
 
+/* the most rows one read of a queue brings, whatever the credit */
+#define S_FETCH_MAX 1000
+
 /* how long a delivery stays in flight before its SENT is told anyway */
 #define S_SENT_HOLD_US 1000000
 
@@ -190,12 +193,18 @@ brk_deliveries_pump(brk_broker_t *self, brk_queue_t *q)
         brk_conn_send_deliver(self, s->routing_id, row);
         row->sent_unwritten_us = mlg_time_us(mlg_time_now());
     }
-    if (brk_queue_wants_read(q) && self->db_up && brk_session_with_credit(self, agency)) {
+    brk_session_t *s = brk_queue_wants_read(q) && self->db_up
+                           ? brk_session_with_credit(self, agency)
+                           : NULL;
+    if (s) {
         brk_fetch_t *f = calloc(1, sizeof(*f));
         if (!f)
             return;
         snprintf(f->agency, sizeof(f->agency), "%s", agency);
-        brk_queue_read_begin(q, &f->after, &f->limit);
+        uint64_t free_credit = s->credit - s->inflight;
+        brk_queue_read_begin(
+            q, free_credit < S_FETCH_MAX ? (size_t)free_credit : S_FETCH_MAX, &f->after,
+            &f->limit);
         brk_store_fetch(self->store, &f);
     }
 }

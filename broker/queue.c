@@ -297,12 +297,12 @@ brk_queue_wants_read(const brk_queue_t *q)
 }
 
 void
-brk_queue_read_begin(brk_queue_t *q, uint64_t *after, size_t *limit)
+brk_queue_read_begin(brk_queue_t *q, size_t want, uint64_t *after, size_t *limit)
 {
     assert(!q->fetching);
     q->fetching = true;
     *after = q->cursor;
-    *limit = q->read_ahead;
+    *limit = want > q->read_ahead ? want : q->read_ahead;
 }
 
 /* Reads from zero again; the rows read so far may come back, and those

@@ -103,8 +103,13 @@ brk_back_t brk_queues_give_back(brk_queues_t *self, brk_delivery_t **row_p,
    that the database is up and a client of the agency has credit.) */
 bool brk_queue_wants_read(const brk_queue_t *q);
 
-/* A read goes out: the rows above *after, at most *limit of them. */
-void brk_queue_read_begin(brk_queue_t *q, uint64_t *after, size_t *limit);
+/* A read goes out: the rows above *after, at most *limit of them: the
+   read-ahead, or `want` when more (the credit the agency's client has
+   free, so the rows past the read-ahead go out at once: memory stays
+   bounded by the credit; a queue that fell behind its publishers
+   catches up at the pace of its client, not of one read-ahead per
+   store transaction). */
+void brk_queue_read_begin(brk_queue_t *q, size_t want, uint64_t *after, size_t *limit);
 
 /* The read's answer: `ok` false when it failed (the next pump tries
    again). Takes the rows (and sets each rows[i] to NULL). A full page

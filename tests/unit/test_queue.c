@@ -43,7 +43,7 @@ s_read(brk_queues_t *qs, brk_queue_t *q, bool ok, const uint64_t *ids)
 {
     uint64_t after;
     size_t limit;
-    brk_queue_read_begin(q, &after, &limit);
+    brk_queue_read_begin(q, 0, &after, &limit);
     assert_int_equal(limit, S_LIMIT);
     brk_delivery_t *rows[S_LIMIT] = {NULL};
     size_t n = 0;
@@ -81,7 +81,7 @@ s_next_read(brk_queues_t *qs, brk_queue_t *q)
         return -1;
     uint64_t after;
     size_t limit;
-    brk_queue_read_begin(q, &after, &limit);
+    brk_queue_read_begin(q, 0, &after, &limit);
     brk_queues_read_done(qs, q, false, NULL, 0, limit); /* the read failed */
     return (long long)after;
 }
@@ -126,6 +126,42 @@ test_cursor_and_read_ahead(void **state)
     }
 }
 
+/* A read brings the read-ahead, or the client's free credit when that
+   is more; a full page of it means more may wait. */
+static void
+test_read_as_much_as_the_credit(void **state)
+{
+    (void)state;
+    brk_queues_t *qs = brk_queues_new(S_LIMIT);
+    brk_queue_t *q = brk_queues_get(qs, "cd75");
+    uint64_t after;
+    size_t limit;
+    brk_queue_read_begin(q, 1, &after, &limit);
+    assert_int_equal(limit, S_LIMIT);
+    brk_queues_read_done(qs, q, true, NULL, 0, limit);
+    assert_false(brk_queue_wants_read(q)); /* none there: nothing more */
+    brk_queues_destroy(&qs);
+
+    qs = brk_queues_new(S_LIMIT);
+    q = brk_queues_get(qs, "cd75");
+    brk_queue_read_begin(q, 3 * S_LIMIT, &after, &limit);
+    assert_int_equal(limit, 3 * S_LIMIT);
+    brk_delivery_t *rows[3 * S_LIMIT];
+    for (size_t i = 0; i < 3 * S_LIMIT; i++)
+        rows[i] = s_row(i + 1, 0, "");
+    brk_queues_read_done(qs, q, true, rows, 3 * S_LIMIT, limit);
+    assert_int_equal(brk_queue_size(q), 3 * S_LIMIT);
+    for (size_t i = 0; i < 3 * S_LIMIT; i++) {
+        brk_delivery_t *r = brk_queue_pop(q);
+        assert_int_equal(r->delivery, i + 1);
+        brk_delivery_destroy(&r);
+    }
+    assert_true(brk_queue_wants_read(q)); /* a full page: more may wait */
+    brk_queue_read_begin(q, 0, &after, &limit);
+    assert_int_equal(after, 3 * S_LIMIT);
+    brk_queues_destroy(&qs);
+}
+
 static void
 test_a_read_at_a_time(void **state)
 {
@@ -134,7 +170,7 @@ test_a_read_at_a_time(void **state)
     brk_queue_t *q = brk_queues_get(qs, "cd75");
     uint64_t after;
     size_t limit;
-    brk_queue_read_begin(q, &after, &limit);
+    brk_queue_read_begin(q, 0, &after, &limit);
     assert_false(brk_queue_wants_read(q)); /* one read out at a time */
     zlistx_t *unread = brk_queues_unread(qs);
     assert_int_equal(zlistx_size(unread), 0);
@@ -176,7 +212,7 @@ s_start(brk_queues_t *qs, brk_queue_t *q, s_start_t start)
         brk_queue_append_new(q, s_row(4, 0, ""));
     }
     if (start == S_READING || start == S_RESTART)
-        brk_queue_read_begin(q, &after, &limit);
+        brk_queue_read_begin(q, 0, &after, &limit);
     if (start == S_RESTART)
         brk_queue_replay(q);
 }
@@ -365,7 +401,7 @@ test_replay_during_a_read(void **state)
     brk_queues_reconnected(qs); /* more may be there */
     uint64_t after;
     size_t limit;
-    brk_queue_read_begin(q, &after, &limit);
+    brk_queue_read_begin(q, 0, &after, &limit);
     assert_int_equal(after, 2);
     /* the replay comes while the read is out: it could miss the replayed
        rows under its cursor, so the queue rewinds when its answer is in */
@@ -391,7 +427,7 @@ test_broker_restart(void **state)
     brk_queue_t *q = brk_queues_get(qs, "cd75");
     uint64_t after;
     size_t limit;
-    brk_queue_read_begin(q, &after, &limit);
+    brk_queue_read_begin(q, 0, &after, &limit);
     brk_delivery_t *rows[] = {s_row(1, 0, ""), s_row(2, 0, "")};
     brk_queues_read_done(qs, q, true, rows, 2, limit);
     assert_int_equal(brk_queues_fly(qs, brk_queue_pop(q), &s_client_a), 0);
@@ -414,6 +450,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cursor_and_read_ahead),
         cmocka_unit_test(test_a_read_at_a_time),
+        cmocka_unit_test(test_read_as_much_as_the_credit),
         cmocka_unit_test(test_new_deliveries),
         cmocka_unit_test(test_in_flight),
         cmocka_unit_test(test_requeue),
