@@ -6,7 +6,8 @@
 -- per check), 9-14 % of the database's CPU under load. The broker is the
 -- only writer of these rows and writes a message, its decisions and its
 -- deliveries in one transaction; `maillage verify` checks that every
--- reference holds (docs/operations.md, "Verifying the audit trail").
+-- reference holds (README.md "The audit chain", docs/operations.md "The
+-- database").
 -- The columns, their meaning and their indexes stay.
 alter table deliveries drop constraint if exists deliveries_message_id_fkey;
 alter table consent_decisions drop constraint if exists consent_decisions_message_id_fkey;
