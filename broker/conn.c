@@ -25,38 +25,34 @@ s_free(void *data, void *hint)
     free(data);
 }
 
-/* One encoded map to the connection `routing_id`: `data` is the
-   caller's (copied) or, with `take`, malloc'd and handed to libzmq,
-   which frees it once sent. Straight to libzmq: the routing id goes
-   from the frame's bytes (small: no allocation), the map without a
-   copy, and no czmq message or frames are made per send. */
+/* One map to the connection `routing_id`, straight to libzmq: the
+   routing id from the frame's bytes (small: no allocation), no czmq
+   message or frames per send. A routing id no longer connected drops
+   the map (ROUTER without ZMQ_ROUTER_MANDATORY), as czmq's send did. */
 static void
-s_send_raw(brk_broker_t *self, zframe_t *routing_id, uint8_t *data, size_t size,
-           bool take)
+s_send(brk_broker_t *self, zframe_t *routing_id, const uint8_t *data, size_t size)
+{
+    void *router = zsock_resolve(self->router);
+    if (zmq_send(router, zframe_data(routing_id), zframe_size(routing_id), ZMQ_SNDMORE)
+        != -1)
+        zmq_send(router, data, size, 0); /* copied */
+}
+
+/* The same for an encoded map, malloc'd: handed to libzmq without a
+   copy, which frees it once sent. */
+static void
+s_send_taken(brk_broker_t *self, zframe_t *routing_id, uint8_t *data, size_t size)
 {
     void *router = zsock_resolve(self->router);
     zmq_msg_t map;
-    int rc = take ? zmq_msg_init_data(&map, data, size, s_free, NULL)
-                  : zmq_msg_init_size(&map, size);
-    if (rc != 0) {
-        if (take)
-            free(data);
+    if (zmq_msg_init_data(&map, data, size, s_free, NULL) != 0) {
+        free(data);
         return;
     }
-    if (!take)
-        memcpy(zmq_msg_data(&map), data, size);
-    /* a routing id no longer connected drops the whole map (ROUTER
-       without ZMQ_ROUTER_MANDATORY), as czmq's send did */
     if (zmq_send(router, zframe_data(routing_id), zframe_size(routing_id), ZMQ_SNDMORE)
             == -1
         || zmq_msg_send(&map, router, 0) == -1)
         zmq_msg_close(&map);
-}
-
-static void
-s_send(brk_broker_t *self, zframe_t *routing_id, const uint8_t *data, size_t size)
-{
-    s_send_raw(self, routing_id, (uint8_t *)data, size, false);
 }
 
 void
@@ -68,7 +64,7 @@ brk_conn_send(brk_broker_t *self, zframe_t *routing_id, const mlg_msg_t *m)
         brk_log(BRK_LOG_ERROR, "loop", "could not encode a %s", mlg_op_name(m->op));
         return;
     }
-    s_send_raw(self, routing_id, data, size, true);
+    s_send_taken(self, routing_id, data, size);
 }
 
 void
@@ -82,7 +78,7 @@ brk_conn_send_deliver(brk_broker_t *self, zframe_t *routing_id, const brk_delive
         brk_log(BRK_LOG_ERROR, "loop", "could not encode a DELIVER");
         return;
     }
-    s_send_raw(self, routing_id, data, size, true);
+    s_send_taken(self, routing_id, data, size);
 }
 
 void

@@ -12,10 +12,11 @@
     A SENT is told late. Told at once, it made the store update the
     delivery's row twice, once when sent and once when acked, each a new
     row version with new index entries. So a delivery sent keeps the time
-    in `sent_unwritten_us`, and its SENT goes to the store with its ACK
-    (one command, one update of the row), just before whatever else
-    settles it (NACK, requeue, dead), or after S_SENT_HOLD_US in flight (the tick), so
-    the table shows a delivery held that long as sent. A crash loses
+    in `sent_unwritten_us`, and its SENT goes to the store with the next
+    change of the delivery (s_update): in the ACK's own command, one
+    update of the row, or just before a NACK, requeue or dead letter; or
+    after S_SENT_HOLD_US in flight (the tick), so the table shows a
+    delivery held that long as sent. A crash loses
     only SENTs not told yet: the delivery comes again with an attempt
     number it already had, which PROTOCOL.md §4 (DELIVER) allows. */
 
@@ -58,23 +59,22 @@ s_update_new(brk_update_kind_t kind, const brk_delivery_t *row, const char *reas
     return u;
 }
 
+/* Tells the store a change of the row's delivery. The row's SENT not
+   told yet goes with it: in the same command when the change is an ACK
+   (one update of the row), just before it otherwise. */
 static void
-s_update(brk_broker_t *self, brk_update_kind_t kind, const brk_delivery_t *row,
+s_update(brk_broker_t *self, brk_update_kind_t kind, brk_delivery_t *row,
          const char *reason, const char *actor)
 {
-    brk_update_t *u = s_update_new(kind, row, reason, actor);
-    if (u)
-        brk_store_update(self->store, &u);
-}
-
-/* The SENT of a delivery sent, if the store was not told yet. */
-static void
-s_tell_sent(brk_broker_t *self, brk_delivery_t *row, const char *actor)
-{
-    if (!row->sent_unwritten_us)
-        return;
+    bool sent = row->sent_unwritten_us != 0;
     row->sent_unwritten_us = 0;
-    s_update(self, BRK_UPDATE_SENT, row, NULL, actor);
+    if (sent && kind != BRK_UPDATE_ACK && kind != BRK_UPDATE_SENT)
+        s_update(self, BRK_UPDATE_SENT, row, NULL, actor);
+    brk_update_t *u = s_update_new(kind, row, reason, actor);
+    if (!u)
+        return;
+    u->sent = sent && kind == BRK_UPDATE_ACK;
+    brk_store_update(self->store, &u);
 }
 
 /* Is the delivery's consent being revoked right now? Then it waits for
@@ -162,7 +162,6 @@ brk_deliveries_requeue(brk_broker_t *self, brk_session_t *s, const char *why)
     s->inflight -= zlistx_size(rows);
     brk_delivery_t *row = zlistx_detach(rows, NULL);
     for (; row; row = zlistx_detach(rows, NULL)) {
-        s_tell_sent(self, row, s->name);
         s_update(self, BRK_UPDATE_REQUEUED, row, why, s->name);
         s_give_back(self, row, why, s->name);
     }
@@ -235,17 +234,9 @@ brk_deliveries_on_ack(brk_broker_t *self, brk_session_t *s, const mlg_msg_t *m)
         brk_conn_send_error(self, s->routing_id, MLG_UNKNOWN_DELIVERY, reason);
         return;
     }
-    if (m->op == MLG_OP_ACK) {
-        /* sent and acked: one command, one update of the row */
-        brk_update_t *u = s_update_new(BRK_UPDATE_ACK, row, NULL, s->name);
-        if (u) {
-            u->sent = row->sent_unwritten_us != 0;
-            brk_store_update(self->store, &u);
-        }
-        row->sent_unwritten_us = 0;
-    }
+    if (m->op == MLG_OP_ACK)
+        s_update(self, BRK_UPDATE_ACK, row, NULL, s->name); /* with its SENT */
     else {
-        s_tell_sent(self, row, s->name);
         s_update(self, BRK_UPDATE_NACK, row, m->reason, s->name);
         if (!m->requeue) {
             brk_log(BRK_LOG_WARNING, s->agency, "delivery %llu dead: refused by %s",
@@ -273,7 +264,7 @@ s_tell_held(brk_delivery_t *row, void *holder, void *arg)
 {
     s_held_t *t = arg;
     if (row->sent_unwritten_us && row->sent_unwritten_us <= t->before_us)
-        s_tell_sent(t->self, row, ((brk_session_t *)holder)->name);
+        s_update(t->self, BRK_UPDATE_SENT, row, NULL, ((brk_session_t *)holder)->name);
 }
 
 void
