@@ -135,11 +135,14 @@ static bool
 s_sample(const char *text, const char *name, double *value)
 {
     size_t len = strlen(name);
-    for (const char *p = strstr(text, name); p; p = strstr(p + 1, name))
-        if ((p == text || p[-1] == '\n') && p[len] == ' ') {
-            *value = strtod(p + len + 1, NULL);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+            *value = strtod(line + len + 1, NULL);
             return true;
         }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
     return false;
 }
 
